@@ -1,0 +1,56 @@
+# Two commands from a fresh machine:  make demo   and   make test
+# Both create .venv, install the project, and install the Debian data packages where allowed.
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+TP      := $(VENV)/bin/twopaths
+# CPU machines: the pinned CPU wheel comes from local disk; an unpinned torch would pull a
+# multi-GB CUDA build. Machines with an NVIDIA driver get pip's default (CUDA) torch.
+TORCH_CPU := torch==2.13.0
+DEMO_RUN  ?= runs/demo
+
+.PHONY: setup demo test data clean help
+
+help:
+	@echo "make demo   set up, then train and sample the demo model (prints where the run is)"
+	@echo "make test   set up, then run the test suite"
+	@echo "make clean  remove .venv and caches (runs/ is kept)"
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	@if $(PY) -c "import torch" 2>/dev/null; then echo "torch already installed"; \
+	elif command -v nvidia-smi >/dev/null 2>&1; then $(PY) -m pip install -q "torch>=2.4"; \
+	else $(PY) -m pip install -q $(TORCH_CPU); fi
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed data
+
+data:
+	@bash scripts/install-data.sh
+
+test: setup
+	$(PY) -m pytest -q
+
+demo: setup
+	$(TP) data list
+	@echo
+	@corpus="--data fortunes"; \
+	if [ ! -d /usr/share/games/fortunes ] && [ -z "$$TWOPATHS_DATA" ]; then \
+	  echo "note: fortunes not found; the demo trains on the Debian licence texts instead"; \
+	  corpus="--data text --set data.path=/usr/share/common-licenses"; fi; \
+	$(TP) train mlp-lm $$corpus --dry-run && \
+	if [ -d $(DEMO_RUN)/checkpoints ]; then \
+	  echo "$(DEMO_RUN) exists: resuming it (delete it to train from scratch)"; \
+	  $(TP) train --resume $(DEMO_RUN); \
+	else \
+	  $(TP) train mlp-lm $$corpus --out $(DEMO_RUN); \
+	fi
+	$(TP) eval $(DEMO_RUN)
+	@echo; echo "samples:"
+	$(TP) sample $(DEMO_RUN) --n 3 --max-new-tokens 240 --seed 1
+	@echo; echo "demo run: $(DEMO_RUN) (config.yaml, metrics.jsonl, checkpoints/, tokenizer.json)"
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info src/*.egg-info

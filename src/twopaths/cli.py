@@ -1,0 +1,265 @@
+"""The ``twopaths`` command line: train, sample, eval, data.
+
+Every command that can fail because of what the user typed or pointed at prints one
+``error: ...`` line and exits with status 2; a bug keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from twopaths import __version__
+from twopaths.errors import TwopathsError
+
+EXAMPLES_TRAIN = """\
+examples:
+  twopaths train mlp-lm --data fortunes --out runs/mlp
+  twopaths train mlp-lm --out runs/mlp --set train.max_steps=2000 --set optim.lr=1e-3
+  twopaths train mlp-lm --out runs/mlp --config my.yaml --dry-run
+  twopaths train --resume runs/mlp --set train.max_steps=4000     # continue, exactly where it stopped
+  torchrun --nproc_per_node 2 -m twopaths train mlp-lm --out runs/ddp   # data parallel
+
+config keys (--set KEY=VALUE; the value is YAML, e.g. 3e-4, true, [0.9,0.95]):
+  data.*   name path seed val_fraction test_fraction tokenizer vocab_size context
+           resolution channels size max_number
+  optim.*  lr min_lr_ratio warmup_steps weight_decay betas eps grad_clip
+  train.*  max_steps batch_size grad_accum seed device precision compile ema_decay
+           ema_warmup log_every eval_every eval_batches sample_every ckpt_every
+           keep_last num_workers progress
+  arch.*   the model's own settings (shown by --dry-run and saved in RUN/config.yaml)
+"""
+
+
+def _models_help() -> str:
+    from twopaths.models import MODELS
+
+    return "models:\n" + "\n".join(f"  {name:<12} {spec.summary}" for name, spec in MODELS.items())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="twopaths",
+        description="Diffusion models and transformers, built from first principles, "
+                    "trained on the same data and measured side by side.",
+        epilog="Run 'twopaths COMMAND --help' for a command's options.")
+    parser.add_argument("--version", action="version", version=f"twopaths {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    # train ------------------------------------------------------------------------------------
+    p = sub.add_parser("train", help="train a model (or resume a run)",
+                       description="Train a named model on a dataset, writing checkpoints, metrics.jsonl "
+                                   "and the resolved config.yaml into the run directory.",
+                       epilog=_models_help() + "\n\n" + EXAMPLES_TRAIN,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", nargs="?", help="model name (see below); omit with --resume")
+    p.add_argument("--data", help="dataset name (see 'twopaths data list'); same as --set data.name=...")
+    p.add_argument("--out", type=Path, help="run directory to create (refuses one that already has checkpoints)")
+    p.add_argument("--config", help="YAML file of config values (applied before --set)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value; repeatable")
+    p.add_argument("--resume", type=Path, metavar="RUN",
+                   help="continue RUN from its newest checkpoint with its saved config (plus any --set)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="resolve the config, load data, build the model, run one forward/backward pass, "
+                        "print the plan; write nothing")
+    p.set_defaults(func=cmd_train)
+
+    # sample -----------------------------------------------------------------------------------
+    p = sub.add_parser("sample", help="generate from a trained run",
+                       description="Generate from a run's newest checkpoint (EMA weights unless --no-ema). "
+                                   "Text models stream tokens to stdout as they are drawn.")
+    p.add_argument("run", type=Path, help="run directory")
+    p.add_argument("--prompt", default="", help="text to continue (default: start of a new document)")
+    p.add_argument("--n", type=int, default=1, help="number of samples")
+    p.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate per sample")
+    p.add_argument("--temperature", type=float, default=0.8, help="softmax temperature; 0 = greedy")
+    p.add_argument("--top-k", type=int, default=None, help="sample only among the k most likely tokens")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same text)")
+    p.add_argument("--checkpoint", help="a specific checkpoint directory instead of the newest")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
+    p.set_defaults(func=cmd_sample)
+
+    # eval -------------------------------------------------------------------------------------
+    p = sub.add_parser("eval", help="evaluate a trained run on a split",
+                       description="Mean loss of a run's newest checkpoint on a split, plus the metrics "
+                                   "of its family (perplexity and bits per token for language models). "
+                                   "Prints a table and, with --json, writes the numbers to a file.")
+    p.add_argument("run", type=Path, help="run directory")
+    p.add_argument("--split", choices=["val", "test", "train"], default="val", help="which split (default val)")
+    p.add_argument("--batches", type=int, default=None, help="only the first N batches (default: all)")
+    p.add_argument("--checkpoint", help="a specific checkpoint directory instead of the newest")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
+    p.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
+    p.set_defaults(func=cmd_eval)
+
+    # data -------------------------------------------------------------------------------------
+    p = sub.add_parser("data", help="list datasets, or fetch Fashion-MNIST",
+                       description="'list' shows every dataset, where it was found, its size and shapes. "
+                                   "'fetch fashion-mnist' downloads the IDX files from the official mirror "
+                                   "into the cache (checksums verified); it is the only network access.")
+    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    q = data_sub.add_parser("list", help="show every dataset and where it was found")
+    q.add_argument("--path", help="an explicit Fashion-MNIST folder to check")
+    q.set_defaults(func=cmd_data_list)
+    q = data_sub.add_parser("fetch", help="download a dataset (only fashion-mnist needs it)")
+    q.add_argument("name", choices=["fashion-mnist"])
+    q.add_argument("--dest", type=Path, help="folder to download into (default: the cache, see TWOPATHS_CACHE)")
+    q.set_defaults(func=cmd_data_fetch)
+    return parser
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from twopaths.data.registry import load_splits
+    from twopaths.models import get_spec, load_run_config, resolve_config
+    from twopaths.train.checkpoint import list_checkpoints
+    from twopaths.train.trainer import Trainer
+
+    if args.resume:
+        if args.model or args.data or args.config:
+            raise TwopathsError("--resume takes the model, data and config from the run; "
+                                "change values with --set only")
+        run_dir = args.resume
+        cfg = load_run_config(run_dir, args.overrides)
+        if not list_checkpoints(run_dir / "checkpoints"):
+            raise TwopathsError(f"run {run_dir} has no checkpoint to resume from; "
+                                f"start it again with 'twopaths train {cfg.model} --out {run_dir}'")
+    else:
+        if not args.model:
+            raise TwopathsError("name a model to train (see 'twopaths train --help'), or --resume RUN")
+        if not args.out and not args.dry_run:
+            raise TwopathsError("--out RUN is required: the directory where checkpoints and metrics go")
+        cfg = resolve_config(args.model, args.config, args.overrides, args.data)
+        run_dir = args.out or Path("runs") / args.model
+        if list_checkpoints(run_dir / "checkpoints") and not args.dry_run:
+            raise TwopathsError(f"{run_dir} already holds a run with checkpoints; continue it with "
+                                f"--resume {run_dir}, or choose another --out (nothing was changed)")
+
+    spec = get_spec(cfg.model)
+    splits = load_splits(cfg.data, None if args.dry_run else run_dir)
+    import torch
+
+    torch.manual_seed(cfg.train.seed)  # model initialisation is reproducible
+    model = spec.build(cfg, splits)
+    trainer = Trainer(model, splits.train, cfg, run_dir, val_set=splits.val)
+    if args.dry_run:
+        from twopaths.config import to_dict
+
+        plan = trainer.dry_run()
+        print("dry run: nothing written\n")
+        for key, value in plan.items():
+            print(f"  {key:<40} {value:,}" if isinstance(value, int) and not isinstance(value, bool)
+                  else f"  {key:<40} {value}")
+        print(f"\n  data source: {splits.meta.get('source')}")
+        print("  arch: " + json.dumps(to_dict(cfg.arch)))
+        return 0
+    if trainer.is_main:
+        print(f"training {cfg.model} on {cfg.data.name} ({splits.meta.get('source')}) -> {run_dir}"
+              + (f" (resuming)" if args.resume else ""), file=sys.stderr)
+    result = trainer.fit(resume=bool(args.resume))
+    if trainer.is_main:
+        print(f"done: step {result['step']}, loss {result['loss']:.4f}, {result['seconds']:.1f}s; "
+              f"checkpoint {result['checkpoint']}", file=sys.stderr)
+    from twopaths.train.distributed import shutdown
+
+    shutdown()
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from twopaths.models import load_run
+
+    run = load_run(args.run, args.checkpoint, use_ema=not args.no_ema)
+    tokenizer = run.splits.meta.get("tokenizer")
+    if tokenizer is None:
+        raise TwopathsError(f"model '{run.cfg.model}' has no text sampler yet")
+    if args.n < 1 or args.max_new_tokens < 1:
+        raise TwopathsError("--n and --max-new-tokens must be >= 1")
+    prompt_ids = tokenizer.encode(args.prompt) if args.prompt else [tokenizer.eot_id]
+    if not prompt_ids:
+        prompt_ids = [tokenizer.eot_id]
+    generator = torch.Generator().manual_seed(args.seed)
+    for i in range(args.n):
+        if i:
+            print("\n" + "-" * 40)
+        sys.stdout.write(args.prompt)
+        generated: list[int] = []
+        printed = ""
+
+        def stream(token: torch.Tensor) -> None:
+            nonlocal printed
+            generated.append(int(token[0]))
+            text = tokenizer.decode([t for t in generated if t != tokenizer.eot_id])
+            sys.stdout.write(text[len(printed):])  # BPE tokens may complete a character later
+            sys.stdout.flush()
+            printed = text
+
+        run.model.sample(torch.tensor([prompt_ids]), max_new_tokens=args.max_new_tokens,
+                         temperature=args.temperature, top_k=args.top_k, stop_id=tokenizer.eot_id,
+                         generator=generator, on_token=stream)
+    print()
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from twopaths.models import load_run
+    from twopaths.train.trainer import mean_loss
+
+    import torch
+
+    run = load_run(args.run, args.checkpoint, use_ema=not args.no_ema)
+    dataset = getattr(run.splits, args.split)
+    with torch.no_grad():
+        loss = mean_loss(run.model, dataset, run.cfg.train.batch_size, torch.device("cpu"),
+                         max_batches=args.batches, progress=True)
+    metrics = run.spec.report(loss, run.splits)
+    print(f"{run.cfg.model} on {run.cfg.data.name}/{args.split}, checkpoint step {run.checkpoint.step}"
+          f" ({'raw' if args.no_ema or not run.checkpoint.has_ema else 'EMA'} weights), {len(dataset):,} items")
+    for key, value in metrics.items():
+        print(f"  {key:<16} {value:.4f}")
+    if args.json:
+        args.json.write_text(json.dumps({"run": str(args.run), "split": args.split,
+                                         "step": run.checkpoint.step, **metrics}, indent=2))
+    return 0
+
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+    from twopaths.data.registry import inventory
+
+    rows = inventory(args.path)
+    headers = ("name", "kind", "size", "shapes", "found at")
+    table = [(r.name + ("" if r.available else " (missing)"), r.kind, r.size, r.shapes, r.source) for r in rows]
+    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers[:-1])]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)) + "  " + headers[-1])
+    for row in table:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1])
+    return 0
+
+
+def cmd_data_fetch(args: argparse.Namespace) -> int:
+    from twopaths.data.images import download_fashion_mnist
+
+    path = download_fashion_mnist(args.dest)
+    print(f"Fashion-MNIST is in {path} (checksums verified)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except TwopathsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; a training run continues from its newest checkpoint with --resume RUN",
+              file=sys.stderr)
+        return 130

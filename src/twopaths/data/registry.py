@@ -1,0 +1,191 @@
+"""Every dataset by name: how to load its splits for a run, and how to describe it.
+
+Names (``--data NAME`` or ``--set data.name=NAME``):
+
+=====================  =======  ==========================================================
+``fashion-mnist``      image    70k 28x28 grey images, 10 classes (IDX files; Debian/download)
+``shapes``             image    procedural RGB circles/squares/triangles with captions
+``images``             image    your own folder of PNG/JPEG (``data.path``), subfolders = classes
+``mixture2d``          points   2-D ring of 8 Gaussians; ``mixture2d-grid25``: a 5x5 grid
+``fortunes``           text     Debian fortunes (~15k quotations), or ``data.path`` to any text
+``text``               text     any UTF-8 file or folder given as ``data.path``
+``numbers-LANG``       pairs    digits -> number words via num2words, e.g. ``numbers-fr``
+``pairs``              pairs    any tab-separated parallel text file given as ``data.path``
+=====================  =======  ==========================================================
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from twopaths.config import DataConfig
+from twopaths.data import images, pairs, shapes, text, toy
+from twopaths.data.base import DatasetSummary, Splits
+from twopaths.data.tokenizers import Tokenizer, load_tokenizer, train_tokenizer
+from twopaths.errors import DataError
+
+IMAGE_DATASETS = ("fashion-mnist", "shapes", "images")
+POINT_DATASETS = ("mixture2d", "mixture2d-ring8", "mixture2d-grid25")
+TEXT_DATASETS = ("fortunes", "text")
+PAIR_DATASETS = ("numbers-LANG", "pairs")
+
+
+def dataset_kind(name: str) -> str:
+    if name in IMAGE_DATASETS:
+        return "image"
+    if name in POINT_DATASETS:
+        return "points"
+    if name in TEXT_DATASETS:
+        return "text"
+    if name.startswith("numbers-") or name == "pairs":
+        return "pairs"
+    known = ", ".join(IMAGE_DATASETS + POINT_DATASETS + TEXT_DATASETS + PAIR_DATASETS)
+    raise DataError(f"unknown dataset '{name}'; known datasets: {known}")
+
+
+def _index_split(n: int, cfg: DataConfig) -> dict[str, np.ndarray]:
+    """A fixed-seed split of ``n`` items into train/val/test index arrays."""
+    perm = np.random.default_rng(cfg.seed).permutation(n)
+    n_val, n_test = max(1, round(n * cfg.val_fraction)), max(1, round(n * cfg.test_fraction))
+    return {"val": perm[:n_val], "test": perm[n_val:n_val + n_test], "train": perm[n_val + n_test:]}
+
+
+def _image_splits(cfg: DataConfig) -> Splits:
+    if cfg.name == "fashion-mnist":
+        root = images.find_fashion_mnist(cfg.path)
+        raw = images.load_fashion_mnist(root)
+        train_x, train_y = raw["train"]
+        # The official 10k test set stays the test split; validation is a fixed 5k of the 60k train.
+        perm = torch.from_numpy(np.random.default_rng(cfg.seed).permutation(len(train_x)))
+        val_idx, train_idx = perm[:5000], perm[5000:]
+        make = lambda x, y: images.ImageDataset(x, y, class_names=images.FASHION_MNIST_CLASSES)  # noqa: E731
+        return Splits(make(train_x[train_idx], train_y[train_idx]), make(train_x[val_idx], train_y[val_idx]),
+                      make(*raw["test"]),
+                      {"source": str(root), "channels": 1, "resolution": 28,
+                       "class_names": list(images.FASHION_MNIST_CLASSES)})
+    if cfg.name == "shapes":
+        data = shapes.make_shapes(cfg.size, resolution=cfg.resolution, seed=cfg.seed)
+        x, y, captions, source = data.images, data.labels, data.captions, "procedural"
+        class_names = list(shapes.SHAPE_NAMES)
+        channels = 3
+    else:  # images: the user's folder
+        if not cfg.path:
+            raise DataError("dataset 'images' needs a folder: --set data.path=/path/to/images")
+        x, y, class_names = images.load_image_folder(cfg.path, cfg.resolution, cfg.channels)
+        captions, source, channels = None, str(cfg.path), cfg.channels
+    idx = _index_split(len(x), cfg)
+
+    def subset(i: np.ndarray) -> images.ImageDataset:
+        t = torch.from_numpy(i)
+        return images.ImageDataset(x[t], y[t], captions=[captions[j] for j in i] if captions else None,
+                                   class_names=class_names)
+
+    return Splits(subset(idx["train"]), subset(idx["val"]), subset(idx["test"]),
+                  {"source": source, "channels": channels, "resolution": cfg.resolution, "class_names": class_names})
+
+
+def _point_splits(cfg: DataConfig) -> Splits:
+    variant = "grid25" if cfg.name.endswith("grid25") else "ring8"
+    means, std = toy.mixture_modes(variant)
+    make = lambda n, seed: toy.PointDataset(*toy.sample_mixture(variant, n, seed))  # noqa: E731
+    n_val = max(1, round(cfg.size * cfg.val_fraction))
+    n_test = max(1, round(cfg.size * cfg.test_fraction))
+    # Independent draws from the known distribution: no sample is shared between splits.
+    return Splits(make(cfg.size, cfg.seed), make(n_val, cfg.seed + 1), make(n_test, cfg.seed + 2),
+                  {"source": "procedural", "variant": variant, "modes": means, "std": std})
+
+
+def _text_documents(cfg: DataConfig) -> tuple[list[str], str]:
+    if cfg.name == "text" and not cfg.path:
+        raise DataError("dataset 'text' needs a file or folder: --set data.path=/path/to/text")
+    root = text.find_fortunes(cfg.path) if cfg.name == "fortunes" else Path(cfg.path)
+    return text.read_corpus(root), str(root)
+
+
+def _text_splits(cfg: DataConfig, run_dir: Path | None) -> Splits:
+    docs, source = _text_documents(cfg)
+    split = text.split_documents(docs, seed=cfg.seed, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction)
+    tokenizer = tokenizer_for_run(cfg, split["train"], run_dir)
+
+    def windows(split_docs: list[str]) -> text.TokenWindows:
+        ids: list[int] = []
+        for doc in split_docs:
+            ids.extend(tokenizer.encode(doc))
+            ids.append(tokenizer.eot_id)
+        return text.TokenWindows(torch.tensor(ids, dtype=torch.long), cfg.context)
+
+    return Splits(windows(split["train"]), windows(split["val"]), windows(split["test"]),
+                  {"source": source, "tokenizer": tokenizer, "documents": {k: len(v) for k, v in split.items()}})
+
+
+def tokenizer_for_run(cfg: DataConfig, train_docs: list[str], run_dir: Path | None) -> Tokenizer:
+    """The run's tokenizer: reloaded from ``RUN/tokenizer.json`` if it exists, else trained and saved.
+
+    Reloading (never retraining) keeps a resumed run, ``sample`` and ``eval`` on exactly the ids
+    the model was trained with.
+    """
+    path = run_dir / "tokenizer.json" if run_dir is not None else None
+    if path is not None and path.is_file():
+        return load_tokenizer(path)
+    tokenizer = train_tokenizer(cfg.tokenizer, train_docs, cfg.vocab_size)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".json.{os.getpid()}.tmp")  # unique: DDP ranks may race here
+        tokenizer.save(tmp)
+        tmp.replace(path)
+    return tokenizer
+
+
+def _pair_splits(cfg: DataConfig) -> Splits:
+    if cfg.name == "pairs":
+        if not cfg.path:
+            raise DataError("dataset 'pairs' needs a tab-separated file: --set data.path=/path/to/pairs.tsv")
+        all_pairs = pairs.read_tsv_pairs(cfg.path)
+        idx = _index_split(len(all_pairs), cfg)
+        split = {k: [all_pairs[i] for i in v] for k, v in idx.items()}
+        source = str(cfg.path)
+    else:
+        lang = cfg.name.removeprefix("numbers-")
+        split = pairs.numbers_pairs(lang, max_number=cfg.max_number, seed=cfg.seed,
+                                    val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction)
+        source = f"num2words ({lang})"
+    return Splits(pairs.PairDataset(split["train"]), pairs.PairDataset(split["val"]), pairs.PairDataset(split["test"]),
+                  {"source": source})
+
+
+def load_splits(cfg: DataConfig, run_dir: Path | None = None) -> Splits:
+    """Load ``cfg.name`` as train/val/test splits (text: with the run's tokenizer)."""
+    kind = dataset_kind(cfg.name)
+    if kind == "image":
+        return _image_splits(cfg)
+    if kind == "points":
+        return _point_splits(cfg)
+    if kind == "text":
+        return _text_splits(cfg, run_dir)
+    return _pair_splits(cfg)
+
+
+def inventory(path: str | None = None) -> list[DatasetSummary]:
+    """One summary per dataset for ``twopaths data list`` (cheap: headers and counts only)."""
+    rows = [images.summarize_fashion_mnist(path)]
+    rows.append(DatasetSummary("shapes", "image", "procedural", "any number (data.size, default 10,000)",
+                               "3xRxR (data.resolution, default 32), 3 shape classes, captions"))
+    rows.append(DatasetSummary("images", "image", "your folder: --set data.path=DIR", "-",
+                               "data.channels x data.resolution^2; subfolders are classes", available=True))
+    for variant, label in (("ring8", "mixture2d"), ("grid25", "mixture2d-grid25")):
+        means, std = toy.mixture_modes(variant)
+        rows.append(DatasetSummary(label, "points", "procedural", "any number (data.size, default 10,000)",
+                                   f"2-D, {len(means)} modes, std {std}"))
+    try:
+        rows.append(text.summarize_text("fortunes", text.find_fortunes(None)))
+    except DataError as exc:
+        rows.append(DatasetSummary("fortunes", "text", str(exc).split(";")[0], "-", "-", available=False))
+    rows.append(DatasetSummary("text", "text", "your file or folder: --set data.path=...", "-",
+                               "UTF-8; documents split on '%' lines or blank lines"))
+    rows.append(pairs.summarize_numbers("fr"))
+    rows.append(DatasetSummary("pairs", "pairs", "your TSV file: --set data.path=FILE", "-", "source<TAB>target lines"))
+    return rows

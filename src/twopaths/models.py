@@ -1,0 +1,128 @@
+"""Named models: a paradigm on a backbone, with the defaults that make it train well.
+
+``twopaths train NAME`` looks the name up here. A :class:`ModelSpec` says which dataset kinds
+the model accepts, its ``arch`` dataclass (overridable as ``--set arch.KEY=VALUE``), preset
+overrides for data/optim/train, how to build the paradigm from a config and the loaded data,
+and how to turn a mean loss into the metrics people read (perplexity, bits per character).
+
+Later issues register ``gpt-*``, ``ddpm``, ``dit``, ``mdlm``, ``vae``, ``gan``... here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from twopaths.backbones.window_mlp import WindowMLP, WindowMLPConfig
+from twopaths.config import RunConfig, build_config, read_yaml
+from twopaths.data.base import Splits
+from twopaths.data.registry import dataset_kind, load_splits
+from twopaths.errors import ConfigError
+from twopaths.paradigms.autoregressive import Autoregressive
+from twopaths.paradigms.base import Paradigm
+from twopaths.train.checkpoint import Checkpoint, latest_checkpoint, open_checkpoint
+
+
+@dataclass
+class ModelSpec:
+    name: str
+    summary: str
+    data_kinds: tuple[str, ...]
+    arch_cls: type
+    build: Callable[[RunConfig, Splits], Paradigm]
+    preset: dict[str, Any] = field(default_factory=dict)
+    #: mean loss (nats per item) -> the metrics people quote for this family
+    report: Callable[[float, Splits], dict[str, float]] = lambda loss, splits: {"loss": loss}
+
+
+def language_model_report(loss: float, splits: Splits) -> dict[str, float]:
+    """Perplexity exp(loss) and bits per token loss / ln 2 (nats -> bits)."""
+    return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "bits_per_token": loss / math.log(2)}
+
+
+def _build_mlp_lm(cfg: RunConfig, splits: Splits) -> Paradigm:
+    vocab = splits.meta["tokenizer"].vocab_size
+    return Autoregressive(WindowMLP(vocab, cfg.arch), context=cfg.arch.window)
+
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in [
+        ModelSpec(
+            name="mlp-lm",
+            summary="fixed-window MLP language model (Bengio et al. 2003): the smallest honest text model",
+            data_kinds=("text",),
+            arch_cls=WindowMLPConfig,
+            build=_build_mlp_lm,
+            preset={"data": {"name": "fortunes", "context": 64},
+                    "optim": {"lr": 3e-3, "warmup_steps": 20, "weight_decay": 0.01},
+                    "train": {"batch_size": 64, "max_steps": 1000, "eval_every": 250, "ckpt_every": 250}},
+            report=language_model_report,
+        ),
+    ]
+}
+
+
+def get_spec(name: str) -> ModelSpec:
+    if name not in MODELS:
+        raise ConfigError(f"unknown model '{name}'; available models: {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def resolve_config(model: str, config_file: str | None = None, overrides: list[str] | None = None,
+                   data: str | None = None) -> RunConfig:
+    """Defaults < model preset < YAML file < ``--data`` < ``--set`` overrides, all type-checked."""
+    spec = get_spec(model)
+    file_data = read_yaml(config_file) if config_file else None
+    overrides = ([f"data.name={data}"] if data else []) + list(overrides or [])
+    cfg = build_config(model, spec.arch_cls, spec.preset, file_data, overrides)
+    kind = dataset_kind(cfg.data.name)
+    if kind not in spec.data_kinds:
+        raise ConfigError(f"model '{model}' trains on {' or '.join(spec.data_kinds)} data; "
+                          f"dataset '{cfg.data.name}' is {kind} data")
+    return cfg
+
+
+def load_run_config(run_dir: Path, overrides: list[str] | None = None) -> RunConfig:
+    """The config a run was trained with (``RUN/config.yaml``), with optional overrides."""
+    path = Path(run_dir) / "config.yaml"
+    if not Path(run_dir).is_dir():
+        raise ConfigError(f"run directory not found: {run_dir}")
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a twopaths run: {path.name} is missing")
+    data = read_yaml(path)
+    model = data.get("model")
+    if not isinstance(model, str):
+        raise ConfigError(f"{path} does not name a model")
+    spec = get_spec(model)
+    return build_config(model, spec.arch_cls, None, data, overrides)
+
+
+@dataclass
+class LoadedRun:
+    cfg: RunConfig
+    spec: ModelSpec
+    splits: Splits
+    model: Paradigm
+    checkpoint: Checkpoint
+
+
+def load_run(run_dir: Path, checkpoint: str | None = None, use_ema: bool = True,
+             device: torch.device | None = None) -> LoadedRun:
+    """A trained run ready to sample or evaluate: config, data, model with (EMA) weights."""
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    spec = get_spec(cfg.model)
+    ckpt = open_checkpoint(Path(checkpoint)) if checkpoint else latest_checkpoint(run_dir)
+    splits = load_splits(cfg.data, run_dir)
+    model = spec.build(cfg, splits)
+    ckpt.load_model(model)
+    if use_ema and ckpt.has_ema:
+        ckpt.load_ema_into_model(model)
+    model.to(device or torch.device("cpu")).eval()
+    return LoadedRun(cfg, spec, splits, model, ckpt)
