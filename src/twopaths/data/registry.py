@@ -50,7 +50,7 @@ def dataset_kind(name: str) -> str:
 def _index_split(n: int, cfg: DataConfig) -> dict[str, np.ndarray]:
     """A fixed-seed split of ``n`` items into train/val/test index arrays."""
     perm = np.random.default_rng(cfg.seed).permutation(n)
-    n_val, n_test = max(1, round(n * cfg.val_fraction)), max(1, round(n * cfg.test_fraction))
+    _, n_val, n_test = text.split_counts(n, cfg.val_fraction, cfg.test_fraction, unit="items")
     return {"val": perm[:n_val], "test": perm[n_val:n_val + n_test], "train": perm[n_val + n_test:]}
 
 
@@ -92,8 +92,7 @@ def _point_splits(cfg: DataConfig) -> Splits:
     variant = "grid25" if cfg.name.endswith("grid25") else "ring8"
     means, std = toy.mixture_modes(variant)
     make = lambda n, seed: toy.PointDataset(*toy.sample_mixture(variant, n, seed))  # noqa: E731
-    n_val = max(1, round(cfg.size * cfg.val_fraction))
-    n_test = max(1, round(cfg.size * cfg.test_fraction))
+    _, n_val, n_test = text.split_counts(cfg.size, cfg.val_fraction, cfg.test_fraction, unit="points")
     # Independent draws from the known distribution: no sample is shared between splits.
     return Splits(make(cfg.size, cfg.seed), make(n_val, cfg.seed + 1), make(n_test, cfg.seed + 2),
                   {"source": "procedural", "variant": variant, "modes": means, "std": std})
@@ -111,14 +110,9 @@ def _text_splits(cfg: DataConfig, run_dir: Path | None) -> Splits:
     split = text.split_documents(docs, seed=cfg.seed, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction)
     tokenizer = tokenizer_for_run(cfg, split["train"], run_dir)
 
-    def windows(split_docs: list[str]) -> text.TokenWindows:
-        ids: list[int] = []
-        for doc in split_docs:
-            ids.extend(tokenizer.encode(doc))
-            ids.append(tokenizer.eot_id)
-        return text.TokenWindows(torch.tensor(ids, dtype=torch.long), cfg.context)
-
-    return Splits(windows(split["train"]), windows(split["val"]), windows(split["test"]),
+    windows = {k: text.TokenWindows(text.encode_documents(tokenizer, docs), cfg.context, name=f"{cfg.name}/{k}")
+               for k, docs in split.items()}
+    return Splits(windows["train"], windows["val"], windows["test"],
                   {"source": source, "tokenizer": tokenizer, "documents": {k: len(v) for k, v in split.items()}})
 
 

@@ -190,9 +190,12 @@ class Trainer:
         self.sampler = ResumableBatchSampler(len(self.train_set), self.micro_batch, self.cfg.data.seed + self.tc.seed,
                                              start=start_micro_batches, rank=self.dist.rank,
                                              world_size=self.dist.world_size)
+        # The loader gets its own generator: creating an iterator draws a worker seed from it, and
+        # drawing from the global RNG there would shift a resumed run's dropout/noise by one draw.
         loader = DataLoader(self.train_set, batch_sampler=self.sampler, num_workers=self.tc.num_workers,
                             collate_fn=self.collate_fn, pin_memory=self.device.type == "cuda",
-                            persistent_workers=self.tc.num_workers > 0)
+                            persistent_workers=self.tc.num_workers > 0,
+                            generator=torch.Generator().manual_seed(self.tc.seed))
         return iter(loader)
 
     def _diverged(self, value: float, what: str) -> TrainingDiverged:

@@ -1,0 +1,46 @@
+"""Shared test fixtures: small real data made in the test, and a way to run the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# A tiny but real text model, for tests that go through the CLI (kill/resume, DDP, sample, eval).
+TINY_LM = [
+    "--set", "arch.window=4", "--set", "arch.embed_dim=8", "--set", "arch.hidden=32", "--set", "arch.layers=1",
+    "--set", "data.context=16", "--set", "train.batch_size=8", "--set", "train.eval_every=0",
+    "--set", "train.progress=false", "--set", "optim.warmup_steps=5",
+]
+
+WORDS = ("the quick brown fox jumps over a lazy dog while seven wizards quietly hum "
+         "old songs about rivers mountains and far away cities").split()
+
+
+def write_corpus(path: Path, n_docs: int = 60, seed: int = 0) -> Path:
+    """A fortune-format file of ``n_docs`` pseudo-sentences (deterministic)."""
+    import random
+
+    rng = random.Random(seed)
+    docs = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 30))).capitalize() + "."
+            for _ in range(n_docs)]
+    path.write_text("\n%\n".join(docs) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    return write_corpus(tmp_path / "corpus.txt")
+
+
+def run_cli(*args: str, check: bool = True, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m twopaths ARGS`` in a real subprocess and capture its output."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", "twopaths", *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"twopaths {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc

@@ -1,0 +1,180 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from twopaths.errors import CheckpointError
+from twopaths.train.checkpoint import (capture_rng, latest_checkpoint, list_checkpoints, open_checkpoint,
+                                       restore_rng, save_checkpoint)
+from twopaths.train.ema import EMA
+
+
+class Net(nn.Module):
+    def __init__(self, width=8):
+        super().__init__()
+        self.embed = nn.Embedding(5, width)
+        self.body = nn.Linear(width, width)
+        self.head = nn.Linear(width, 5, bias=False)
+        self.head.weight = self.embed.weight  # tied weights must survive safetensors
+
+
+def _save(root: Path, step: int, model: nn.Module, keep_last: int = 3) -> Path:
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    loss = model.head(model.body(model.embed(torch.tensor([1, 2])))).sum()
+    loss.backward()
+    opt.step()
+    return save_checkpoint(root, step, model, opt, EMA(model, 0.9).state_dict(),
+                           {"rng": [capture_rng()], "world_size": 1}, keep_last)
+
+
+def test_round_trip_with_tied_weights(tmp_path):
+    torch.manual_seed(0)
+    a = Net()
+    path = _save(tmp_path / "ckpt", 10, a)
+    b = Net()
+    ckpt = latest_checkpoint_at(tmp_path / "ckpt")
+    ckpt.load_model(b)
+    for (na, pa), (nb, pb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert na == nb and torch.equal(pa, pb)
+    assert b.head.weight is b.embed.weight  # still tied after loading
+    opt = torch.optim.AdamW(b.parameters(), lr=1e-3)
+    ckpt.load_optimizer(opt)
+    assert opt.state_dict()["state"][0]["step"] == 1
+    assert ckpt.step == 10 and ckpt.has_ema and path.name == "step_00000010"
+
+
+def latest_checkpoint_at(root: Path):
+    return open_checkpoint(list_checkpoints(root)[-1])
+
+
+def test_keep_last_prunes_oldest(tmp_path):
+    net = Net()
+    for step in (1, 2, 3, 4, 5):
+        _save(tmp_path / "ckpt", step, net, keep_last=2)
+    assert [p.name for p in list_checkpoints(tmp_path / "ckpt")] == ["step_00000004", "step_00000005"]
+
+
+def test_rng_round_trip():
+    import random
+
+    import numpy as np
+
+    state = json.loads(json.dumps(capture_rng()))  # must survive JSON
+    a = (random.random(), np.random.rand(), torch.rand(3))
+    restore_rng(state)
+    b = (random.random(), np.random.rand(), torch.rand(3))
+    assert a[0] == b[0] and a[1] == b[1] and torch.equal(a[2], b[2])
+
+
+def test_corrupt_file_is_named(tmp_path):
+    path = _save(tmp_path / "ckpt", 1, Net())
+    weights = path / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0xFF  # same size, different content
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=f"checkpoint file {weights} is corrupt"):
+        open_checkpoint(path)
+
+
+def test_truncated_file_is_named(tmp_path):
+    path = _save(tmp_path / "ckpt", 1, Net())
+    opt = path / "optimizer.pt"
+    opt.write_bytes(opt.read_bytes()[:50])
+    with pytest.raises(CheckpointError, match=f"checkpoint file {opt} is truncated or corrupt: 50 bytes"):
+        open_checkpoint(path)
+
+
+def test_foreign_checkpoints(tmp_path):
+    path = _save(tmp_path / "ckpt", 1, Net(width=8))
+    with pytest.raises(CheckpointError, match="does not match this model"):
+        open_checkpoint(path).load_model(Net(width=16))  # same names, other shapes
+
+    class Other(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.other = nn.Linear(2, 2)
+
+    with pytest.raises(CheckpointError, match=r"does not match this model .*missing 2 keys \['other.bias'"):
+        open_checkpoint(path).load_model(Other())
+
+    not_ours = tmp_path / "random"
+    not_ours.mkdir()
+    (not_ours / "model.safetensors").write_bytes(b"hello")
+    with pytest.raises(CheckpointError, match="is not a twopaths checkpoint: state.json is missing"):
+        open_checkpoint(not_ours)
+    (not_ours / "state.json").write_text('{"format": "something-else"}')
+    with pytest.raises(CheckpointError, match="no 'twopaths-checkpoint' format marker"):
+        open_checkpoint(not_ours)
+    (not_ours / "state.json").write_text('{"format": "twopaths-ch')
+    with pytest.raises(CheckpointError, match=f"checkpoint file {not_ours / 'state.json'} is corrupt"):
+        open_checkpoint(not_ours)
+
+
+def test_missing_run_and_empty_run(tmp_path):
+    with pytest.raises(CheckpointError, match="run directory not found"):
+        latest_checkpoint(tmp_path / "nope")
+    (tmp_path / "run").mkdir()
+    with pytest.raises(CheckpointError, match="has no checkpoint yet"):
+        latest_checkpoint(tmp_path / "run")
+
+
+WRITER = textwrap.dedent("""
+    import sys, torch
+    from torch import nn
+    from twopaths.train.checkpoint import save_checkpoint
+    root = sys.argv[1]
+    torch.manual_seed(0)
+    big = nn.Linear(4096, 4096)  # 64 MiB of weights: slow enough to be caught mid-write
+    opt = torch.optim.AdamW(big.parameters())
+    big(torch.ones(1, 4096)).sum().backward()
+    opt.step()
+    step = 1
+    while True:
+        save_checkpoint(__import__("pathlib").Path(root), step, big, opt, None, {}, keep_last=100)
+        print(step, flush=True)
+        step += 1
+""")
+
+
+def test_writer_killed_mid_write_leaves_previous_checkpoint_loadable(tmp_path):
+    root = tmp_path / "ckpt"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(root)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "1"  # first checkpoint complete
+        deadline = time.time() + 60
+        while time.time() < deadline:  # wait until a second checkpoint is half written
+            partial = [p for p in root.iterdir() if p.name.startswith(".tmp-step_00000002")]
+            if partial and any(f.stat().st_size > 0 for f in partial[0].iterdir()):
+                break
+            time.sleep(0.001)
+        else:
+            pytest.fail("never caught the writer mid-write")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert any(p.name.startswith(".tmp-") for p in root.iterdir())  # the half-written one is there...
+    complete = list_checkpoints(root)
+    assert [p.name for p in complete] == ["step_00000001"]  # ...but never looks like a checkpoint
+    ckpt = open_checkpoint(complete[-1])  # checksums verified
+    fresh = nn.Linear(4096, 4096)
+    ckpt.load_model(fresh)
+    torch.manual_seed(0)  # redo what the writer did before its first save
+    expected = nn.Linear(4096, 4096)
+    opt = torch.optim.AdamW(expected.parameters())
+    expected(torch.ones(1, 4096)).sum().backward()
+    opt.step()
+    assert torch.equal(fresh.weight, expected.weight) and torch.equal(fresh.bias, expected.bias)
+    # the next save cleans the debris of the killed writer
+    save_checkpoint(root, 3, fresh, opt, None, {}, keep_last=5)
+    assert not any(p.name.startswith(".tmp-") for p in root.iterdir())
