@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "trained on the same data and measured side by side.",
         epilog="Run 'twopaths COMMAND --help' for a command's options.")
     parser.add_argument("--version", action="version", version=f"twopaths {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, help="what to do")
 
     # train ------------------------------------------------------------------------------------
     p = sub.add_parser("train", help="train a model (or resume a run)",
@@ -100,12 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="'list' shows every dataset, where it was found, its size and shapes. "
                                    "'fetch fashion-mnist' downloads the IDX files from the official mirror "
                                    "into the cache (checksums verified); it is the only network access.")
-    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True, help="list or fetch")
     q = data_sub.add_parser("list", help="show every dataset and where it was found")
     q.add_argument("--path", help="an explicit Fashion-MNIST folder to check")
     q.set_defaults(func=cmd_data_list)
     q = data_sub.add_parser("fetch", help="download a dataset (only fashion-mnist needs it)")
-    q.add_argument("name", choices=["fashion-mnist"])
+    q.add_argument("name", choices=["fashion-mnist"], help="dataset to download (the others are local or procedural)")
     q.add_argument("--dest", type=Path, help="folder to download into (default: the cache, see TWOPATHS_CACHE)")
     q.set_defaults(func=cmd_data_fetch)
     return parser

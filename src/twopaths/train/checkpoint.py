@@ -261,4 +261,10 @@ def latest_checkpoint(run_dir: Path) -> Checkpoint:
     found = list_checkpoints(run_dir / "checkpoints")
     if not found:
         raise CheckpointError(f"run {run_dir} has no checkpoint yet (looked in {run_dir / 'checkpoints'})")
-    return open_checkpoint(found[-1])
+    try:
+        return open_checkpoint(found[-1])
+    except CheckpointError as exc:
+        if len(found) > 1:  # say how to fall back, but never delete anything ourselves
+            raise CheckpointError(f"{exc}. The previous checkpoint {found[-2].name} may be intact: move "
+                                  f"{found[-1]} aside to use it") from None
+        raise

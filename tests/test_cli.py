@@ -1,0 +1,150 @@
+"""The command line as a user meets it: help texts, real runs, and one clear line for every bad input."""
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import TINY_LM, run_cli
+from twopaths.cli import build_parser
+from twopaths.data.images import write_idx
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    from conftest import write_corpus
+
+    tmp = tmp_path_factory.mktemp("cli")
+    corpus = write_corpus(tmp / "corpus.txt")
+    run = tmp / "run"
+    run_cli("train", "mlp-lm", "--data", "text", "--set", f"data.path={corpus}", "--out", str(run), *TINY_LM,
+            "--set", "train.max_steps=40", "--set", "train.ckpt_every=20")
+    return run
+
+
+def test_every_command_has_help():
+    assert "train" in run_cli("--help").stdout
+    for command in (["train"], ["sample"], ["eval"], ["data"], ["data", "list"], ["data", "fetch"]):
+        out = run_cli(*command, "--help").stdout
+        assert "usage: twopaths " + " ".join(command) in out
+    train_help = run_cli("train", "--help").stdout
+    assert "mlp-lm" in train_help and "--resume" in train_help and "train.max_steps" in train_help
+    # every option of every (sub)command carries a help string
+    import argparse
+
+    def walk(parser):
+        for action in parser._actions:
+            assert action.help, f"{parser.prog} {action.dest} has no help"
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    walk(sub)
+
+    walk(build_parser())
+
+
+def test_console_script_matches_module():
+    exe = shutil.which("twopaths")
+    if exe is None:
+        pytest.skip("console script not installed (running from a source tree)")
+    import subprocess
+
+    assert "usage: twopaths" in subprocess.run([exe, "--help"], capture_output=True, text=True).stdout
+
+
+def test_sample_and_eval(trained_run):
+    out = run_cli("sample", str(trained_run), "--prompt", "the quick", "--max-new-tokens", "30", "--seed", "3")
+    assert out.stdout.startswith("the quick") and len(out.stdout) > len("the quick") + 5
+    again = run_cli("sample", str(trained_run), "--prompt", "the quick", "--max-new-tokens", "30", "--seed", "3")
+    assert again.stdout == out.stdout  # seeded
+    ev = run_cli("eval", str(trained_run), "--split", "test", "--json", str(trained_run.parent / "m.json"))
+    assert "perplexity" in ev.stdout and "checkpoint step 40 (EMA weights)" in ev.stdout
+    import json
+
+    metrics = json.loads((trained_run.parent / "m.json").read_text())
+    assert metrics["perplexity"] == pytest.approx(np.exp(metrics["loss"]), rel=1e-6)
+
+
+def _fails(*args, match: str, env=None):
+    proc = run_cli(*args, check=False, env=env)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr
+    assert match in lines[-1], lines[-1]
+    return lines[-1]
+
+
+def test_bad_config_key_and_type(corpus, tmp_path):
+    _fails("train", "mlp-lm", "--data", "text", "--set", f"data.path={corpus}", "--out", str(tmp_path / "r"),
+           "--set", "train.max_stepz=3", match="unknown config key 'train.max_stepz'; allowed keys under 'train'")
+    _fails("train", "mlp-lm", "--out", str(tmp_path / "r"), "--set", "optim.lr=fast",
+           match="config key 'optim.lr': expected float, got 'fast'")
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_data(tmp_path):
+    _fails("train", "mlp-lm", "--data", "text", "--set", f"data.path={tmp_path / 'nope.txt'}", "--out",
+           str(tmp_path / "r"), match=str(tmp_path / "nope.txt"))
+    _fails("train", "mlp-lm", "--data", "fortunes", "--out", str(tmp_path / "r"), "--set",
+           f"data.path={tmp_path / 'nowhere'}", match=str(tmp_path / "nowhere"))
+    assert not (tmp_path / "r").exists()
+
+
+def test_invalid_utf8_names_file_and_offset(tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"hello world, all fine here\n%\nthen \xff broken\n")
+    msg = _fails("train", "mlp-lm", "--data", "text", "--set", f"data.path={bad}", "--out", str(tmp_path / "r"),
+                 match=str(bad))
+    assert "byte offset 34" in msg  # 27 + 2 + len("then ")
+
+
+def test_dataset_smaller_than_one_batch(tmp_path):
+    from conftest import write_corpus
+
+    small = write_corpus(tmp_path / "small.txt", n_docs=12)
+    _fails("train", "mlp-lm", "--data", "text", "--set", f"data.path={small}", "--out", str(tmp_path / "r"),
+           *TINY_LM, "--set", "train.batch_size=512", match="one batch needs 512")
+
+
+def test_existing_run_is_never_overwritten(trained_run, corpus):
+    before = _snapshot(trained_run)
+    _fails("train", "mlp-lm", "--data", "text", "--set", f"data.path={corpus}", "--out", str(trained_run),
+           match="already holds a run with checkpoints; continue it with --resume")
+    assert _snapshot(trained_run) == before
+
+
+def test_corrupt_checkpoint_is_named_and_kept(trained_run, tmp_path):
+    run = tmp_path / "copy"
+    shutil.copytree(trained_run, run)
+    weights = run / "checkpoints" / "step_00000040" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10])
+    before = _snapshot(run)
+    for command in (["sample", str(run)], ["eval", str(run)], ["train", "--resume", str(run)]):
+        msg = _fails(*command, match=f"checkpoint file {weights} is truncated or corrupt")
+        assert "step_00000020 may be intact" in msg
+    assert _snapshot(run) == before  # nothing deleted or rewritten
+
+
+def test_not_a_run(tmp_path):
+    _fails("sample", str(tmp_path), match="is not a twopaths run: config.yaml is missing")
+    _fails("eval", str(tmp_path / "absent"), match="run directory not found")
+
+
+def test_data_list_finds_user_data(tmp_path):
+    root = tmp_path / "data" / "fashion-mnist"
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 12), ("t10k", 4)):
+        write_idx(root / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(root / f"{split}-labels-idx1-ubyte.gz", rng.integers(0, 10, n, dtype=np.uint8))
+    out = run_cli("data", "list", env={"TWOPATHS_DATA": str(tmp_path / "data")}).stdout
+    line = next(l for l in out.splitlines() if l.startswith("fashion-mnist"))
+    assert str(root) in line and "16 images" in line
+    for name in ("shapes", "mixture2d", "fortunes", "numbers-", "images", "pairs"):
+        assert name in out
