@@ -25,7 +25,7 @@ def trained_run(tmp_path_factory):
     corpus = write_corpus(tmp / "corpus.txt")
     run = tmp / "run"
     run_cli("train", "mlp-lm", "--data", "text", "--set", f"data.path={corpus}", "--out", str(run), *TINY_LM,
-            "--set", "train.max_steps=40", "--set", "train.ckpt_every=20")
+            "--set", "train.max_steps=40", "--set", "train.ckpt_every=20", "--set", "train.sample_every=20")
     return run
 
 
@@ -50,12 +50,23 @@ def test_every_command_has_help():
 
 
 def test_console_script_matches_module():
-    exe = shutil.which("twopaths")
+    import sys
+
+    exe = shutil.which("twopaths", path=str(Path(sys.executable).parent))
     if exe is None:
         pytest.skip("console script not installed (running from a source tree)")
     import subprocess
 
     assert "usage: twopaths" in subprocess.run([exe, "--help"], capture_output=True, text=True).stdout
+
+
+def test_training_writes_samples(trained_run):
+    for step in ("00000020", "00000040"):
+        text = (trained_run / "samples" / f"step_{step}.txt").read_text()
+        assert text.count("----") == 2 and len(text) > 30
+    from twopaths.train.metrics import read_metrics
+
+    assert [r["step"] for r in read_metrics(trained_run) if r.get("split") == "samples"] == [20, 40]
 
 
 def test_sample_and_eval(trained_run):

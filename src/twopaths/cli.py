@@ -118,7 +118,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from twopaths.data.registry import load_splits
     from twopaths.models import get_spec, load_run_config, resolve_config
     from twopaths.train.checkpoint import list_checkpoints
-    from twopaths.train.trainer import Trainer
+    from twopaths.train.trainer import Hook, Trainer
 
     if args.resume:
         if args.model or args.data or args.config:
@@ -146,7 +146,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     torch.manual_seed(cfg.train.seed)  # model initialisation is reproducible
     model = spec.build(cfg, splits)
-    trainer = Trainer(model, splits.train, cfg, run_dir, val_set=splits.val)
+    hooks = [Hook("samples", cfg.train.sample_every, spec.sample_hook(splits))] \
+        if cfg.train.sample_every and spec.sample_hook else []
+    trainer = Trainer(model, splits.train, cfg, run_dir, val_set=splits.val, hooks=hooks)
     if args.dry_run:
         from twopaths.config import to_dict
 
@@ -175,6 +177,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
     from twopaths.models import load_run
+    from twopaths.paradigms.autoregressive import generate_text
 
     run = load_run(args.run, args.checkpoint, use_ema=not args.no_ema)
     tokenizer = run.splits.meta.get("tokenizer")
@@ -182,28 +185,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise TwopathsError(f"model '{run.cfg.model}' has no text sampler yet")
     if args.n < 1 or args.max_new_tokens < 1:
         raise TwopathsError("--n and --max-new-tokens must be >= 1")
-    prompt_ids = tokenizer.encode(args.prompt) if args.prompt else [tokenizer.eot_id]
-    if not prompt_ids:
-        prompt_ids = [tokenizer.eot_id]
     generator = torch.Generator().manual_seed(args.seed)
     for i in range(args.n):
         if i:
             print("\n" + "-" * 40)
         sys.stdout.write(args.prompt)
-        generated: list[int] = []
-        printed = ""
-
-        def stream(token: torch.Tensor) -> None:
-            nonlocal printed
-            generated.append(int(token[0]))
-            text = tokenizer.decode([t for t in generated if t != tokenizer.eot_id])
-            sys.stdout.write(text[len(printed):])  # BPE tokens may complete a character later
-            sys.stdout.flush()
-            printed = text
-
-        run.model.sample(torch.tensor([prompt_ids]), max_new_tokens=args.max_new_tokens,
-                         temperature=args.temperature, top_k=args.top_k, stop_id=tokenizer.eot_id,
-                         generator=generator, on_token=stream)
+        generate_text(run.model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k,
+                      generator, on_text=lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
     print()
     return 0
 

@@ -23,7 +23,7 @@ from twopaths.config import RunConfig, build_config, read_yaml
 from twopaths.data.base import Splits
 from twopaths.data.registry import dataset_kind, load_splits
 from twopaths.errors import ConfigError
-from twopaths.paradigms.autoregressive import Autoregressive
+from twopaths.paradigms.autoregressive import Autoregressive, generate_text
 from twopaths.paradigms.base import Paradigm
 from twopaths.train.checkpoint import Checkpoint, latest_checkpoint, open_checkpoint
 
@@ -38,11 +38,29 @@ class ModelSpec:
     preset: dict[str, Any] = field(default_factory=dict)
     #: mean loss (nats per item) -> the metrics people quote for this family
     report: Callable[[float, Splits], dict[str, float]] = lambda loss, splits: {"loss": loss}
+    #: given the data, a function (trainer, step) -> metrics that writes samples into the run dir
+    sample_hook: Callable[[Splits], Callable[[Any, int], dict[str, float] | None]] | None = None
 
 
 def language_model_report(loss: float, splits: Splits) -> dict[str, float]:
     """Perplexity exp(loss) and bits per token loss / ln 2 (nats -> bits)."""
     return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "bits_per_token": loss / math.log(2)}
+
+
+def text_sample_hook(splits: Splits) -> Callable[[Any, int], dict[str, float]]:
+    """Write 3 samples (EMA weights, fixed seed) to ``RUN/samples/step_XXXXXXXX.txt`` during training."""
+    tokenizer = splits.meta["tokenizer"]
+
+    def hook(trainer: Any, step: int) -> dict[str, float]:
+        generator = torch.Generator().manual_seed(0)
+        texts = [generate_text(trainer.model, tokenizer, max_new_tokens=200, temperature=0.8, generator=generator)
+                 for _ in range(3)]
+        out = Path(trainer.run_dir) / "samples" / f"step_{step:08d}.txt"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("\n\n----\n\n".join(texts) + "\n", encoding="utf-8")
+        return {"mean_chars": sum(map(len, texts)) / len(texts)}
+
+    return hook
 
 
 def _build_mlp_lm(cfg: RunConfig, splits: Splits) -> Paradigm:
@@ -61,8 +79,10 @@ MODELS: dict[str, ModelSpec] = {
             build=_build_mlp_lm,
             preset={"data": {"name": "fortunes", "context": 64},
                     "optim": {"lr": 3e-3, "warmup_steps": 20, "weight_decay": 0.01},
-                    "train": {"batch_size": 64, "max_steps": 1000, "eval_every": 250, "ckpt_every": 250}},
+                    "train": {"batch_size": 64, "max_steps": 1000, "eval_every": 250, "ckpt_every": 250,
+                              "sample_every": 500}},
             report=language_model_report,
+            sample_hook=text_sample_hook,
         ),
     ]
 }

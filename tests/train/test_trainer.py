@@ -152,3 +152,27 @@ def test_checkpoint_holds_data_position_and_rng(tmp_path):
     # 20 steps x 2 micro-batches of 8 = 40 micro-batches; 256 items / 8 = 32 per epoch
     assert state["data"] == {"micro_batches": 40, "epoch": 1, "batch_in_epoch": 8}
     assert len(state["rng"]) == 1 and {"python", "numpy", "torch"} <= set(state["rng"][0])
+
+
+def test_generate_text_streams_what_it_returns(corpus, tmp_path):
+    from twopaths.data.tokenizers import BPETokenizer
+    from twopaths.paradigms.autoregressive import Autoregressive, generate_text
+    from twopaths.backbones.window_mlp import WindowMLP, WindowMLPConfig
+
+    tok = BPETokenizer.train([corpus.read_text() + " é ü 😀"], vocab_size=300)
+    torch.manual_seed(0)
+    model = Autoregressive(WindowMLP(tok.vocab_size, WindowMLPConfig(window=3, hidden=16)), context=3).eval()
+    pieces = []
+    text = generate_text(model, tok, "the", max_new_tokens=40, generator=torch.Generator().manual_seed(1),
+                         on_text=pieces.append)
+    assert "".join(pieces) == text and len(pieces) > 1
+
+
+def test_compiled_training_matches_eager(tmp_path):
+    """train.compile=true goes through torch.compile (inductor, ~20 s on CPU) and changes no numbers that matter."""
+    train(tmp_path, "eager", **{"train.max_steps": 20})
+    trainer, _ = train(tmp_path, "compiled", **{"train.max_steps": 20, "train.compile": True})
+    assert losses(tmp_path / "compiled") == pytest.approx(losses(tmp_path / "eager"), abs=1e-5)
+    # the checkpoint holds the plain module's names, not torch.compile's "_orig_mod." wrapper
+    ckpt = open_checkpoint(list_checkpoints(tmp_path / "compiled" / "checkpoints")[-1])
+    ckpt.load_model(Regression())

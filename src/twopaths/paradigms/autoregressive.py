@@ -76,3 +76,35 @@ def sample_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | N
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = torch.softmax(logits, dim=-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def generate_text(model: Autoregressive, tokenizer: Any, prompt: str = "", max_new_tokens: int = 200,
+                  temperature: float = 1.0, top_k: int | None = None, generator: torch.Generator | None = None,
+                  on_text: Callable[[str], None] | None = None) -> str:
+    """Continue ``prompt`` (default: a new document) and return the new text, stopping at end-of-text.
+
+    ``tokenizer`` needs ``encode``, ``decode`` and ``eot_id``. ``on_text`` receives each new piece
+    of text as soon as it decodes (a BPE token can end in the middle of a UTF-8 character; the
+    piece then arrives with the next token).
+    """
+    ids = tokenizer.encode(prompt) if prompt else []
+    prompt_ids = torch.tensor([ids or [tokenizer.eot_id]])
+    generated: list[int] = []
+    shown = ""
+
+    def stream(token: torch.Tensor) -> None:
+        nonlocal shown
+        if int(token[0]) == tokenizer.eot_id:
+            return
+        generated.append(int(token[0]))
+        text = tokenizer.decode(generated)
+        if on_text is not None and len(text) > len(shown) and not text.endswith("\ufffd"):
+            on_text(text[len(shown):])
+            shown = text
+
+    model.sample(prompt_ids, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
+                 stop_id=tokenizer.eot_id, generator=generator, on_token=stream)
+    text = tokenizer.decode(generated)
+    if on_text is not None and len(text) > len(shown):
+        on_text(text[len(shown):])
+    return text
