@@ -19,8 +19,22 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from twopaths.errors import DataError
+
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 DEBIAN_FORTUNES = Path("/usr/share/games/fortunes")
+
+
+def read_bytes(path: Path, expected: str) -> bytes:
+    """A file's bytes, or a DataError naming the path and saying what was ``expected`` there."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, expected {expected}") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it ({exc.strerror or exc})") from None
 
 
 def data_root() -> Path | None:

@@ -30,7 +30,7 @@ from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from twopaths.data.base import DEBIAN_FASHION_MNIST, DatasetSummary, cache_dir, data_root
+from twopaths.data.base import DEBIAN_FASHION_MNIST, DatasetSummary, cache_dir, data_root, read_bytes
 from twopaths.errors import ConfigError, DataError
 
 __all__ = [
@@ -80,21 +80,14 @@ def _is_gzip_path(path: Path) -> bool:
     return path.suffix.lower() == ".gz"
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_maybe_gzipped(path: Path) -> bytes:
     """The file's content, gunzipped when it is a ``.gz`` file (or starts with the gzip magic).
 
     Sniffing the magic too means a gzipped file that lost its ``.gz`` suffix still reads; the
     reverse (a ``.gz`` name on plain content) is reported, since it usually means a broken
     download rather than a naming choice.
     """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, expected an IDX file") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    raw = read_bytes(path, "an IDX file")
     if _is_gzip_path(path) or raw[:2] == _GZIP_MAGIC:
         if raw[:2] != _GZIP_MAGIC:
             raise DataError(
@@ -160,7 +153,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     magic number or element type, or holds a different number of bytes than its header says.
     """
     path = Path(path)
-    return _parse_idx(_read_bytes(path), path)
+    return _parse_idx(_read_maybe_gzipped(path), path)
 
 
 def idx_header(path: str | Path) -> tuple[np.dtype, tuple[int, ...]]:
@@ -464,7 +457,7 @@ def _load_split(root: Path, images_name: str, labels_name: str, verify: bool):
         path = _locate(root, name)
         if path is None:
             raise DataError(f"Fashion-MNIST: {_describe_place(root)}")
-        data = _read_bytes(path)
+        data = _read_maybe_gzipped(path)
         if verify:
             actual = hashlib.sha256(data).hexdigest()
             if actual != FASHION_MNIST_SHA256[name]:

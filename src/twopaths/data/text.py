@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from twopaths.data.base import DEBIAN_FORTUNES, DatasetSummary, data_root
+from twopaths.data.base import DEBIAN_FORTUNES, DatasetSummary, data_root, read_bytes
 from twopaths.errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # only for annotations; tokenizers.py does not depend on this module either
@@ -68,17 +68,6 @@ def _decode_utf8(data: bytes, path: Path) -> str:
     return text.removeprefix("\ufeff")
 
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, expected a text file") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-
-
 def read_text_file(path: PathLike) -> str:
     """Read a whole file as strict UTF-8.
 
@@ -86,7 +75,7 @@ def read_text_file(path: PathLike) -> str:
     message names the file, the byte offset and the offending bytes in hex).
     """
     path = Path(path)
-    return _decode_utf8(_read_bytes(path), path)
+    return _decode_utf8(read_bytes(path, "a text file"), path)
 
 
 def _documents_from_text(text: str) -> list[str]:
@@ -167,7 +156,7 @@ def read_corpus(path: PathLike) -> list[str]:
         documents: list[str] = []
         skipped_binary = []
         for file in files:
-            data = _read_bytes(file)
+            data = read_bytes(file, "a text file")
             if b"\0" in data:
                 skipped_binary.append(file.name)
                 continue
@@ -179,7 +168,7 @@ def read_corpus(path: PathLike) -> list[str]:
             raise DataError(f"{path}: no text documents found ({detail})")
         return documents
 
-    data = _read_bytes(path)
+    data = read_bytes(path, "a text file")
     if b"\0" in data:
         raise DataError(
             f"{path}: contains a NUL byte at byte offset {data.index(0)}, so it looks binary, "

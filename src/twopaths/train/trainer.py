@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -71,7 +72,9 @@ def mean_loss(model: Paradigm, dataset: Dataset, batch_size: int, device: torch.
     loader = DataLoader(dataset, batch_size=min(batch_size, len(dataset)), shuffle=False, collate_fn=collate_fn)
     total = min(len(loader), max_batches) if max_batches is not None else len(loader)
     loss_sum, count = 0.0, 0
-    for i, batch in enumerate(tqdm(loader, total=total, disable=not progress, desc="eval", leave=False)):
+    bar = tqdm(loader, total=total, disable=not progress, desc="eval", leave=False,
+               mininterval=0.1 if sys.stderr.isatty() else 5.0)
+    for i, batch in enumerate(bar):
         if i >= total:
             break
         batch = move_to(batch, device)
@@ -229,7 +232,8 @@ class Trainer:
 
         params = [p for p in self.model.parameters() if p.requires_grad]
         bar = tqdm(total=tc.max_steps, initial=self.step, disable=not (self.is_main and tc.progress),
-                   unit="step", dynamic_ncols=True, desc=self.cfg.model or "train")
+                   unit="step", dynamic_ncols=True, desc=self.cfg.model or "train",
+                   mininterval=0.1 if sys.stderr.isatty() else 5.0)  # logs get a line every 5 s, not a flood
         window_items, window_start, last_loss = 0, time.perf_counter(), math.nan
         started = time.perf_counter()
         self.model.train()
@@ -276,7 +280,7 @@ class Trainer:
                     log.write({"step": self.step, "loss": last_loss, "lr": lr, "grad_norm": norm_value,
                                f"{self.model.item_name}_per_s": rate, "time": time.perf_counter() - started})
                     bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}",
-                                    **{f"{self.model.item_name}/s": f"{rate:,.0f}"})
+                                    **{f"{self.model.item_name}/s": f"{rate:,.0f}"}, refresh=False)
                     window_items, window_start = 0, time.perf_counter()
 
                 if tc.eval_every and self.step % tc.eval_every == 0 and self.is_main:
