@@ -56,7 +56,7 @@ def test_yaml_file_is_checked(tmp_path: Path):
 
 
 def test_unknown_model_and_wrong_data_kind():
-    with pytest.raises(ConfigError, match="unknown model 'gpt-9'; available models: mlp-lm"):
+    with pytest.raises(ConfigError, match="unknown model .gpt-9.; available models: gpt, gpt-nano, gpt-char, gpt2-124m, mlp-lm"):
         resolve_config("gpt-9")
     with pytest.raises(ConfigError, match="trains on text data; dataset 'shapes' is image data"):
         resolve_config("mlp-lm", data="shapes")

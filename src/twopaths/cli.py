@@ -16,6 +16,8 @@ from twopaths.errors import TwopathsError
 
 EXAMPLES_TRAIN = """\
 examples:
+  twopaths train gpt-nano --data fortunes --out runs/gpt
+  twopaths train gpt-char --out runs/char --set data.tokenizer=char
   twopaths train mlp-lm --data fortunes --out runs/mlp
   twopaths train mlp-lm --out runs/mlp --set train.max_steps=2000 --set optim.lr=1e-3
   twopaths train mlp-lm --out runs/mlp --config my.yaml --dry-run
@@ -77,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate per sample")
     p.add_argument("--temperature", type=float, default=0.8, help="softmax temperature; 0 = greedy")
     p.add_argument("--top-k", type=int, default=None, help="sample only among the k most likely tokens")
+    p.add_argument("--top-p", type=float, default=None,
+                   help="nucleus sampling: only the most likely tokens whose probability adds up to p")
+    p.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                   help="stop a sample when this text appears (not printed); repeatable")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same text)")
     p.add_argument("--checkpoint", help="a specific checkpoint directory instead of the newest")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
@@ -145,7 +151,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     torch.manual_seed(cfg.train.seed)  # model initialisation is reproducible
-    model = spec.build(cfg, splits)
+    model = spec.build(cfg, splits.meta)
     hooks = [Hook("samples", cfg.train.sample_every, spec.sample_hook(splits))] \
         if cfg.train.sample_every and spec.sample_hook else []
     trainer = Trainer(model, splits.train, cfg, run_dir, val_set=splits.val, hooks=hooks)
@@ -180,18 +186,21 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from twopaths.paradigms.autoregressive import generate_text
 
     run = load_run(args.run, args.checkpoint, use_ema=not args.no_ema)
-    tokenizer = run.splits.meta.get("tokenizer")
+    tokenizer = run.meta.get("tokenizer")
     if tokenizer is None:
         raise TwopathsError(f"model '{run.cfg.model}' has no text sampler yet")
     if args.n < 1 or args.max_new_tokens < 1:
         raise TwopathsError("--n and --max-new-tokens must be >= 1")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise TwopathsError("--top-p must be in (0, 1]")
     generator = torch.Generator().manual_seed(args.seed)
     for i in range(args.n):
         if i:
             print("\n" + "-" * 40)
         sys.stdout.write(args.prompt)
         generate_text(run.model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k,
-                      generator, on_text=lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
+                      args.top_p, args.stop, generator,
+                      on_text=lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
     print()
     return 0
 
@@ -202,7 +211,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     import torch
 
-    run = load_run(args.run, args.checkpoint, use_ema=not args.no_ema)
+    run = load_run(args.run, args.checkpoint, use_ema=not args.no_ema, with_data=True)
     dataset = getattr(run.splits, args.split)
     with torch.no_grad():
         loss = mean_loss(run.model, dataset, run.cfg.train.batch_size, torch.device("cpu"),

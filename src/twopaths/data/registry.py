@@ -151,6 +151,16 @@ def _pair_splits(cfg: DataConfig) -> Splits:
                   {"source": source})
 
 
+def run_meta(cfg: DataConfig, run_dir: Path) -> dict:
+    """What a model needs to be built, without loading the data when a run has it saved.
+
+    Text runs keep their tokenizer in ``RUN/tokenizer.json``, so sampling never re-reads the corpus.
+    """
+    if dataset_kind(cfg.name) == "text" and (Path(run_dir) / "tokenizer.json").is_file():
+        return {"tokenizer": load_tokenizer(Path(run_dir) / "tokenizer.json"), "source": str(cfg.path or cfg.name)}
+    return load_splits(cfg, run_dir).meta
+
+
 def load_splits(cfg: DataConfig, run_dir: Path | None = None) -> Splits:
     """Load ``cfg.name`` as train/val/test splits (text: with the run's tokenizer)."""
     kind = dataset_kind(cfg.name)

@@ -1,13 +1,15 @@
 """Next-token prediction: the autoregressive paradigm.
 
 Training maximises ``log p(x) = sum_t log p(x_t | x_<t)`` (the chain rule of probability), i.e.
-minimises the mean next-token cross-entropy; sampling draws one token at a time and feeds it
-back. Any backbone that maps token ids (B, T) to causal logits (B, T, V) fits.
+minimises the mean next-token cross-entropy; generation draws one token at a time and feeds it
+back. Any backbone that maps token ids (B, T) to causal logits (B, T, V) fits. Backbones that
+also take ``positions``, ``key_mask`` and a ``cache`` (the :class:`~twopaths.backbones.transformer.Transformer`)
+decode with a KV cache and batch prompts of different lengths; others recompute each step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -17,94 +19,184 @@ from torch import nn
 from twopaths.paradigms.base import Paradigm
 
 
+def sample_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                  top_p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One token per row from logits (B, V).
+
+    Temperature 0 is greedy (argmax). Otherwise softmax(logits / T), restricted to the ``top_k``
+    most likely tokens and/or to the smallest set whose probability reaches ``top_p`` (nucleus
+    sampling, Holtzman et al. 2020, eq. 3).
+    """
+    if temperature <= 0:
+        return logits.argmax(-1)
+    logits = logits.float() / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        cum = torch.softmax(sorted_logits, dim=-1).cumsum(-1)
+        drop = cum - torch.softmax(sorted_logits, dim=-1) >= top_p  # mass *before* a token already reaches p
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))  # the most likely token always stays
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    probs = torch.softmax(logits, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
 class Autoregressive(Paradigm):
     item_name = "tokens"
 
     def __init__(self, net: nn.Module, context: int):
         super().__init__()
         self.net = net
-        self.context = context  # the longest sequence the backbone is trained on
+        self.context = context  # the longest sequence the backbone can attend over
 
     def loss(self, batch: dict[str, Any]) -> torch.Tensor:
         tokens = batch["tokens"]  # (B, T + 1)
-        logits = self.net(tokens[:, :-1])  # (B, T, V)
+        logits = self.net(tokens[:, :-1])  # (B, T, V): position t predicts token t + 1
         return F.cross_entropy(logits.flatten(0, 1).float(), tokens[:, 1:].flatten())
 
     def items_in(self, batch: dict[str, Any]) -> int:
         tokens = batch["tokens"]
         return int(tokens.shape[0] * (tokens.shape[1] - 1))
 
+    @property
+    def can_cache(self) -> bool:
+        return hasattr(self.net, "new_cache")
+
+    # ------------------------------------------------------------------ generation
+
+    def _logits(self, seq: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Next-token logits (B, V) by recomputing over the last ``context`` tokens."""
+        seq, mask = seq[:, -self.context:], mask[:, -self.context:]
+        if self.can_cache:
+            positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+            return self.net(seq, positions=positions, key_mask=mask)[:, -1]
+        return self.net(seq)[:, -1]  # backbones without masks only see equal-length rows (see generate)
+
     @torch.no_grad()
-    def sample(self, prompt: torch.Tensor, max_new_tokens: int = 100,
-               temperature: float = 1.0, top_k: int | None = None, stop_id: int | None = None,
-               generator: torch.Generator | None = None,
-               on_token: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
-        """Draw ``max_new_tokens`` after ``prompt`` (B, T0 >= 1) by recomputing the context each step.
+    def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int = 100, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None, stop_id: int | None = None,
+                 stop: Callable[[int, list[int]], bool] | None = None, generator: torch.Generator | None = None,
+                 on_token: Callable[[torch.Tensor], None] | None = None, use_cache: bool = True,
+                 return_logits: bool = False) -> list[list[int]] | tuple[list[list[int]], torch.Tensor]:
+        """Continue each prompt (a list of token ids, lengths may differ) by up to ``max_new_tokens``.
 
-        To sample from scratch, prompt with the end-of-text token: documents are separated by it
-        in training, so it is what "the start of a document" looks like to the model.
-
-        ``temperature`` 0 is greedy. ``on_token`` receives each new column (B,) as it is drawn,
-        for streaming. Generation stops early when every row has produced ``stop_id``.
+        Prompts are left-padded into one batch; padding is masked out of attention and every row's
+        positions start at 0 at its first real token, so a row's output does not depend on what
+        it was batched with. A row stops at ``stop_id`` (not included in its output) or when
+        ``stop(row, new_ids)`` returns True. ``on_token`` receives each step's tokens (B,) for
+        streaming. With a KV cache each step runs the network on one token per row; when the
+        cache reaches the context length it is rebuilt from the newest half-context of tokens.
+        ``return_logits`` also returns the logits of every step, (B, steps, V).
         """
+        if not prompts or any(len(p) == 0 for p in prompts):
+            raise ValueError("every prompt needs at least one token (use the end-of-text id to start fresh)")
+        if not self.can_cache and len({len(p) for p in prompts}) > 1:
+            # no attention mask in this backbone: generate rows of different lengths separately
+            results = [self.generate([p], max_new_tokens, temperature, top_k, top_p, stop_id,
+                                     (lambda _, ids, i=i: stop(i, ids)) if stop else None, generator,
+                                     None, use_cache, return_logits) for i, p in enumerate(prompts)]
+            if return_logits:
+                return [r[0][0] for r in results], [r[1][0] for r in results]  # ragged: a list per row
+            return [r[0] for r in results]
         device = next(self.parameters()).device
-        if prompt.ndim != 2 or prompt.shape[1] == 0:
-            raise ValueError(f"prompt must be (batch, length >= 1) token ids, got shape {tuple(prompt.shape)}")
-        ids = prompt.to(device)
-        done = torch.zeros(ids.shape[0], dtype=torch.bool, device=device)
+        B, L = len(prompts), max(len(p) for p in prompts)
+        seq = torch.zeros(B, L, dtype=torch.long, device=device)
+        mask = torch.zeros(B, L, dtype=torch.bool, device=device)
+        for i, p in enumerate(prompts):  # left padding: real tokens end at the right edge
+            seq[i, L - len(p):] = torch.as_tensor(list(p), device=device)
+            mask[i, L - len(p):] = True
+
+        cached = use_cache and self.can_cache
+        cache = None
+        out: list[list[int]] = [[] for _ in range(B)]
+        done = torch.zeros(B, dtype=torch.bool, device=device)
+        all_logits = []
+
+        def prefill() -> torch.Tensor:
+            nonlocal cache, seq, mask
+            seq, mask = seq[:, -(self.context // 2 if cache is not None else self.context):], \
+                mask[:, -(self.context // 2 if cache is not None else self.context):]
+            cache = self.net.new_cache(B, self.context, device=device)
+            positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+            return self.net(seq, positions=positions, key_mask=mask, cache=cache)[:, -1]
+
+        logits = prefill() if cached else self._logits(seq, mask)
         for _ in range(max_new_tokens):
-            logits = self.net(ids[:, -self.context:])[:, -1]  # (B, V)
-            nxt = sample_logits(logits.float(), temperature, top_k, generator)  # (B,)
-            ids = torch.cat([ids, nxt[:, None]], dim=1)
+            if return_logits:
+                all_logits.append(logits.float())
+            nxt = sample_logits(logits, temperature, top_k, top_p, generator)  # (B,)
             if on_token is not None:
                 on_token(nxt)
-            if stop_id is not None:
-                done |= nxt == stop_id
-                if bool(done.all()):
-                    break
-        return ids
+            for i in range(B):
+                if done[i]:
+                    continue
+                token = int(nxt[i])
+                if stop_id is not None and token == stop_id:
+                    done[i] = True
+                    continue
+                out[i].append(token)
+                if stop is not None and stop(i, out[i]):
+                    done[i] = True
+            if bool(done.all()):
+                break
+            seq = torch.cat([seq, nxt[:, None]], dim=1)
+            mask = torch.cat([mask, torch.ones(B, 1, dtype=torch.bool, device=device)], dim=1)
+            if not cached:
+                logits = self._logits(seq, mask)
+            elif cache.length >= self.context:
+                logits = prefill()
+            else:
+                positions = mask.long().sum(-1, keepdim=True) - 1  # (B, 1): each row's next position
+                logits = self.net(nxt[:, None], positions=positions, key_mask=mask, cache=cache)[:, -1]
+        if return_logits:
+            return out, torch.stack(all_logits, dim=1)
+        return out
 
-
-def sample_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """One token per row from logits (B, V): greedy at temperature 0, else softmax(logits / T) within top-k."""
-    if temperature <= 0:
-        return logits.argmax(-1)
-    logits = logits / temperature
-    if top_k is not None and top_k < logits.shape[-1]:
-        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    probs = torch.softmax(logits, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    @torch.no_grad()
+    def sample(self, prompt: torch.Tensor, max_new_tokens: int = 100, **kwargs: Any) -> list[list[int]]:
+        """Paradigm interface: ``prompt`` (B, T0) token ids; see :meth:`generate` for the options."""
+        return self.generate(prompt.tolist(), max_new_tokens, **kwargs)
 
 
 def generate_text(model: Autoregressive, tokenizer: Any, prompt: str = "", max_new_tokens: int = 200,
-                  temperature: float = 1.0, top_k: int | None = None, generator: torch.Generator | None = None,
+                  temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                  stop_strings: Sequence[str] = (), generator: torch.Generator | None = None,
                   on_text: Callable[[str], None] | None = None) -> str:
-    """Continue ``prompt`` (default: a new document) and return the new text, stopping at end-of-text.
+    """Continue ``prompt`` (default: a new document) and return the new text.
 
-    ``tokenizer`` needs ``encode``, ``decode`` and ``eot_id``. ``on_text`` receives each new piece
-    of text as soon as it decodes (a BPE token can end in the middle of a UTF-8 character; the
-    piece then arrives with the next token).
+    Stops at end-of-text, at ``max_new_tokens``, or once the text contains one of ``stop_strings``
+    (the returned text ends just before it). ``tokenizer`` needs ``encode``, ``decode`` and
+    ``eot_id``. ``on_text`` receives each new piece of text as soon as it decodes (a BPE token can
+    end inside a UTF-8 character; the piece then arrives with the next token).
     """
     ids = tokenizer.encode(prompt) if prompt else []
-    prompt_ids = torch.tensor([ids or [tokenizer.eot_id]])
-    generated: list[int] = []
-    shown = ""
+    stops = [s for s in stop_strings if s]
+    state = {"shown": "", "text": ""}
 
-    def stream(token: torch.Tensor) -> None:
-        nonlocal shown
-        if int(token[0]) == tokenizer.eot_id:
-            return
-        generated.append(int(token[0]))
-        text = tokenizer.decode(generated)
-        if on_text is not None and len(text) > len(shown) and not text.endswith("\ufffd"):
-            on_text(text[len(shown):])
-            shown = text
+    def held_back(text: str) -> int:
+        """Length of the longest suffix of ``text`` that could still grow into a stop string."""
+        for k in range(min(len(text), max((len(s) for s in stops), default=1) - 1), 0, -1):
+            if any(s.startswith(text[-k:]) for s in stops):
+                return k
+        return 0
 
-    model.sample(prompt_ids, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
-                 stop_id=tokenizer.eot_id, generator=generator, on_token=stream)
-    text = tokenizer.decode(generated)
-    if on_text is not None and len(text) > len(shown):
-        on_text(text[len(shown):])
+    def check(_: int, new_ids: list[int]) -> bool:
+        text = tokenizer.decode(new_ids)
+        hits = [text.find(s) for s in stops if s in text]
+        if hits:
+            text = text[:min(hits)]
+        state["text"] = text
+        safe = text if hits else text[:len(text) - held_back(text)]
+        if on_text is not None and len(safe) > len(state["shown"]) and not safe.endswith("\ufffd"):
+            on_text(safe[len(state["shown"]):])
+            state["shown"] = safe
+        return bool(hits)
+
+    model.generate([ids or [tokenizer.eot_id]], max_new_tokens, temperature, top_k, top_p,
+                   stop_id=tokenizer.eot_id, stop=check, generator=generator)
+    text = state["text"]
+    if on_text is not None and len(text) > len(state["shown"]):
+        on_text(text[len(state["shown"]):])
     return text
