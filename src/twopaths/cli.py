@@ -72,20 +72,42 @@ def build_parser() -> argparse.ArgumentParser:
     # sample -----------------------------------------------------------------------------------
     p = sub.add_parser("sample", help="generate from a trained run",
                        description="Generate from a run's newest checkpoint (EMA weights unless --no-ema). "
-                                   "Text models stream tokens to stdout as they are drawn.")
+                                   "Text models stream tokens to stdout; diffusion models write a PNG grid "
+                                   "(or a scatter plot for 2-D points) or NPZ arrays.",
+                       epilog="examples:\n"
+                              "  twopaths sample runs/gpt --prompt \"The secret of\" --n 3 --top-p 0.9\n"
+                              "  twopaths sample runs/ddpm --n 64 --sampler dpmpp --steps 20 --out grid.png\n"
+                              "  twopaths sample runs/ddpm --class Sneaker --guidance 3 --trajectory traj.png",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", type=Path, help="run directory")
-    p.add_argument("--prompt", default="", help="text to continue (default: start of a new document)")
-    p.add_argument("--n", type=int, default=1, help="number of samples")
-    p.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate per sample")
-    p.add_argument("--temperature", type=float, default=0.8, help="softmax temperature; 0 = greedy")
-    p.add_argument("--top-k", type=int, default=None, help="sample only among the k most likely tokens")
-    p.add_argument("--top-p", type=float, default=None,
-                   help="nucleus sampling: only the most likely tokens whose probability adds up to p")
-    p.add_argument("--stop", action="append", default=[], metavar="TEXT",
-                   help="stop a sample when this text appears (not printed); repeatable")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same text)")
+    p.add_argument("--n", type=int, default=None, help="number of samples (text: 1, diffusion: 64)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same samples)")
     p.add_argument("--checkpoint", help="a specific checkpoint directory instead of the newest")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
+    g = p.add_argument_group("text models")
+    g.add_argument("--prompt", default="", help="text to continue (default: start of a new document)")
+    g.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate per sample")
+    g.add_argument("--temperature", type=float, default=0.8, help="softmax temperature; 0 = greedy")
+    g.add_argument("--top-k", type=int, default=None, help="sample only among the k most likely tokens")
+    g.add_argument("--top-p", type=float, default=None,
+                   help="nucleus sampling: only the most likely tokens whose probability adds up to p")
+    g.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                   help="stop a sample when this text appears (not printed); repeatable")
+    g = p.add_argument_group("diffusion models")
+    g.add_argument("--sampler", choices=["ddpm", "ddim", "dpmpp", "euler", "heun"], default="ddim",
+                   help="DDPM ancestral, DDIM (eta 0), DPM-Solver++(2M), or Euler/Heun on EDM sigmas")
+    g.add_argument("--steps", type=int, default=None,
+                   help="sampling steps (default: T for ddpm, the run's arch.sample_steps otherwise); "
+                        "heun evaluates the network twice per step")
+    g.add_argument("--spacing", choices=["leading", "linspace", "trailing"], default="leading",
+                   help="how the steps are placed among the T training timesteps")
+    g.add_argument("--class", dest="class_", metavar="C",
+                   help="class name or number for class-conditional models (default: every class in turn)")
+    g.add_argument("--guidance", type=float, default=1.0,
+                   help="classifier-free guidance scale w (1 = plain conditional; 3 is a common choice)")
+    g.add_argument("--out", help="output file: .png (grid or scatter plot) or .npz (arrays); "
+                                 "default RUN/samples/sample.png")
+    g.add_argument("--trajectory", metavar="PNG", help="also draw x_t and the predicted x0 across the steps")
     p.set_defaults(func=cmd_sample)
 
     # eval -------------------------------------------------------------------------------------
@@ -96,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", type=Path, help="run directory")
     p.add_argument("--split", choices=["val", "test", "train"], default="val", help="which split (default val)")
     p.add_argument("--batches", type=int, default=None, help="only the first N batches (default: all)")
+    p.add_argument("--n", type=int, default=None, help="only the first N items of the split")
+    p.add_argument("--metrics", default="loss",
+                   help="comma-separated: loss (mean training loss, plus perplexity for text), "
+                        "nll (diffusion: bits/dim from the full variational bound; T evaluations per batch)")
     p.add_argument("--checkpoint", help="a specific checkpoint directory instead of the newest")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
     p.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
@@ -171,7 +197,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     torch.manual_seed(cfg.train.seed)  # model initialisation is reproducible
     model = spec.build(cfg, splits.meta)
-    hooks = [Hook("samples", cfg.train.sample_every, spec.sample_hook(splits))] \
+    hooks = [Hook("samples", cfg.train.sample_every, spec.sample_hook(splits.meta))] \
         if cfg.train.sample_every and spec.sample_hook else []
     trainer = Trainer(model, splits.train, cfg, run_dir, val_set=splits.val, hooks=hooks)
     if args.dry_run:
@@ -199,51 +225,72 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    import torch
-
     from twopaths.models import load_run
-    from twopaths.paradigms.autoregressive import generate_text
 
     run = load_run(args.run, args.checkpoint, use_ema=not args.no_ema)
-    tokenizer = run.meta.get("tokenizer")
-    if tokenizer is None:
-        raise TwopathsError(f"model '{run.cfg.model}' has no text sampler yet")
-    if args.n < 1 or args.max_new_tokens < 1:
-        raise TwopathsError("--n and --max-new-tokens must be >= 1")
-    if args.top_p is not None and not 0 < args.top_p <= 1:
-        raise TwopathsError("--top-p must be in (0, 1]")
-    generator = torch.Generator().manual_seed(args.seed)
-    for i in range(args.n):
-        if i:
-            print("\n" + "-" * 40)
-        sys.stdout.write(args.prompt)
-        generate_text(run.model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k,
-                      args.top_p, args.stop, generator,
-                      on_text=lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
-    print()
-    return 0
+    if run.spec.sample_command is None:
+        raise TwopathsError(f"model '{run.cfg.model}' has no sampler")
+    is_text = "tokenizer" in run.meta
+    args.n = args.n if args.n is not None else (1 if is_text else 64)
+    if args.n < 1 or args.max_new_tokens < 1 or (args.steps is not None and args.steps < 1):
+        raise TwopathsError("--n, --steps and --max-new-tokens must be >= 1")
+    return run.spec.sample_command(run, args)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    import torch
+
     from twopaths.models import load_run
     from twopaths.train.trainer import mean_loss
 
-    import torch
-
+    metrics_asked = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    unknown = sorted(set(metrics_asked) - {"loss", "nll"})
+    if unknown:
+        raise TwopathsError(f"unknown metric(s) {', '.join(unknown)}; available here: loss, nll")
     run = load_run(args.run, args.checkpoint, use_ema=not args.no_ema, with_data=True)
     dataset = getattr(run.splits, args.split)
+    if args.n is not None:
+        dataset = torch.utils.data.Subset(dataset, range(min(args.n, len(dataset))))
+    torch.manual_seed(0)  # stochastic losses (diffusion's t and noise) give the same number every time
+    metrics: dict[str, float] = {}
     with torch.no_grad():
-        loss = mean_loss(run.model, dataset, run.cfg.train.batch_size, torch.device("cpu"),
-                         max_batches=args.batches, progress=True)
-    metrics = run.spec.report(loss, run.splits)
+        if "loss" in metrics_asked:
+            loss = mean_loss(run.model, dataset, run.cfg.train.batch_size, torch.device("cpu"),
+                             max_batches=args.batches, progress=True)
+            metrics.update(run.spec.report(loss, run.meta))
+        if "nll" in metrics_asked:
+            if not hasattr(run.model, "nll_bits_per_dim"):
+                raise TwopathsError(f"model '{run.cfg.model}' has no likelihood bound; use --metrics loss")
+            metrics.update(_diffusion_nll(run, dataset, args.batches))
     print(f"{run.cfg.model} on {run.cfg.data.name}/{args.split}, checkpoint step {run.checkpoint.step}"
           f" ({'raw' if args.no_ema or not run.checkpoint.has_ema else 'EMA'} weights), {len(dataset):,} items")
     for key, value in metrics.items():
-        print(f"  {key:<16} {value:.4f}")
+        print(f"  {key:<20} {value:.4f}")
     if args.json:
-        args.json.write_text(json.dumps({"run": str(args.run), "split": args.split,
+        args.json.write_text(json.dumps({"run": str(args.run), "split": args.split, "items": len(dataset),
                                          "step": run.checkpoint.step, **metrics}, indent=2))
     return 0
+
+
+def _diffusion_nll(run, dataset, max_batches: int | None) -> dict[str, float]:
+    """Bits per dimension from the full variational bound (T network evaluations per batch)."""
+    import torch
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+
+    model = run.model
+    loader = DataLoader(dataset, batch_size=min(64, len(dataset)))
+    total = min(len(loader), max_batches) if max_batches else len(loader)
+    bits, prior = [], []
+    for i, batch in enumerate(tqdm(loader, total=total, desc=f"VLB ({model.schedule.T} steps per batch)")):
+        if i >= total:
+            break
+        x = batch[model.data_key]
+        y = batch["label"] if model.num_classes else None
+        out = model.nll_bits_per_dim(x, y)
+        bits.append(out["bits_per_dim"])
+        prior.append(out["prior_bits_per_dim"])
+    return {"nll_bits_per_dim": float(torch.cat(bits).mean()), "prior_bits_per_dim": float(torch.cat(prior).mean())}
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -131,15 +131,25 @@ def target_for(prediction: Prediction, x0: torch.Tensor, noise: torch.Tensor, sc
     return ab.sqrt() * noise - (1 - ab).sqrt() * x0  # v
 
 
+def x0_coefficients(prediction: Prediction, a: Any, s: Any) -> tuple[Any, Any]:
+    """(c_skip, c_out) with x0 = c_skip * x_t + c_out * output for x_t = a x0 + s eps (a = sqrt(abar),
+    s = sqrt(1 - abar); floats or tensors): eps: (x_t - s eps) / a;  x0: output;  v: a x_t - s v
+    (Salimans & Ho 2022, sec. 4)."""
+    if prediction == "eps":
+        return 1.0 / a, -s / a
+    if prediction == "x0":
+        return 0.0, 1.0
+    return a, -s
+
+
 def to_x0(prediction: Prediction, output: torch.Tensor, x_t: torch.Tensor, schedule: NoiseSchedule,
           t: torch.Tensor) -> torch.Tensor:
-    """The model's estimate of x_0 from its raw output (with a = sqrt(abar), s = sqrt(1 - abar)):
-    eps: (x_t - s eps) / a;  x0: itself;  v: a x_t - s v."""
+    """The model's estimate of x_0 from its raw output at integer timesteps ``t`` (see :func:`x0_coefficients`)."""
     if prediction == "x0":
         return output
     ab = gather(schedule.alphas_cumprod, t, x_t.ndim)
-    a, s = ab.sqrt(), (1 - ab).sqrt()
-    return (x_t - s * output) / a if prediction == "eps" else a * x_t - s * output
+    c_skip, c_out = x0_coefficients(prediction, ab.sqrt(), (1 - ab).sqrt())
+    return c_skip * x_t + c_out * output
 
 
 def to_eps(prediction: Prediction, output: torch.Tensor, x_t: torch.Tensor, schedule: NoiseSchedule,
@@ -219,9 +229,13 @@ class GaussianDiffusion(Paradigm):
 
     item_name = "images"
 
-    def __init__(self, net: nn.Module, cfg: GaussianConfig, num_classes: int = 0, data_key: str = "image"):
+    def __init__(self, net: nn.Module, cfg: GaussianConfig, sample_shape: tuple[int, ...], num_classes: int = 0,
+                 data_key: str = "image", clip: float | None = 1.0):
+        """``sample_shape``: one item's shape, e.g. (1, 28, 28) or (2,). ``clip``: bound for the x0
+        estimate while sampling (1.0 for images in [-1, 1]; None for unbounded data such as 2-D points)."""
         super().__init__()
         self.net, self.cfg, self.num_classes, self.data_key = net, cfg, num_classes, data_key
+        self.sample_shape, self.clip = tuple(sample_shape), clip
         self.schedule = NoiseSchedule.make(cfg.schedule, cfg.timesteps, cfg.zero_terminal_snr)
         if data_key != "image":
             self.item_name = "samples"
@@ -242,7 +256,9 @@ class GaussianDiffusion(Paradigm):
         """The network's prediction (mean part only) at (x_t, t), with classifier-free guidance
         out = uncond + w (cond - uncond) (Ho & Salimans 2022, eq. 6) when ``guidance`` != 1."""
         t = t.float().expand(x_t.shape[0]) if t.ndim == 0 else t.float()
-        if y is None or guidance == 1.0 or not self.num_classes:
+        if not self.num_classes:
+            y = None  # an unconditional network takes no labels
+        if y is None or guidance == 1.0:
             return self._split(self.net(x_t, t, y))[0]
         null = torch.full_like(y, self.num_classes)
         both = self._split(self.net(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([y, null])))[0]
@@ -274,6 +290,26 @@ class GaussianDiffusion(Paradigm):
             vlb = self._vlb_terms(x0, x_t, t, out.detach(), var_out)
             loss = loss + self.cfg.vlb_weight * self.schedule.T * vlb.mean() / x0[0].numel()
         return loss
+
+    # ------------------------------------------------------------------ sampling
+
+    @torch.no_grad()
+    def sample(self, n: int, sampler: str = "ddim", steps: int | None = None, y: torch.Tensor | None = None,
+               guidance: float = 1.0, spacing: str = "leading", generator: torch.Generator | None = None,
+               callback: Any = None, **sampler_options: Any) -> torch.Tensor:
+        """Draw ``n`` samples with a sampler from :mod:`twopaths.paradigms.samplers` (``steps``
+        defaults to T for ``ddpm`` and 50 otherwise). ``y`` (n,) class ids, with classifier-free
+        ``guidance`` w (1 = plain conditional). ``callback(i, t, x_t, x0_pred)`` sees every step."""
+        from twopaths.paradigms.samplers import make_sampler
+
+        steps = steps or (self.schedule.T if sampler == "ddpm" else 50)
+        solver = make_sampler(sampler, self.schedule, steps, spacing=spacing, prediction=self.cfg.prediction,
+                              clip=self.clip, **sampler_options)
+        device = next(self.parameters()).device
+        x_T = solver.init_noise((n, *self.sample_shape), generator, device)
+        if y is not None:
+            y = y.to(device)
+        return solver.sample(lambda x_t, t: self.model_output(x_t, t, y, guidance), x_T, generator, callback)
 
     # ------------------------------------------------------------------ p(x_{t-1} | x_t)
 

@@ -1,0 +1,337 @@
+"""The denoising U-Net: a convolutional encoder-decoder with skip connections, conditioned on the timestep.
+
+The shape is Ronneberger et al. 2015 ("U-Net: Convolutional Networks for Biomedical Image
+Segmentation"): a contracting path that halves the resolution level by level, an expansive path
+that doubles it back, and skip connections that concatenate each contracting feature map onto the
+expansive path at the same resolution, so fine detail need not squeeze through the bottleneck.
+
+As a diffusion backbone it is the network of Ho et al. 2020 ("Denoising Diffusion Probabilistic
+Models", sec. 4 and appendix B), refined by Dhariwal & Nichol 2021 ("Diffusion Models Beat GANs on
+Image Synthesis", sec. 3, "ADM"):
+
+- every level is ``num_res_blocks`` residual blocks (Wide ResNet style, GroupNorm instead of weight
+  norm), with multi-head self-attention after each block at the chosen feature-map sizes;
+- the timestep enters through a sinusoidal embedding (Vaswani et al. 2017, sec. 3.5) and an MLP,
+  then a per-block projection that is *added* to the feature maps (Ho et al.) or that scales and
+  shifts the normalised features, ``GroupNorm(h) * (1 + s) + b`` ("adaptive group norm", ADM sec. 3);
+- a class label (with one extra "null" row for classifier-free guidance, Ho & Salimans 2022) is
+  embedded and added to the time embedding;
+- each residual block's last conv, each attention output projection and the output conv start at
+  zero, so every block starts as the identity and the whole network outputs exactly 0 at init
+  (Goyal et al. 2017's zero-gamma trick, used in Ho et al.'s and ADM's code);
+- ADM's options: resolution changes inside residual blocks (BigGAN's up/down blocks, Brock et al.
+  2019) instead of a strided conv / nearest + conv, and a fixed head width instead of a fixed head
+  count.
+
+Every block output of the contracting path (and the stem conv, and every downsampler) is saved and
+consumed, last-in first-out, by one block of the expansive path, which therefore has one block more
+per level than the contracting path (as in Ho et al.).
+
+Tensors are NCHW; every op is fine with ``channels_last`` memory format (attention reads the
+channels as the last axis without a copy when the input is channels-last).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import twopaths.nn.attention as shared_attention  # called as a module attribute: one shared SDPA path
+from twopaths.nn.positional import sinusoidal
+
+
+@dataclass
+class UNetConfig:
+    in_channels: int = 3  # image channels (1 for Fashion-MNIST, 3 for CIFAR-10)
+    out_channels: int | None = None  # None = in_channels; pass 2 * in_channels for a learned variance
+    image_size: int = 32  # side of the training images; attention_resolutions are read against it
+    base_channels: int = 64  # width of the first level; level i has base_channels * channel_mults[i]
+    channel_mults: tuple[int, ...] = (1, 2, 2)  # one entry per level; the input halves between levels
+    num_res_blocks: int = 2  # residual blocks per level on the way down (one more on the way up)
+    attention_resolutions: tuple[int, ...] = (16,)  # feature-map sides that get self-attention
+    num_heads: int = 4  # attention heads (ignored when head_channels is set)
+    head_channels: int | None = None  # fixed width per head, heads = channels // head_channels (ADM)
+    dropout: float = 0.0  # in every residual block, before its second conv (Ho et al.: 0.1 on CIFAR-10)
+    num_classes: int = 0  # 0 = unconditional; else a table of num_classes + 1 rows, the last the null label
+    resblock_updown: bool = False  # resample inside residual blocks (BigGAN/ADM) or by strided / nearest conv
+    scale_shift_norm: bool = False  # timestep scales and shifts the normalised features (ADM's AdaGN)
+    groups: int = 32  # GroupNorm groups (Wu & He 2018); the largest divisor of the width if it does not divide
+    time_embed_mult: int = 4  # time embedding width = time_embed_mult * base_channels (Ho et al.: 4)
+
+    def __post_init__(self) -> None:
+        self.channel_mults = tuple(self.channel_mults)
+        self.attention_resolutions = tuple(self.attention_resolutions)
+        if not self.channel_mults:
+            raise ValueError("channel_mults needs at least one level")
+        if self.num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0, got {self.num_classes}")
+
+    @property
+    def resolutions(self) -> tuple[int, ...]:
+        """Feature-map side at each level for ``image_size`` inputs: (28, 14, 7) for 28 and 3 levels."""
+        return tuple(self.image_size // 2**i for i in range(len(self.channel_mults)))
+
+
+#: Named sizes. ``unet_preset(name, **overrides)`` copies one with changes (in_channels, num_classes...).
+UNET_PRESETS: dict[str, UNetConfig] = {
+    # CPU smoke tests: 2 levels, one block each, attention at the lower level.
+    "unet-tiny": UNetConfig(in_channels=1, image_size=28, base_channels=32, channel_mults=(1, 2), num_res_blocks=1,
+                            attention_resolutions=(14,), groups=8),
+    # Fashion-MNIST: 28 -> 14 -> 7, attention at 14 (and in the middle block at 7).
+    "unet-small": UNetConfig(in_channels=1, image_size=28, base_channels=64, channel_mults=(1, 2, 2),
+                             num_res_blocks=2, attention_resolutions=(14,)),
+    # The same size with ADM's choices: AdaGN, resampling residual blocks, 32-wide heads.
+    "adm-small": UNetConfig(in_channels=1, image_size=28, base_channels=64, channel_mults=(1, 2, 2),
+                            num_res_blocks=2, attention_resolutions=(14, 7), head_channels=32,
+                            resblock_updown=True, scale_shift_norm=True),
+    # Ho et al. 2020, appendix B: CIFAR-10 32x32, 128 channels, 4 levels, attention at 16x16, dropout 0.1.
+    "ddpm-cifar10": UNetConfig(in_channels=3, image_size=32, base_channels=128, channel_mults=(1, 2, 2, 2),
+                               num_res_blocks=2, attention_resolutions=(16,), num_heads=1, dropout=0.1),
+}
+
+
+def unet_preset(name: str, **overrides) -> UNetConfig:
+    """A copy of ``UNET_PRESETS[name]`` with ``overrides`` applied."""
+    if name not in UNET_PRESETS:
+        raise ValueError(f"unknown U-Net preset '{name}'; choose one of {', '.join(UNET_PRESETS)}")
+    return dataclasses.replace(UNET_PRESETS[name], **overrides)
+
+
+# ----------------------------------------------------------------------------- building blocks
+
+
+def group_norm(channels: int, groups: int) -> nn.GroupNorm:
+    """GroupNorm with ``groups`` groups, or the largest divisor of ``channels`` below it."""
+    g = max(d for d in range(1, min(groups, channels) + 1) if channels % d == 0)
+    return nn.GroupNorm(g, channels, eps=1e-5)
+
+
+def zero_init(module: nn.Module) -> nn.Module:
+    """Set a layer's weights and bias to 0, so the residual branch it ends contributes nothing at init."""
+    for p in module.parameters():
+        nn.init.zeros_(p)
+    return module
+
+
+def conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride, padding=1)
+
+
+class ResBlock(nn.Module):
+    """Residual block with timestep conditioning (Ho et al. 2020, appendix B; ADM sec. 3)::
+
+        h = conv1(SiLU(GN(x)))                        [resampled between SiLU and conv1 if up/down]
+        h = h + W e                  or  h = GN(h) * (1 + s) + b, (s, b) = W e   (scale_shift)
+        h = conv2(dropout(SiLU(GN(h))))               conv2 starts at zero
+        out = skip(x) + h                             skip: 1x1 conv when the width changes
+
+    ``e`` is the (time + class) embedding after a SiLU.
+    """
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int, dropout: float = 0.0, groups: int = 32,
+                 scale_shift: bool = False, resample: Literal["up", "down"] | None = None):
+        super().__init__()
+        self.scale_shift, self.resample = scale_shift, resample
+        self.norm1 = group_norm(c_in, groups)
+        self.conv1 = conv3x3(c_in, c_out)
+        self.emb_proj = nn.Linear(emb_dim, 2 * c_out if scale_shift else c_out)
+        self.norm2 = group_norm(c_out, groups)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = zero_init(conv3x3(c_out, c_out))
+        self.skip = nn.Conv2d(c_in, c_out, kernel_size=1) if c_in != c_out else nn.Identity()
+
+    def _resample(self, x: torch.Tensor) -> torch.Tensor:
+        if self.resample == "down":
+            return F.avg_pool2d(x, kernel_size=2)
+        if self.resample == "up":
+            return F.interpolate(x, scale_factor=2.0, mode="nearest")
+        return x
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = F.silu(self.norm1(x))  # (B, C_in, H, W)
+        h, x = self._resample(h), self._resample(x)  # (B, C_in, H', W'), H' = H, H/2 or 2H
+        h = self.conv1(h)  # (B, C_out, H', W')
+        e = self.emb_proj(F.silu(emb))[:, :, None, None].to(h.dtype)  # (B, C_out or 2 C_out, 1, 1)
+        if self.scale_shift:
+            scale, shift = e.chunk(2, dim=1)  # each (B, C_out, 1, 1)
+            h = self.norm2(h) * (1 + scale) + shift  # (B, C_out, H', W'): AdaGN
+        else:
+            h = self.norm2(h + e)  # (B, C_out, H', W'): timestep added per channel
+        h = self.conv2(self.dropout(F.silu(h)))  # (B, C_out, H', W')
+        return self.skip(x) + h  # (B, C_out, H', W')
+
+
+class AttentionBlock(nn.Module):
+    """Multi-head self-attention over the H*W positions of a feature map, as a residual branch
+    (Ho et al. 2020, appendix B; heads as in ADM sec. 3)::
+
+        out = x + proj(Attention(q, k, v)),  q, k, v = qkv(GN(x)) per head,  proj starts at zero
+
+    The attention itself is :func:`twopaths.nn.attention.attention` (PyTorch SDPA), shared with the
+    transformers.
+    """
+
+    def __init__(self, channels: int, num_heads: int = 4, head_channels: int | None = None, groups: int = 32):
+        super().__init__()
+        if head_channels is not None:
+            if channels % head_channels:
+                raise ValueError(f"width {channels} is not divisible by head_channels {head_channels}")
+            num_heads = channels // head_channels
+        if channels % num_heads:
+            raise ValueError(f"width {channels} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.norm = group_norm(channels, groups)
+        self.qkv = nn.Linear(channels, 3 * channels)  # a 1x1 conv, applied to (B, HW, C)
+        self.proj = zero_init(nn.Linear(channels, channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = x.shape
+        h = self.norm(x).flatten(2).transpose(1, 2)  # (B, HW, C): a view when x is channels-last
+        qkv = self.qkv(h).unflatten(-1, (3, self.num_heads, C // self.num_heads))  # (B, HW, 3, heads, Dh)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, heads, HW, Dh)
+        h = shared_attention.attention(q, k, v)  # (B, heads, HW, Dh): every position sees every position
+        h = self.proj(h.transpose(1, 2).reshape(B, H * W, C))  # (B, HW, C): heads side by side, projected
+        return x + h.transpose(1, 2).reshape(B, C, H, W)  # (B, C, H, W)
+
+
+class Downsample(nn.Module):
+    """Halve the resolution with a stride-2 3x3 conv (Ho et al.)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = conv3x3(channels, channels, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)  # (B, C, H/2, W/2)
+
+
+class Upsample(nn.Module):
+    """Double the resolution by nearest-neighbour copying, then a 3x3 conv (Ho et al.)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = conv3x3(channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))  # (B, C, 2H, 2W)
+
+
+class EmbedSequential(nn.Sequential):
+    """A sequence of layers where residual blocks also receive the (time + class) embedding."""
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        for layer in self:
+            x = layer(x, emb) if isinstance(layer, ResBlock) else layer(x)  # (B, C, H, W) per layer
+        return x
+
+
+# ----------------------------------------------------------------------------- the network
+
+
+class UNet(nn.Module):
+    """Noisy images x_t (B, C, H, W), timesteps t (B,) float, labels y (B,) or None -> (B, C_out, H, W).
+
+    ``y == num_classes`` (or ``y=None`` on a class-conditional net) is the null label, the
+    unconditional model of classifier-free guidance. H and W must divide by 2**(levels - 1); any
+    such size works, with attention at the levels chosen for ``image_size``.
+    """
+
+    def __init__(self, cfg: UNetConfig):
+        super().__init__()
+        self.cfg = cfg
+        sizes = cfg.resolutions
+        if cfg.image_size % 2 ** (len(cfg.channel_mults) - 1):
+            raise ValueError(f"image_size {cfg.image_size} does not divide by 2**{len(cfg.channel_mults) - 1} "
+                             f"(one halving between each of the {len(cfg.channel_mults)} levels)")
+        missing = [r for r in cfg.attention_resolutions if r not in sizes]
+        if missing:
+            raise ValueError(f"attention_resolutions {missing} match no level: for image_size {cfg.image_size} "
+                             f"and {len(cfg.channel_mults)} levels the feature maps are {sizes}")
+        self.out_channels = cfg.out_channels or cfg.in_channels
+        base, emb_dim, g = cfg.base_channels, cfg.time_embed_mult * cfg.base_channels, cfg.groups
+
+        def res(c_in: int, c_out: int, resample: Literal["up", "down"] | None = None) -> ResBlock:
+            return ResBlock(c_in, c_out, emb_dim, cfg.dropout, g, cfg.scale_shift_norm, resample)
+
+        def attn(c: int) -> AttentionBlock:
+            return AttentionBlock(c, cfg.num_heads, cfg.head_channels, g)
+
+        # timestep (and class) embedding: sinusoidal features -> Linear, SiLU, Linear (Ho et al.)
+        self.time_embed = nn.Sequential(nn.Linear(base, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.class_embed = nn.Embedding(cfg.num_classes + 1, emb_dim) if cfg.num_classes else None
+
+        # contracting path: remember the width of every output that a skip connection will carry
+        ch = base * cfg.channel_mults[0]
+        self.conv_in = conv3x3(cfg.in_channels, ch)
+        skips = [ch]
+        self.down = nn.ModuleList()
+        for level, mult in enumerate(cfg.channel_mults):
+            for _ in range(cfg.num_res_blocks):
+                layers: list[nn.Module] = [res(ch, base * mult)]
+                ch = base * mult
+                if sizes[level] in cfg.attention_resolutions:
+                    layers.append(attn(ch))
+                self.down.append(EmbedSequential(*layers))
+                skips.append(ch)
+            if level < len(cfg.channel_mults) - 1:
+                self.down.append(EmbedSequential(res(ch, ch, "down") if cfg.resblock_updown else Downsample(ch)))
+                skips.append(ch)
+
+        # middle, at the lowest resolution: Res, Attn, Res
+        self.mid = EmbedSequential(res(ch, ch), attn(ch), res(ch, ch))
+
+        # expansive path: each block takes the previous output concatenated with one saved skip
+        self.up = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(cfg.channel_mults))):
+            for i in range(cfg.num_res_blocks + 1):
+                layers = [res(ch + skips.pop(), base * mult)]
+                ch = base * mult
+                if sizes[level] in cfg.attention_resolutions:
+                    layers.append(attn(ch))
+                if level > 0 and i == cfg.num_res_blocks:
+                    layers.append(res(ch, ch, "up") if cfg.resblock_updown else Upsample(ch))
+                self.up.append(EmbedSequential(*layers))
+        assert not skips, "every saved skip is consumed"
+
+        self.norm_out = group_norm(ch, g)
+        self.conv_out = zero_init(conv3x3(ch, self.out_channels))
+
+    def embed(self, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """Timesteps (B,) float and labels (B,) or None -> the conditioning vector (B, emb_dim)."""
+        freqs = sinusoidal(t, self.cfg.base_channels).to(self.time_embed[0].weight.dtype)  # (B, base)
+        emb = self.time_embed(freqs)  # (B, emb_dim)
+        if self.class_embed is not None:
+            if y is None:  # no label given: the null label, row num_classes
+                y = torch.full((t.shape[0],), self.cfg.num_classes, dtype=torch.long, device=t.device)
+            emb = emb + self.class_embed(y)  # (B, emb_dim)
+        elif y is not None:
+            raise ValueError("this U-Net is unconditional (num_classes=0) but was given class labels")
+        return emb
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        levels = len(self.cfg.channel_mults)
+        factor = 2 ** (levels - 1)
+        if x.shape[-2] % factor or x.shape[-1] % factor:
+            raise ValueError(f"input size {tuple(x.shape[-2:])} does not divide by {factor} = 2**({levels} - 1): "
+                             f"a U-Net with {levels} levels halves it {levels - 1} times; pad or resize the images")
+        if t.ndim == 0:
+            t = t.expand(x.shape[0])  # (B,)
+        emb = self.embed(t, y)  # (B, emb_dim)
+        h = self.conv_in(x)  # (B, base * mults[0], H, W)
+        hs = [h]  # skip stack
+        for block in self.down:
+            h = block(h, emb)  # (B, base * mult, H / 2^level, W / 2^level)
+            hs.append(h)  # saved for the expansive path
+        h = self.mid(h, emb)  # (B, base * mults[-1], H / 2^(L-1), W / 2^(L-1))
+        for block in self.up:
+            h = block(torch.cat([h, hs.pop()], dim=1), emb)  # (B, base * mult, ...), doubled after a level
+        h = F.silu(self.norm_out(h))  # (B, base * mults[0], H, W)
+        return self.conv_out(h)  # (B, C_out, H, W)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())

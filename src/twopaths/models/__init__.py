@@ -1,0 +1,102 @@
+"""Named models: a paradigm on a backbone, with the defaults that make it train well.
+
+``twopaths train NAME`` looks the name up in :data:`MODELS`. Each family has its own file:
+:mod:`twopaths.models.text` (``gpt*``, ``mlp-lm``) and :mod:`twopaths.models.diffusion` (``ddpm``);
+:class:`~twopaths.models.spec.ModelSpec` says what a model needs. This module resolves configs
+and loads trained runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from twopaths.config import RunConfig, build_config, read_yaml
+from twopaths.data.base import Splits
+from twopaths.data.registry import dataset_kind, load_splits, run_meta
+from twopaths.errors import ConfigError
+from twopaths.models.diffusion import DIFFUSION_MODELS
+from twopaths.models.spec import ModelSpec
+from twopaths.models.text import TEXT_MODELS
+from twopaths.paradigms.base import Paradigm
+from twopaths.train.checkpoint import Checkpoint, latest_checkpoint, open_checkpoint
+
+MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [*TEXT_MODELS, *DIFFUSION_MODELS]}
+
+
+def get_spec(name: str) -> ModelSpec:
+    if name not in MODELS:
+        raise ConfigError(f"unknown model '{name}'; available models: {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def resolve_config(model: str, config_file: str | None = None, overrides: list[str] | None = None,
+                   data: str | None = None) -> RunConfig:
+    """Defaults < model preset < the preset for the data's kind < YAML file < ``--data`` < ``--set``."""
+    spec = get_spec(model)
+    file_data = read_yaml(config_file) if config_file else None
+    overrides = ([f"data.name={data}"] if data else []) + list(overrides or [])
+    cfg = build_config(model, spec.arch_cls, spec.preset, file_data, overrides)
+    kind = dataset_kind(cfg.data.name)
+    if kind not in spec.data_kinds:
+        raise ConfigError(f"model '{model}' trains on {' or '.join(spec.data_kinds)} data; "
+                          f"dataset '{cfg.data.name}' is {kind} data")
+    if kind in spec.kind_presets:  # the data is known only now: build again with its preset layered in
+        cfg = build_config(model, spec.arch_cls, _merge(spec.preset, spec.kind_presets[kind]), file_data, overrides)
+    return cfg
+
+
+def load_run_config(run_dir: Path, overrides: list[str] | None = None) -> RunConfig:
+    """The config a run was trained with (``RUN/config.yaml``), with optional overrides."""
+    path = Path(run_dir) / "config.yaml"
+    if not Path(run_dir).is_dir():
+        raise ConfigError(f"run directory not found: {run_dir}")
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a twopaths run: {path.name} is missing")
+    data = read_yaml(path)
+    model = data.get("model")
+    if not isinstance(model, str):
+        raise ConfigError(f"{path} does not name a model")
+    spec = get_spec(model)
+    return build_config(model, spec.arch_cls, None, data, overrides)
+
+
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    cfg: RunConfig
+    spec: ModelSpec
+    meta: dict[str, Any]
+    model: Paradigm
+    checkpoint: Checkpoint
+    splits: Splits | None = None  # loaded only when asked for (evaluation needs it, sampling does not)
+
+
+def load_run(run_dir: Path, checkpoint: str | None = None, use_ema: bool = True,
+             device: torch.device | None = None, with_data: bool = False) -> LoadedRun:
+    """A trained run ready to sample or evaluate: config, model with (EMA) weights, and data if asked."""
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    spec = get_spec(cfg.model)
+    ckpt = open_checkpoint(Path(checkpoint)) if checkpoint else latest_checkpoint(run_dir)
+    splits = load_splits(cfg.data, run_dir) if with_data else None
+    meta = splits.meta if splits is not None else run_meta(cfg.data, run_dir)
+    model = spec.build(cfg, meta)
+    ckpt.load_model(model)
+    if use_ema and ckpt.has_ema:
+        ckpt.load_ema_into_model(model)
+    model.to(device or torch.device("cpu")).eval()
+    return LoadedRun(run_dir, cfg, spec, meta, model, ckpt, splits)
+
+
+__all__ = ["MODELS", "LoadedRun", "ModelSpec", "get_spec", "load_run", "load_run_config", "resolve_config"]

@@ -1,0 +1,108 @@
+"""Text models: next-token prediction over a transformer (GPT) or a fixed-window MLP."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from twopaths.backbones.transformer import Transformer, TransformerConfig
+from twopaths.backbones.window_mlp import WindowMLP, WindowMLPConfig
+from twopaths.config import RunConfig
+from twopaths.errors import ConfigError, TwopathsError
+from twopaths.models.spec import HookFn, ModelSpec
+from twopaths.paradigms.autoregressive import Autoregressive, generate_text
+from twopaths.paradigms.base import Paradigm
+
+
+def language_model_report(loss: float, meta: dict[str, Any]) -> dict[str, float]:
+    """Perplexity exp(loss) and bits per token loss / ln 2 (nats -> bits)."""
+    return {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "bits_per_token": loss / math.log(2)}
+
+
+def text_sample_hook(meta: dict[str, Any]) -> HookFn:
+    """Write 3 samples (EMA weights, fixed seed) to ``RUN/samples/step_XXXXXXXX.txt`` during training."""
+    tokenizer = meta["tokenizer"]
+
+    def hook(trainer: Any, step: int) -> dict[str, float]:
+        generator = torch.Generator().manual_seed(0)
+        texts = [generate_text(trainer.model, tokenizer, max_new_tokens=200, temperature=0.8, generator=generator)
+                 for _ in range(3)]
+        out = Path(trainer.run_dir) / "samples" / f"step_{step:08d}.txt"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("\n\n----\n\n".join(texts) + "\n", encoding="utf-8")
+        return {"mean_chars": sum(map(len, texts)) / len(texts)}
+
+    return hook
+
+
+def sample_text(run: Any, args: argparse.Namespace) -> int:
+    """``twopaths sample`` for language models: stream ``--n`` continuations of ``--prompt`` to stdout."""
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise TwopathsError("--top-p must be in (0, 1]")
+    tokenizer = run.meta["tokenizer"]
+    generator = torch.Generator().manual_seed(args.seed)
+    for i in range(args.n):
+        if i:
+            print("\n" + "-" * 40)
+        sys.stdout.write(args.prompt)
+        generate_text(run.model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k,
+                      args.top_p, args.stop, generator,
+                      on_text=lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
+    print()
+    return 0
+
+
+def _build_mlp_lm(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
+    return Autoregressive(WindowMLP(meta["tokenizer"].vocab_size, cfg.arch), context=cfg.arch.window)
+
+
+def _build_gpt(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
+    if cfg.data.context > cfg.arch.context:
+        raise ConfigError(f"config key 'data.context' ({cfg.data.context}) must not exceed 'arch.context' "
+                          f"({cfg.arch.context}): the model has no positions beyond its context")
+    return Autoregressive(Transformer(meta["tokenizer"].vocab_size, cfg.arch), context=cfg.arch.context)
+
+
+def _text_model(name: str, summary: str, arch_cls: type, build, preset: dict[str, Any]) -> ModelSpec:
+    return ModelSpec(name=name, summary=summary, data_kinds=("text",), arch_cls=arch_cls, build=build,
+                     preset=preset, report=language_model_report, sample_hook=text_sample_hook,
+                     sample_command=sample_text)
+
+
+def _gpt(name: str, summary: str, arch: dict[str, Any], data: dict[str, Any], optim: dict[str, Any],
+         train: dict[str, Any]) -> ModelSpec:
+    return _text_model(name, summary, TransformerConfig, _build_gpt,
+                       {"arch": arch, "data": {"name": "fortunes", "context": arch["context"], **data},
+                        "optim": optim, "train": train})
+
+
+_NANO = dict(n_layer=4, n_head=4, d_model=128, context=128, dropout=0.0)
+_NANO_TRAIN = dict(optim={"lr": 1e-3, "warmup_steps": 100, "betas": [0.9, 0.99], "weight_decay": 0.1},
+                   train={"batch_size": 32, "max_steps": 2000, "eval_every": 250, "ckpt_every": 500,
+                          "sample_every": 1000})
+
+TEXT_MODELS = [
+    _gpt("gpt", "decoder-only transformer (GPT); same as gpt-nano, choose sizes with --set arch.*",
+         _NANO, {}, **_NANO_TRAIN),
+    _gpt("gpt-nano", "GPT with 4 layers, 4 heads, 128 wide, context 128 (~0.8M params): trains on a CPU",
+         _NANO, {}, **_NANO_TRAIN),
+    _gpt("gpt-char", "character-level GPT: 6 layers, 6 heads, 384 wide, context 256 (~10.7M params)",
+         dict(n_layer=6, n_head=6, d_model=384, context=256, dropout=0.2), {"tokenizer": "char"},
+         optim={"lr": 1e-3, "warmup_steps": 100, "betas": [0.9, 0.99], "weight_decay": 0.1, "min_lr_ratio": 0.1},
+         train={"batch_size": 64, "max_steps": 5000, "eval_every": 250, "ckpt_every": 500, "sample_every": 1000}),
+    _gpt("gpt2-124m", "GPT-2 small: 12 layers, 12 heads, 768 wide, context 1024, BPE (124M params)",
+         dict(n_layer=12, n_head=12, d_model=768, context=1024, dropout=0.0), {"tokenizer": "bpe", "vocab_size": 50257},
+         optim={"lr": 6e-4, "warmup_steps": 700, "betas": [0.9, 0.95], "weight_decay": 0.1, "min_lr_ratio": 0.1},
+         train={"batch_size": 16, "max_steps": 20000, "eval_every": 500, "ckpt_every": 1000, "sample_every": 2000}),
+    _text_model("mlp-lm", "fixed-window MLP language model (Bengio et al. 2003): the smallest honest text model",
+                WindowMLPConfig, _build_mlp_lm,
+                {"data": {"name": "fortunes", "context": 64},
+                 "optim": {"lr": 3e-3, "warmup_steps": 20, "weight_decay": 0.01},
+                 "train": {"batch_size": 64, "max_steps": 1000, "eval_every": 250, "ckpt_every": 250,
+                           "sample_every": 500}}),
+]
