@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from twopaths.nn.positional import sinusoidal
+from twopaths.nn.embeddings import TimestepClassEmbedding
 
 
 @dataclass
@@ -66,8 +66,7 @@ class MLPDenoiser(nn.Module):
         self.cfg = cfg
         self.out_dim = cfg.out_dim or cfg.dim
         emb_dim = cfg.width
-        self.time_embed = nn.Sequential(nn.Linear(cfg.time_embed_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-        self.class_embed = nn.Embedding(cfg.num_classes + 1, emb_dim) if cfg.num_classes else None
+        self.cond = TimestepClassEmbedding(cfg.time_embed_dim, emb_dim, cfg.num_classes, owner="MLPDenoiser")
         self.in_proj = nn.Linear(cfg.dim, cfg.width)
         hidden = int(cfg.mlp_ratio * cfg.width)
         self.blocks = nn.ModuleList(MLPBlock(cfg.width, hidden, emb_dim, cfg.dropout) for _ in range(cfg.num_blocks))
@@ -78,15 +77,7 @@ class MLPDenoiser(nn.Module):
 
     def embed(self, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """Timesteps (B,) and labels (B,) or None -> the conditioning vector (B, width)."""
-        freqs = sinusoidal(t, self.cfg.time_embed_dim).to(self.in_proj.weight.dtype)  # (B, time_embed_dim)
-        emb = self.time_embed(freqs)  # (B, width)
-        if self.class_embed is not None:
-            if y is None:  # no label given: the null label, row num_classes
-                y = torch.full((t.shape[0],), self.cfg.num_classes, dtype=torch.long, device=t.device)
-            emb = emb + self.class_embed(y)  # (B, width)
-        elif y is not None:
-            raise ValueError("this MLPDenoiser is unconditional (num_classes=0) but was given class labels")
-        return emb
+        return self.cond(t, y)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if x.ndim != 2 or x.shape[1] != self.cfg.dim:

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import twopaths.nn.attention as shared_attention  # called as a module attribute: one shared SDPA path
-from twopaths.nn.positional import sinusoidal
+from twopaths.nn.embeddings import TimestepClassEmbedding
 
 
 @dataclass
@@ -262,8 +262,7 @@ class UNet(nn.Module):
             return AttentionBlock(c, cfg.num_heads, cfg.head_channels, g)
 
         # timestep (and class) embedding: sinusoidal features -> Linear, SiLU, Linear (Ho et al.)
-        self.time_embed = nn.Sequential(nn.Linear(base, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-        self.class_embed = nn.Embedding(cfg.num_classes + 1, emb_dim) if cfg.num_classes else None
+        self.cond = TimestepClassEmbedding(base, emb_dim, cfg.num_classes, owner="U-Net")
 
         # contracting path: remember the width of every output that a skip connection will carry
         ch = base * cfg.channel_mults[0]
@@ -303,15 +302,7 @@ class UNet(nn.Module):
 
     def embed(self, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """Timesteps (B,) float and labels (B,) or None -> the conditioning vector (B, emb_dim)."""
-        freqs = sinusoidal(t, self.cfg.base_channels).to(self.time_embed[0].weight.dtype)  # (B, base)
-        emb = self.time_embed(freqs)  # (B, emb_dim)
-        if self.class_embed is not None:
-            if y is None:  # no label given: the null label, row num_classes
-                y = torch.full((t.shape[0],), self.cfg.num_classes, dtype=torch.long, device=t.device)
-            emb = emb + self.class_embed(y)  # (B, emb_dim)
-        elif y is not None:
-            raise ValueError("this U-Net is unconditional (num_classes=0) but was given class labels")
-        return emb
+        return self.cond(t, y)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         levels = len(self.cfg.channel_mults)
