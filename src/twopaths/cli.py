@@ -41,6 +41,12 @@ def _models_help() -> str:
     return "models:\n" + "\n".join(f"  {name:<12} {spec.summary}" for name, spec in MODELS.items())
 
 
+def _add_checkpoint_args(p: argparse.ArgumentParser) -> None:
+    """Which weights of a run to use: the newest checkpoint's EMA unless told otherwise."""
+    p.add_argument("--checkpoint", help="a specific checkpoint directory instead of the newest")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="twopaths",
@@ -82,8 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", type=Path, help="run directory")
     p.add_argument("--n", type=int, default=None, help="number of samples (text: 1, diffusion: 64)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same samples)")
-    p.add_argument("--checkpoint", help="a specific checkpoint directory instead of the newest")
-    p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
+    _add_checkpoint_args(p)
     g = p.add_argument_group("text models")
     g.add_argument("--prompt", default="", help="text to continue (default: start of a new document)")
     g.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate per sample")
@@ -122,8 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default="loss",
                    help="comma-separated: loss (mean training loss, plus perplexity for text), "
                         "nll (diffusion: bits/dim from the full variational bound; T evaluations per batch)")
-    p.add_argument("--checkpoint", help="a specific checkpoint directory instead of the newest")
-    p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
+    _add_checkpoint_args(p)
     p.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
     p.set_defaults(func=cmd_eval)
 
@@ -135,8 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", type=Path, help="run directory")
     p.add_argument("--format", choices=["hf"], default="hf", help="output format (only hf for now)")
     p.add_argument("--out", type=Path, required=True, help="folder to create (must not exist or be empty)")
-    p.add_argument("--checkpoint", help="a specific checkpoint directory instead of the newest")
-    p.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA")
+    _add_checkpoint_args(p)
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("import-hf", help="turn a local Hugging Face GPT-2 folder into a twopaths run",
                        description="Read a local GPT-2 folder (config.json, model.safetensors, tokenizer.json or "
