@@ -75,7 +75,7 @@ def _labels(model: GaussianDiffusion, n: int, class_arg: str | None, class_names
                         + ", ".join(class_names))
 
 
-def _write(samples: torch.Tensor, labels: torch.Tensor | None, out: Path, meta: dict[str, Any],
+def write_samples(samples: torch.Tensor, labels: torch.Tensor | None, out: Path, meta: dict[str, Any],
            nrow: int | None = None) -> Path:
     """PNG (a grid for images, a scatter plot for points) or NPZ arrays, chosen by the suffix."""
     if out.suffix == ".npz":
@@ -118,7 +118,7 @@ def sample_diffusion(run: Any, args: argparse.Namespace) -> int:
     finally:
         bar.close()
     out = Path(args.out) if args.out else Path(run.run_dir) / "samples" / "sample.png"
-    path = _write(samples, labels, out, run.meta)
+    path = write_samples(samples, labels, out, run.meta)
     print(f"wrote {path} ({args.n} samples, {args.sampler}, {steps} steps"
           + (f", guidance {args.guidance}" if labels is not None else "") + ")")
     if args.trajectory:
@@ -137,7 +137,7 @@ def diffusion_sample_hook(meta: dict[str, Any]) -> HookFn:
         n = 1000 if len(model.sample_shape) == 1 else 16
         labels = torch.arange(n) % model.num_classes if model.num_classes else None
         samples = model.sample(n, arch.sampler, arch.sample_steps, labels, generator=torch.Generator().manual_seed(0))
-        _write(samples, labels, Path(trainer.run_dir) / "samples" / f"step_{step:08d}.png", meta, nrow=8)
+        write_samples(samples, labels, Path(trainer.run_dir) / "samples" / f"step_{step:08d}.png", meta, nrow=8)
         return {"sample_std": float(samples.std())}
 
     return hook
