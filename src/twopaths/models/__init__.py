@@ -18,13 +18,15 @@ from twopaths.config import RunConfig, build_config, read_yaml
 from twopaths.data.base import Splits
 from twopaths.data.registry import dataset_kind, load_splits, run_meta
 from twopaths.errors import ConfigError
+from twopaths.models.baselines import BASELINE_MODELS
 from twopaths.models.diffusion import DIFFUSION_MODELS
+from twopaths.models.pixel import PIXEL_MODELS
 from twopaths.models.spec import ModelSpec
 from twopaths.models.text import TEXT_MODELS
 from twopaths.paradigms.base import Paradigm
 from twopaths.train.checkpoint import Checkpoint, latest_checkpoint, open_checkpoint
 
-MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [*TEXT_MODELS, *DIFFUSION_MODELS]}
+MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [*TEXT_MODELS, *DIFFUSION_MODELS, *BASELINE_MODELS, *PIXEL_MODELS]}
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -99,4 +101,22 @@ def load_run(run_dir: Path, checkpoint: str | None = None, use_ema: bool = True,
     return LoadedRun(run_dir, cfg, spec, meta, model, ckpt, splits)
 
 
-__all__ = ["MODELS", "LoadedRun", "ModelSpec", "get_spec", "load_run", "load_run_config", "resolve_config"]
+def build_trainer(cfg: RunConfig, run_dir: Path, splits: Splits | None = None, extra_hooks: tuple = ()) -> Any:
+    """The model of ``cfg`` on its data, seeded, with the family's sample hook: ready for ``fit``.
+
+    ``twopaths train`` and the arena both start runs through here, so a run trained by either
+    is the same run.
+    """
+    from twopaths.train.trainer import Hook, Trainer
+
+    spec = get_spec(cfg.model)
+    splits = splits if splits is not None else load_splits(cfg.data, run_dir)
+    torch.manual_seed(cfg.train.seed)  # model initialisation is reproducible
+    model = spec.build(cfg, splits.meta)
+    hooks = [Hook("samples", cfg.train.sample_every, spec.sample_hook(splits.meta))] \
+        if cfg.train.sample_every and spec.sample_hook else []
+    return Trainer(model, splits.train, cfg, run_dir, val_set=splits.val, hooks=[*hooks, *extra_hooks])
+
+
+__all__ = ["MODELS", "LoadedRun", "ModelSpec", "build_trainer", "get_spec", "load_run", "load_run_config",
+           "resolve_config"]

@@ -155,6 +155,34 @@ class Autoregressive(Paradigm):
         return out
 
     @torch.no_grad()
+    def generate_batch(self, prompt: torch.Tensor, steps: int, temperature: float = 1.0, top_k: int | None = None,
+                       top_p: float | None = None, generator: torch.Generator | None = None,
+                       use_cache: bool = True, vocab_limit: int | None = None) -> torch.Tensor:
+        """Continue equal-length prompts (B, T0) by exactly ``steps`` tokens each -> (B, steps).
+
+        The fixed-length fast path (images, coordinates): no padding, no stop tokens and no
+        per-row Python work, so a step costs one network call on (B, 1) tokens with the KV cache.
+        ``vocab_limit`` samples only ids below it (a vocabulary whose control tokens come last).
+        Without a cache (or past the context) each step recomputes over the newest ``context`` tokens.
+        """
+        B, T0 = prompt.shape
+        out = prompt.new_empty(B, steps)
+        cached = use_cache and self.can_cache and T0 + steps - 1 <= self.context
+        cache = self.net.new_cache(B, T0 + steps - 1, device=prompt.device) if cached else None
+        logits = self.net(prompt[:, -self.context:], cache=cache)[:, -1] if cached \
+            else self.net(prompt[:, -self.context:])[:, -1]  # (B, V)
+        for i in range(steps):
+            nxt = sample_logits(logits[:, :vocab_limit], temperature, top_k, top_p, generator)  # (B,)
+            out[:, i] = nxt
+            if i + 1 == steps:
+                break
+            if cached:
+                logits = self.net(nxt[:, None], cache=cache)[:, -1]
+            else:
+                logits = self.net(torch.cat([prompt, out[:, :i + 1]], dim=1)[:, -self.context:])[:, -1]
+        return out
+
+    @torch.no_grad()
     def sample(self, prompt: torch.Tensor, max_new_tokens: int = 100, **kwargs: Any) -> list[list[int]]:
         """Paradigm interface: ``prompt`` (B, T0) token ids; see :meth:`generate` for the options."""
         return self.generate(prompt.tolist(), max_new_tokens, **kwargs)
