@@ -1,0 +1,182 @@
+"""Feature networks for image metrics: small CNN classifiers trained in-project.
+
+FID (Heusel et al. 2017), KID (Binkowski et al. 2018) and precision/recall (Kynkäänniemi et al.
+2019) compare two sets of images through the penultimate features of a classifier. The papers
+use Inception-v3 trained on ImageNet; its weights cannot be downloaded here and it knows nothing
+of 28x28 grey clothes, so twopaths trains its own classifier per dataset
+(``scripts/train_feature_net.py``, a fixed recipe and seed) and ships the weights as
+safetensors with a JSON card. Numbers computed with them are comparable with each other, not
+with published Inception FIDs; every metric is printed with :attr:`FeatureNet.identity` so a
+reader knows which network produced it.
+
+A card (``NAME.json`` beside ``NAME.safetensors``) holds ``arch`` (the constructor arguments
+of :class:`FeatureNet`), ``test_accuracy``, ``sha256`` of the weights file, the recipe, date and
+torch version. :func:`load_feature_net` checks the hash, so a stale or corrupt file is reported,
+never silently used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from twopaths.errors import TwopathsError
+
+__all__ = ["SHIPPED", "WEIGHTS_DIR", "FeatureNet", "extract", "file_sha256", "load_feature_net", "read_card"]
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+#: names of the feature networks that ship with the package (``WEIGHTS_DIR/NAME.safetensors``)
+SHIPPED: tuple[str, ...] = ("fashion-mnist", "shapes")
+
+
+class FeatureNet(nn.Module):
+    """A small VGG-style CNN (Simonyan & Zisserman 2015): ``len(widths)`` blocks of
+    (conv3x3-BN-ReLU) x ``convs`` then 2x2 max-pool, flatten, a ``dim``-wide ReLU layer (the
+    features) and, after dropout, a linear classifier.
+
+    Inputs are images in ``[-1, 1]``, ``(N, in_channels, resolution, resolution)``, exactly as the
+    datasets yield them. BatchNorm (Ioffe & Szegedy 2015) makes training fast; in :meth:`eval`
+    mode the network is a fixed deterministic function, which is what a metric needs.
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, resolution: int = 28,
+                 widths: Sequence[int] = (32, 64, 128), convs: int = 1, dim: int = 256,
+                 dropout: float = 0.3) -> None:
+        super().__init__()
+        self.arch = {"in_channels": in_channels, "num_classes": num_classes, "resolution": resolution,
+                     "widths": list(widths), "convs": convs, "dim": dim, "dropout": dropout}
+        layers: list[nn.Module] = []
+        c, r = in_channels, resolution
+        for w in widths:
+            for _ in range(convs):
+                layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+                c = w
+            layers.append(nn.MaxPool2d(2))
+            r //= 2
+        if r < 1:
+            raise TwopathsError(f"FeatureNet: resolution {resolution} is too small for {len(widths)} pooling blocks")
+        self.body = nn.Sequential(*layers)
+        self.embed = nn.Linear(c * r * r, dim)
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(dim, num_classes)
+        self.dim = dim  # D, the feature dimension
+        self.identity = "FeatureNet (untrained)"  # set by load_feature_net
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, R, R) in [-1, 1] -> (N, D) penultimate features (non-negative: after ReLU)."""
+        a = self.arch
+        if x.ndim != 4 or tuple(x.shape[1:]) != (a["in_channels"], a["resolution"], a["resolution"]):
+            raise TwopathsError(f"feature net {self.identity} takes images of shape (N, {a['in_channels']}, "
+                                f"{a['resolution']}, {a['resolution']}), got {tuple(x.shape)}")
+        h = self.body(x)  # (N, widths[-1], R / 2**L, R / 2**L)
+        return torch.relu(self.embed(h.flatten(1)))  # (N, D)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, R, R) in [-1, 1] -> (N, classes)."""
+        return self.head(self.features(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.drop(self.features(x)))  # (N, classes); dropout acts only in training
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _resolve(name_or_path: str | Path) -> tuple[Path, Path]:
+    """(weights file, card file) for a shipped name or a user's ``.safetensors`` path."""
+    if str(name_or_path) in SHIPPED:
+        weights = WEIGHTS_DIR / f"{name_or_path}.safetensors"
+    else:
+        weights = Path(name_or_path).expanduser()
+        if weights.suffix != ".safetensors":
+            raise TwopathsError(f"unknown feature net '{name_or_path}'; use one of {', '.join(SHIPPED)} "
+                                f"or a path to a .safetensors file with a .json card beside it")
+    card = weights.with_suffix(".json")
+    for path, what in ((weights, "weights"), (card, "card")):
+        if not path.is_file():
+            hint = " (run scripts/train_feature_net.py to make it)" if str(name_or_path) in SHIPPED else ""
+            raise TwopathsError(f"feature net {what} not found: {path}{hint}")
+    return weights, card
+
+
+def read_card(name_or_path: str | Path) -> dict[str, Any]:
+    """The JSON card of a shipped or user feature net."""
+    _, card = _resolve(name_or_path)
+    try:
+        return json.loads(card.read_text())
+    except json.JSONDecodeError as exc:
+        raise TwopathsError(f"feature net card {card} is not valid JSON ({exc})") from None
+
+
+def load_feature_net(name_or_path: str | Path, device: torch.device | str = "cpu") -> FeatureNet:
+    """A trained :class:`FeatureNet` in eval mode, by shipped name (``"fashion-mnist"``,
+    ``"shapes"``) or by path to a user's ``.safetensors`` file with a ``.json`` card beside it.
+
+    The weights' SHA-256 must match the card. ``net.identity`` reads e.g.
+    ``"fashion-mnist@1a2b3c4d (test acc 93.1%)"``.
+    """
+    from safetensors.torch import load_file
+
+    weights, _ = _resolve(name_or_path)
+    card = read_card(name_or_path)
+    digest = file_sha256(weights)
+    if card.get("sha256") and card["sha256"] != digest:
+        raise TwopathsError(f"feature net weights {weights} do not match their card (sha256 {digest[:12]} != "
+                            f"{card['sha256'][:12]}); the file is corrupt or the card is stale")
+    try:
+        net = FeatureNet(**card["arch"])
+        net.load_state_dict(load_file(str(weights)))
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise TwopathsError(f"feature net {weights} does not fit its card's arch ({str(exc).splitlines()[0]})") \
+            from None
+    name = str(name_or_path) if str(name_or_path) in SHIPPED else weights.stem
+    acc = card.get("test_accuracy")
+    net.identity = f"{name}@{digest[:8]}" + (f" (test acc {100 * acc:.1f}%)" if acc is not None else "")
+    net.card = card
+    return net.to(device).eval()
+
+
+def _as_batches(images: torch.Tensor | Dataset, batch_size: int):
+    """Yield (B, C, H, W) float tensors from a tensor or an image dataset (uint8 kept until batched)."""
+    if isinstance(images, torch.Tensor):
+        for i in range(0, len(images), batch_size):
+            yield images[i:i + batch_size]
+        return
+    stored = getattr(images, "images", None)  # an ImageDataset: convert whole batches, not items
+    for i in range(0, len(images), batch_size):
+        if isinstance(stored, torch.Tensor) and stored.dtype == torch.uint8:
+            yield stored[i:i + batch_size].float().div_(127.5).sub_(1.0)
+        else:
+            yield torch.stack([images[j]["image"] for j in range(i, min(len(images), i + batch_size))])
+
+
+@torch.no_grad()
+def extract(net: FeatureNet, images: torch.Tensor | Dataset, batch_size: int = 500, with_logits: bool = False,
+            progress: bool = True) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Features of ``images`` ((N, C, H, W) in [-1, 1], or an image dataset) in batches.
+
+    Returns (N, D) float32 features, and (N, classes) logits too when ``with_logits``.
+    """
+    if len(images) == 0:
+        raise TwopathsError("no images to extract features from")
+    device = next(net.parameters()).device
+    net.eval()
+    feats, logits = [], []
+    total = (len(images) + batch_size - 1) // batch_size
+    for x in tqdm(_as_batches(images, batch_size), total=total, desc="features", unit="batch",
+                  disable=not progress, leave=False):
+        f = net.features(x.to(device, torch.float32))  # (B, D)
+        feats.append(f.float().cpu())
+        if with_logits:
+            logits.append(net.head(f).float().cpu())  # (B, classes)
+    out = torch.cat(feats)
+    return (out, torch.cat(logits)) if with_logits else out

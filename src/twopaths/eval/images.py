@@ -1,0 +1,166 @@
+"""Every sample-based image metric from one feature pass, always beside its real-vs-real floor.
+
+FID and friends are biased at finite n and meaningful only relative to a reference, so
+:func:`evaluate_images` computes each metric twice with the same feature network and the same
+n: generated images against ``real_eval`` (n images of the test split), and ``real_floor``
+(n *other* real images, from the train split) against the same ``real_eval``. The second number
+is the best any generator can score at this n (Heusel et al. 2017 note FID's bias; Chong &
+Forsyth 2020, "Effectively Unbiased FID and Inception Score and where to find them", quantify it).
+
+Metric groups (``metrics=``):
+
+=========  ==================================================================================
+fid        Fréchet distance of feature Gaussians (:mod:`twopaths.eval.fid`)
+kid        kernel inception distance, mean and std over subsets
+pr         precision, recall (k = 3) and density, coverage (k = 5)
+           (:mod:`twopaths.eval.precision_recall`)
+classes    predicted-class entropy (normalised to [0, 1]) and the classifier Inception Score
+=========  ==================================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from twopaths.config import DataConfig
+from twopaths.errors import DataError, TwopathsError
+from twopaths.eval.features import FeatureNet, extract
+from twopaths.eval.fid import fid_from_features, kid
+from twopaths.eval.precision_recall import class_statistics, knn_radii, manifold_metrics
+
+__all__ = ["IMAGE_METRICS", "evaluate_images", "prepare_images", "real_images", "sample_model"]
+
+IMAGE_METRICS: tuple[str, ...] = ("fid", "kid", "pr", "classes")
+_PROCEDURAL = ("shapes",)  # datasets that can draw as many fresh images as asked
+
+
+def real_images(data: str | DataConfig, n: int, split: str = "test", seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` real images ``float32 (n, C, H, W)`` in [-1, 1] and their labels ``(n,)`` from a split.
+
+    ``data`` is a dataset name or a run's data config (same resolution, same split seed). The n
+    images are a fixed-``seed`` random subset of the split. A procedural dataset (``shapes``)
+    whose split is too small is drawn again, larger, from the same distribution; any other
+    dataset raises a one-line error naming the split's size.
+    """
+    from twopaths.data.registry import dataset_kind, load_splits
+
+    cfg = DataConfig(name=data) if isinstance(data, str) else data
+    if dataset_kind(cfg.name) != "image":
+        raise DataError(f"dataset '{cfg.name}' is {dataset_kind(cfg.name)} data, not images")
+    if n < 2:
+        raise TwopathsError(f"--n must be at least 2 for sample metrics, got {n}")
+    if split not in ("train", "val", "test"):
+        raise TwopathsError(f"unknown split '{split}'; use train, val or test")
+    splits = load_splits(cfg)
+    dataset = getattr(splits, split)
+    if len(dataset) < n and cfg.name in _PROCEDURAL:
+        fraction = {"val": cfg.val_fraction, "test": cfg.test_fraction}.get(split, 1 - cfg.val_fraction - cfg.test_fraction)
+        bigger = DataConfig(**{**vars(cfg), "size": math.ceil(1.05 * n / fraction) + 16})
+        dataset = getattr(load_splits(bigger), split)
+    if len(dataset) < n:
+        raise DataError(f"--n {n:,} is larger than the {split} split of '{cfg.name}' ({len(dataset):,} images); "
+                        f"use --n {len(dataset):,} or fewer")
+    index = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n]
+    x = dataset.images[index].float().div_(127.5).sub_(1.0)  # (n, C, H, W) in [-1, 1]
+    return x, dataset.labels[index]
+
+
+def prepare_images(images: torch.Tensor, net: FeatureNet) -> torch.Tensor:
+    """Check and adapt (N, C, H, W) images for ``net``: clamp to [-1, 1] (what a uint8 image file
+    would hold) and resize bilinearly (with antialiasing) to the net's resolution if it differs."""
+    images = torch.as_tensor(images)
+    c, r = net.arch["in_channels"], net.arch["resolution"]
+    if images.ndim != 4 or images.shape[1] != c:
+        raise TwopathsError(f"feature net {net.identity} takes {c}-channel images (N, {c}, H, W), "
+                            f"got shape {tuple(images.shape)}")
+    if not torch.isfinite(images).all():
+        raise TwopathsError("the images contain NaN or infinite values")
+    images = images.float().clamp(-1.0, 1.0)
+    if tuple(images.shape[2:]) != (r, r):
+        images = F.interpolate(images, size=(r, r), mode="bilinear", antialias=True, align_corners=False)
+    return images
+
+
+def _features(images: torch.Tensor, net: FeatureNet, batch_size: int, progress: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    return extract(net, prepare_images(images, net), batch_size, with_logits=True, progress=progress)
+
+
+def evaluate_images(fake: torch.Tensor | None, real_eval: torch.Tensor, real_floor: torch.Tensor, net: FeatureNet,
+                    metrics: Sequence[str] = IMAGE_METRICS, batch_size: int = 500, kid_subsets: int = 100,
+                    kid_subset_size: int = 1000, k_pr: int = 3, k_dc: int = 5,
+                    progress: bool = True) -> dict[str, Any]:
+    """Score ``fake`` images against ``real_eval``, and ``real_floor`` against ``real_eval`` as the floor.
+
+    All three are (n, C, H, W) in [-1, 1] with the same n (the floor is only a floor at equal n);
+    ``fake=None`` computes the floor alone. Returns ``{"n", "feature_net", "metrics": {name: value},
+    "floor": {name: value}, "class_histogram", "real_class_histogram"}``; metric names are ``fid``,
+    ``kid``, ``kid_std``, ``precision``, ``recall``, ``density``, ``coverage``,
+    ``class_entropy_norm`` and ``inception_score``.
+    """
+    unknown = sorted(set(metrics) - set(IMAGE_METRICS))
+    if unknown:
+        raise TwopathsError(f"unknown image metric(s) {', '.join(unknown)}; available: {', '.join(IMAGE_METRICS)}")
+    n = len(real_eval)
+    if len(real_floor) != n or (fake is not None and len(fake) != n):
+        raise TwopathsError(f"fake, real_eval and real_floor must hold the same number of images (the floor is "
+                            f"a floor only at equal n), got {None if fake is None else len(fake)}, {n}, "
+                            f"{len(real_floor)}")
+    f_real, _ = _features(real_eval, net, batch_size, progress)  # (n, D)
+    f_floor, l_floor = _features(real_floor, net, batch_size, progress)  # (n, D), (n, classes)
+    rows = {"floor": (f_floor, l_floor)}
+    if fake is not None:
+        rows["metrics"] = _features(fake, net, batch_size, progress)
+
+    out: dict[str, Any] = {"n": n, "feature_net": net.identity, "metrics": {}, "floor": {}}
+    radii = knn_radii(f_real, (k_pr, k_dc)) if "pr" in metrics else None  # shared by both rows
+    for row, (f, logits) in rows.items():
+        values = out[row]
+        if "fid" in metrics:
+            values["fid"] = fid_from_features(f, f_real)
+        if "kid" in metrics:
+            values["kid"], values["kid_std"] = kid(f, f_real, kid_subsets, kid_subset_size)
+        if "pr" in metrics:
+            values.update(manifold_metrics(f_real, f, k_pr, k_dc, radii))
+        if "classes" in metrics:
+            stats = class_statistics(logits)
+            values["class_entropy_norm"], values["inception_score"] = stats["class_entropy_norm"], stats["inception_score"]
+            out["class_histogram" if row == "metrics" else "real_class_histogram"] = stats["histogram"]
+    return out
+
+
+@torch.no_grad()
+def sample_model(model: Any, n: int, batch_size: int = 500, sampler: str = "ddim", steps: int | None = None,
+                 guidance: float = 1.0, seed: int = 0, progress: bool = True) -> torch.Tensor:
+    """``n`` samples from a trained model, in batches, with a progress bar; (n, ...) on the CPU.
+
+    Diffusion models (:class:`~twopaths.paradigms.gaussian.GaussianDiffusion`) take the sampler,
+    steps and guidance; other image models are called as ``model.sample(b, labels=..., generator=...)``.
+    Class-conditional models get every class in turn, so the class histogram matches a balanced
+    test split. One generator seeded with ``seed`` drives every batch: same seed, same samples.
+    """
+    from tqdm.auto import tqdm
+
+    from twopaths.paradigms.gaussian import GaussianDiffusion
+
+    gen = torch.Generator().manual_seed(seed)
+    classes = int(getattr(model, "num_classes", 0) or 0)
+    labels = torch.arange(n) % classes if classes else None
+    out = []
+    with tqdm(total=n, desc="sampling", unit="sample", disable=not progress, leave=False) as bar:
+        for i in range(0, n, batch_size):
+            b = min(batch_size, n - i)
+            y = labels[i:i + b] if labels is not None else None
+            if isinstance(model, GaussianDiffusion):
+                x = model.sample(b, sampler, steps, y, guidance, generator=gen)
+            elif y is not None:
+                x = model.sample(b, labels=y, generator=gen)
+            else:
+                x = model.sample(b, generator=gen)
+            out.append(torch.as_tensor(x).float().cpu())
+            bar.update(b)
+    return torch.cat(out)
