@@ -7,12 +7,12 @@ TP      := $(VENV)/bin/twopaths
 # CPU machines: the pinned CPU wheel comes from local disk; an unpinned torch would pull a
 # multi-GB CUDA build. Machines with an NVIDIA driver get pip's default (CUDA) torch.
 TORCH_CPU := torch==2.13.0
-DEMO_RUN  ?= runs/demo
+DEMO_OUT  ?= arena-quick
 
 .PHONY: setup demo test data clean help
 
 help:
-	@echo "make demo   set up, then train and sample the demo model (prints where the run is)"
+	@echo "make demo   set up, then run the arena quick suite (about 10 minutes on 2 CPU cores)"
 	@echo "make test   set up, then run the test suite"
 	@echo "make clean  remove .venv and caches (runs/ is kept)"
 
@@ -36,21 +36,8 @@ test: setup
 demo: setup
 	$(TP) data list
 	@echo
-	@corpus="--data fortunes"; \
-	if [ ! -d /usr/share/games/fortunes ] && [ -z "$$TWOPATHS_DATA" ]; then \
-	  echo "note: fortunes not found; the demo trains on the Debian licence texts instead"; \
-	  corpus="--data text --set data.path=/usr/share/common-licenses"; fi; \
-	$(TP) train mlp-lm $$corpus --dry-run && \
-	if [ -d $(DEMO_RUN)/checkpoints ]; then \
-	  echo "$(DEMO_RUN) exists: resuming it (delete it to train from scratch)"; \
-	  $(TP) train --resume $(DEMO_RUN); \
-	else \
-	  $(TP) train mlp-lm $$corpus --out $(DEMO_RUN); \
-	fi
-	$(TP) eval $(DEMO_RUN)
-	@echo; echo "samples:"
-	$(TP) sample $(DEMO_RUN) --n 3 --max-new-tokens 240 --seed 1
-	@echo; echo "demo run: $(DEMO_RUN) (config.yaml, metrics.jsonl, checkpoints/, tokenizer.json)"
+	$(TP) arena --suite quick --out $(DEMO_OUT)
+	@echo; echo "arena report: $(DEMO_OUT)/report.html (also report.md, results.json, images/)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info src/*.egg-info

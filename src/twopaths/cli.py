@@ -116,18 +116,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sample)
 
     # eval -------------------------------------------------------------------------------------
-    p = sub.add_parser("eval", help="evaluate a trained run on a split",
-                       description="Mean loss of a run's newest checkpoint on a split, plus the metrics "
-                                   "of its family (perplexity and bits per token for language models). "
-                                   "Prints a table and, with --json, writes the numbers to a file.")
-    p.add_argument("run", type=Path, help="run directory")
-    p.add_argument("--split", choices=["val", "test", "train"], default="val", help="which split (default val)")
-    p.add_argument("--batches", type=int, default=None, help="only the first N batches (default: all)")
-    p.add_argument("--n", type=int, default=None, help="only the first N items of the split")
-    p.add_argument("--metrics", default="loss",
-                   help="comma-separated: loss (mean training loss, plus perplexity for text), "
-                        "nll (diffusion: bits/dim from the full variational bound; T evaluations per batch)")
+    p = sub.add_parser("eval", help="evaluate a trained run: loss, likelihood, FID/KID/precision-recall",
+                       description="Evaluate a run's newest checkpoint. loss and nll score a data split; "
+                                   "fid, kid, pr and classes (images) and modes (2-D mixtures) score N samples "
+                                   "drawn from the model against N test-split items, always beside the "
+                                   "real-vs-real floor (N other real items scored the same way). Prints a table "
+                                   "and, with --json, writes the numbers to a file.",
+                       epilog="metrics:\n"
+                              "  loss     mean training loss on the split (text: also perplexity, bits per token)\n"
+                              "  nll      diffusion: bits/dim from the full variational bound (T evaluations per batch)\n"
+                              "  fid      Frechet distance of feature-net features (Heusel et al. 2017)\n"
+                              "  kid      kernel inception distance, mean and std over 100 subsets (Binkowski et al. 2018)\n"
+                              "  pr       precision, recall (k=3) and density, coverage (k=5)\n"
+                              "  classes  predicted-class entropy (1 = all classes equally) and Inception Score\n"
+                              "  modes    2-D mixtures: modes covered and high-quality fraction (3 sigma)\n\n"
+                              "examples:\n"
+                              "  twopaths eval runs/ddpm --metrics fid,kid,pr,classes --n 10000 --sampler dpmpp --steps 20\n"
+                              "  twopaths eval runs/ddpm --metrics fid --n 2000 --guidance 3 --json fid.json\n"
+                              "  twopaths eval --real-vs-real fashion-mnist --n 10000\n"
+                              "  twopaths eval runs/mix --metrics modes --n 4000\n"
+                              "  twopaths eval runs/gpt --split test",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", type=Path, nargs="?", help="run directory (omit with --real-vs-real)")
+    p.add_argument("--real-vs-real", metavar="DATASET",
+                   help="no run: print the floor of the sample metrics for DATASET at --n")
+    p.add_argument("--split", choices=["val", "test", "train"], default=None,
+                   help="loss/nll: the split to score (default val); sample metrics: the real split compared "
+                        "against (default test; the floor's other real images come from train, or val)")
+    p.add_argument("--batches", type=int, default=None, help="loss/nll: only the first N batches (default: all)")
+    p.add_argument("--n", type=int, default=None,
+                   help="loss/nll: only the first N items of the split; sample metrics: number of samples "
+                        "(default 10,000, or the real split's size if smaller)")
+    p.add_argument("--metrics", default=None,
+                   help="comma-separated, from: loss, nll, fid, kid, pr, classes, modes (see below; "
+                        "default loss, or the sample metrics with --real-vs-real)")
     _add_checkpoint_args(p)
+    g = p.add_argument_group("sample metrics")
+    g.add_argument("--sampler", choices=["ddpm", "ddim", "dpmpp", "euler", "heun"], default="ddim",
+                   help="diffusion sampler (default ddim)")
+    g.add_argument("--steps", type=int, default=None,
+                   help="sampling steps (default: T for ddpm, the run's arch.sample_steps otherwise)")
+    g.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1 = plain conditional)")
+    g.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same samples, same numbers)")
+    g.add_argument("--batch-size", type=int, default=500, help="samples generated per batch (default 500)")
+    g.add_argument("--feature-net", metavar="NAME_OR_PATH",
+                   help="feature network: a shipped name (fashion-mnist, shapes) or a .safetensors file with "
+                        "a .json card beside it (default: the run's dataset)")
     p.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
     p.set_defaults(func=cmd_eval)
 
@@ -170,9 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from twopaths.data.registry import load_splits
-    from twopaths.models import get_spec, load_run_config, resolve_config
+    from twopaths.models import build_trainer, load_run_config, resolve_config
     from twopaths.train.checkpoint import list_checkpoints
-    from twopaths.train.trainer import Hook, Trainer
 
     if args.resume:
         if args.model or args.data or args.config:
@@ -194,15 +227,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise TwopathsError(f"{run_dir} already holds a run with checkpoints; continue it with "
                                 f"--resume {run_dir}, or choose another --out (nothing was changed)")
 
-    spec = get_spec(cfg.model)
     splits = load_splits(cfg.data, None if args.dry_run else run_dir)
-    import torch
-
-    torch.manual_seed(cfg.train.seed)  # model initialisation is reproducible
-    model = spec.build(cfg, splits.meta)
-    hooks = [Hook("samples", cfg.train.sample_every, spec.sample_hook(splits.meta))] \
-        if cfg.train.sample_every and spec.sample_hook else []
-    trainer = Trainer(model, splits.train, cfg, run_dir, val_set=splits.val, hooks=hooks)
+    trainer = build_trainer(cfg, run_dir, splits)
     if args.dry_run:
         from twopaths.config import to_dict
 
@@ -240,39 +266,180 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return run.spec.sample_command(run, args)
 
 
+LOSS_METRICS = ("loss", "nll")
+IMAGE_SAMPLE_METRICS = ("fid", "kid", "pr", "classes")
+POINT_SAMPLE_METRICS = ("modes",)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     import torch
+
+    from twopaths.data.registry import dataset_kind
+
+    if (args.run is None) == (args.real_vs_real is None):
+        raise TwopathsError("give a run directory, or --real-vs-real DATASET (not both)")
+    if args.n is not None and args.n < 1:
+        raise TwopathsError("--n must be >= 1")
+    if args.batch_size < 1 or (args.steps is not None and args.steps < 1):
+        raise TwopathsError("--batch-size and --steps must be >= 1")
+    default = "loss" if args.run is not None else None
+    metrics_asked = [m.strip() for m in (args.metrics or default or "").split(",") if m.strip()]
+    known = LOSS_METRICS + IMAGE_SAMPLE_METRICS + POINT_SAMPLE_METRICS
+    unknown = [m for m in metrics_asked if m not in known]
+    if unknown:
+        raise TwopathsError(f"unknown metric(s) {', '.join(unknown)}; available: {', '.join(known)}")
+
+    if args.real_vs_real is not None:
+        kind = dataset_kind(args.real_vs_real)
+        if kind not in ("image", "points"):
+            raise TwopathsError(f"--real-vs-real needs an image or 2-D point dataset; '{args.real_vs_real}' is "
+                                f"{kind} data")
+        metrics_asked = metrics_asked or list(IMAGE_SAMPLE_METRICS if kind == "image" else POINT_SAMPLE_METRICS)
+        from twopaths.config import DataConfig
+
+        _check_metric_kinds(metrics_asked, kind, args.real_vs_real, allow_loss=False)
+        result = _sample_metrics(None, DataConfig(name=args.real_vs_real), kind, metrics_asked, args)
+        _print_sample_table(result, real_only=True)
+        if args.json:
+            args.json.write_text(json.dumps({"dataset": args.real_vs_real, **result}, indent=2))
+        return 0
 
     from twopaths.models import load_run
     from twopaths.train.trainer import mean_loss
 
-    metrics_asked = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    unknown = sorted(set(metrics_asked) - {"loss", "nll"})
-    if unknown:
-        raise TwopathsError(f"unknown metric(s) {', '.join(unknown)}; available here: loss, nll")
     run = load_run(args.run, args.checkpoint, use_ema=not args.no_ema, with_data=True)
-    dataset = getattr(run.splits, args.split)
-    if args.n is not None:
-        dataset = torch.utils.data.Subset(dataset, range(min(args.n, len(dataset))))
-    torch.manual_seed(0)  # stochastic losses (diffusion's t and noise) give the same number every time
-    metrics: dict[str, float] = {}
-    with torch.no_grad():
-        if "loss" in metrics_asked:
-            loss = mean_loss(run.model, dataset, run.cfg.train.batch_size, torch.device("cpu"),
-                             max_batches=args.batches, progress=True)
-            metrics.update(run.spec.report(loss, run.meta))
-        if "nll" in metrics_asked:
-            if not hasattr(run.model, "nll_bits_per_dim"):
-                raise TwopathsError(f"model '{run.cfg.model}' has no likelihood bound; use --metrics loss")
-            metrics.update(_diffusion_nll(run, dataset, args.batches))
-    print(f"{run.cfg.model} on {run.cfg.data.name}/{args.split}, checkpoint step {run.checkpoint.step}"
-          f" ({'raw' if args.no_ema or not run.checkpoint.has_ema else 'EMA'} weights), {len(dataset):,} items")
-    for key, value in metrics.items():
-        print(f"  {key:<20} {value:.4f}")
+    kind = dataset_kind(run.cfg.data.name)
+    _check_metric_kinds(metrics_asked, kind, run.cfg.data.name, allow_loss=True)
+    weights = "raw" if args.no_ema or not run.checkpoint.has_ema else "EMA"
+    report: dict = {"run": str(args.run), "step": run.checkpoint.step}
+    loss_asked = [m for m in metrics_asked if m in LOSS_METRICS]
+    if loss_asked:
+        split = args.split or "val"
+        dataset = getattr(run.splits, split)
+        if args.n is not None:
+            dataset = torch.utils.data.Subset(dataset, range(min(args.n, len(dataset))))
+        torch.manual_seed(0)  # stochastic losses (diffusion's t and noise) give the same number every time
+        metrics: dict[str, float] = {}
+        with torch.no_grad():
+            if "loss" in loss_asked:
+                loss = mean_loss(run.model, dataset, run.cfg.train.batch_size, torch.device("cpu"),
+                                 max_batches=args.batches, progress=True)
+                metrics.update(run.spec.report(loss, run.meta))
+            if "nll" in loss_asked:
+                if not hasattr(run.model, "nll_bits_per_dim"):
+                    raise TwopathsError(f"model '{run.cfg.model}' has no likelihood bound; use --metrics loss")
+                metrics.update(_diffusion_nll(run, dataset, args.batches))
+        print(f"{run.cfg.model} on {run.cfg.data.name}/{split}, checkpoint step {run.checkpoint.step}"
+              f" ({weights} weights), {len(dataset):,} items")
+        for key, value in metrics.items():
+            print(f"  {key:<20} {value:.4f}")
+        report.update({"split": split, "items": len(dataset), **metrics})
+    sample_asked = [m for m in metrics_asked if m not in LOSS_METRICS]
+    if sample_asked:
+        result = _sample_metrics(run, run.cfg.data, kind, sample_asked, args)
+        print(f"{run.cfg.model} on {run.cfg.data.name}, checkpoint step {run.checkpoint.step} ({weights} weights): "
+              f"{result['n']:,} samples ({result['sampling']}) vs {result['n']:,} {result['real_split']} items")
+        _print_sample_table(result)
+        report["samples"] = result
     if args.json:
-        args.json.write_text(json.dumps({"run": str(args.run), "split": args.split, "items": len(dataset),
-                                         "step": run.checkpoint.step, **metrics}, indent=2))
+        args.json.write_text(json.dumps(report, indent=2))
     return 0
+
+
+def _check_metric_kinds(metrics: list[str], kind: str, data_name: str, allow_loss: bool) -> None:
+    """One clear line when a metric does not fit the data (FID on points, modes on images, ...)."""
+    fits = {"image": IMAGE_SAMPLE_METRICS, "points": POINT_SAMPLE_METRICS}.get(kind, ())
+    fits = fits + (LOSS_METRICS if allow_loss else ())
+    wrong = [m for m in metrics if m not in fits]
+    if wrong:
+        raise TwopathsError(f"metric(s) {', '.join(wrong)} do not fit {kind} data ('{data_name}'); "
+                            f"available here: {', '.join(fits) or 'none'}")
+
+
+def _sample_metrics(run, data_cfg, kind: str, metrics: list[str], args: argparse.Namespace) -> dict:
+    """Sample metrics of a run (or, with ``run=None``, the real-vs-real floor alone) at --n."""
+    from twopaths.eval import images as ev
+
+    split = args.split or "test"
+    floor_split = "train" if split != "train" else "val"
+    if kind == "points":
+        return _mode_metrics(run, data_cfg, split, args)
+    n = args.n
+    if n is None:  # 10,000, or what the split holds
+        from twopaths.data.registry import load_splits
+
+        n = 10_000 if data_cfg.name in ("shapes",) else min(10_000, len(getattr(load_splits(data_cfg), split)))
+    from twopaths.eval.features import SHIPPED, load_feature_net
+
+    net_name = args.feature_net or data_cfg.name
+    if args.feature_net is None and net_name not in SHIPPED:
+        raise TwopathsError(f"no shipped feature net for dataset '{data_cfg.name}' (shipped: {', '.join(SHIPPED)}); "
+                            f"pass --feature-net PATH.safetensors")
+    real_eval, _ = ev.real_images(data_cfg, n, split, seed=args.seed)  # data errors (--n too large) first
+    real_floor, _ = ev.real_images(data_cfg, n, floor_split, seed=args.seed + 1)
+    net = load_feature_net(net_name)
+    if real_eval.shape[-1] != net.arch["resolution"]:
+        print(f"note: {real_eval.shape[-1]}x{real_eval.shape[-1]} images are resized to the feature net's "
+              f"{net.arch['resolution']}x{net.arch['resolution']}; compare these numbers only with runs at the "
+              f"same resolution", file=sys.stderr)
+    fake, sampling = None, None
+    if run is not None:
+        steps = args.steps
+        if hasattr(run.model, "schedule"):  # diffusion: the run's default number of steps
+            steps = steps or (run.model.schedule.T if args.sampler == "ddpm" else run.cfg.arch.sample_steps)
+            sampling = f"{args.sampler}, {steps} steps" + (f", guidance {args.guidance:g}"
+                                                           if getattr(run.model, "num_classes", 0) else "")
+        else:
+            sampling = run.cfg.model
+        fake = ev.sample_model(run.model, n, args.batch_size, args.sampler, steps, args.guidance, args.seed)
+    result = ev.evaluate_images(fake, real_eval, real_floor, net, metrics)
+    result.update({"real_split": split, "floor_split": floor_split})
+    if sampling:
+        result["sampling"] = sampling
+    return result
+
+
+def _mode_metrics(run, data_cfg, split: str, args: argparse.Namespace) -> dict:
+    """Mode coverage of n samples, and of n fresh draws from the mixture as the floor."""
+    from twopaths.data.registry import load_splits
+    from twopaths.data.toy import sample_mixture
+    from twopaths.eval.coverage import mode_coverage
+    from twopaths.eval.images import sample_model
+
+    meta = run.meta if run is not None else load_splits(data_cfg).meta
+    n = args.n or 10_000
+    real, _ = sample_mixture(meta["variant"], n, seed=10_000 + args.seed)
+    result: dict = {"n": n, "feature_net": "-", "real_split": "fresh mixture", "floor_split": "fresh mixture",
+                    "metrics": {}, "floor": {}}
+    rows = [("floor", real)]
+    if run is not None:
+        steps, sampling = args.steps, run.cfg.model
+        if hasattr(run.model, "schedule"):  # diffusion
+            steps = steps or (run.model.schedule.T if args.sampler == "ddpm" else run.cfg.arch.sample_steps)
+            sampling = f"{args.sampler}, {steps} steps"
+        rows.append(("metrics", sample_model(run.model, n, args.batch_size, args.sampler, steps, args.guidance,
+                                             args.seed)))
+        result["sampling"] = sampling
+    for row, points in rows:
+        cov = mode_coverage(points, meta["modes"], meta["std"])
+        result[row].update({"modes_covered": cov["modes_covered"], "high_quality": cov["high_quality"]})
+        result["per_mode" if row == "metrics" else "real_per_mode"] = cov["per_mode"]
+    result["modes"] = len(meta["modes"])
+    return result
+
+
+def _print_sample_table(result: dict, real_only: bool = False) -> None:
+    """metric | value | real-vs-real floor | n | feature net."""
+    print(f"  {'metric':<20} {'value':>12} {'real-vs-real':>14} {'n':>8}  feature net")
+    for key, floor in result["floor"].items():
+        value = "-" if real_only else _fmt(result["metrics"][key])
+        print(f"  {key:<20} {value:>12} {_fmt(floor):>14} {result['n']:>8,}  {result['feature_net']}")
+
+
+def _fmt(value: float) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
 
 
 def _diffusion_nll(run, dataset, max_batches: int | None) -> dict[str, float]:
@@ -285,7 +452,8 @@ def _diffusion_nll(run, dataset, max_batches: int | None) -> dict[str, float]:
     loader = DataLoader(dataset, batch_size=min(64, len(dataset)))
     total = min(len(loader), max_batches) if max_batches else len(loader)
     bits, prior = [], []
-    for i, batch in enumerate(tqdm(loader, total=total, desc=f"VLB ({model.schedule.T} steps per batch)")):
+    desc = f"VLB ({model.schedule.T} steps per batch)" if hasattr(model, "schedule") else "likelihood bound"
+    for i, batch in enumerate(tqdm(loader, total=total, desc=desc)):
         if i >= total:
             break
         x = batch[model.data_key]
@@ -294,6 +462,23 @@ def _diffusion_nll(run, dataset, max_batches: int | None) -> dict[str, float]:
         bits.append(out["bits_per_dim"])
         prior.append(out["prior_bits_per_dim"])
     return {"nll_bits_per_dim": float(torch.cat(bits).mean()), "prior_bits_per_dim": float(torch.cat(prior).mean())}
+
+
+def cmd_arena(args: argparse.Namespace) -> int:
+    from twopaths.arena.report import write_report
+    from twopaths.arena.runner import read_json, run_arena
+    from twopaths.arena.suites import select
+
+    if args.report_only:
+        results = read_json(args.out / "results.json")
+        if results is None:
+            raise TwopathsError(f"no readable {args.out / 'results.json'}; run the arena into {args.out} first")
+    else:
+        suites = select(args.suite, args.only, args.budget, args.seeds)
+        results = run_arena(suites, args.out, args.suite, args.device, log=lambda m: print(m, file=sys.stderr))
+    md, page = write_report(results, args.out)
+    print(f"report: {page.resolve()}\n        {md.resolve()}")
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -105,9 +105,15 @@ def _text_documents(cfg: DataConfig) -> tuple[list[str], str]:
     return text.read_corpus(root), str(root)
 
 
-def _text_splits(cfg: DataConfig, run_dir: Path | None) -> Splits:
+def text_documents(cfg: DataConfig) -> tuple[dict[str, list[str]], str]:
+    """A text dataset's documents by split (train/val/test), and where they were read from."""
     docs, source = _text_documents(cfg)
-    split = text.split_documents(docs, seed=cfg.seed, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction)
+    return text.split_documents(docs, seed=cfg.seed, val_fraction=cfg.val_fraction,
+                                test_fraction=cfg.test_fraction), source
+
+
+def _text_splits(cfg: DataConfig, run_dir: Path | None) -> Splits:
+    split, source = text_documents(cfg)
     tokenizer = tokenizer_for_run(cfg, split["train"], run_dir)
 
     windows = {k: text.TokenWindows(text.encode_documents(tokenizer, docs), cfg.context, name=f"{cfg.name}/{k}")

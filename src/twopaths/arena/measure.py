@@ -1,0 +1,146 @@
+"""Measuring instruments for the arena: FLOPs, peak memory, wall-clock, network calls.
+
+Each one measures something the report prints as evidence, so each says exactly what it counts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
+
+
+class _CountFlops(TorchDispatchMode):
+    """Adds up ``torch.utils.flop_counter``'s formula for every op that has one.
+
+    The same formulas as ``FlopCounterMode``, without its per-module tracking, whose backward
+    hooks break losses that call ``torch.autograd.grad`` themselves (the GAN's R1 penalty).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 (torch's signature)
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            self.total += int(formula(*args, **kwargs, out_val=out))
+        return out
+
+
+def flops_of(fn: Callable[[], Any]) -> int:
+    """Floating-point operations of one call of ``fn``, by ``torch.utils.flop_counter``'s formulas.
+
+    Those know matmuls, convolutions and attention (2 FLOPs per multiply-add) and ignore
+    elementwise work, so this is the standard "model FLOPs" figure, not every instruction.
+    """
+    with _CountFlops() as counter:
+        fn()
+    return counter.total
+
+
+def train_step_flops(model: nn.Module, batch: dict[str, Any]) -> int:
+    """FLOPs of one forward + backward pass of ``model.loss`` on ``batch`` (weights untouched)."""
+    def step() -> None:
+        model.loss(batch).backward()
+
+    with torch.random.fork_rng():
+        flops = flops_of(step)
+    model.zero_grad(set_to_none=True)
+    return flops
+
+
+class PeakMemory:
+    """Peak memory while a block runs, above what was in use when it started.
+
+    CUDA: ``torch.cuda.max_memory_allocated`` (tensors only). CPU: the process's resident set
+    size, polled every 20 ms from ``/proc/self/statm`` on a background thread (tensors plus
+    everything else the process touches; a short spike between polls can be missed).
+    """
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def _rss() -> int:
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):  # not Linux: fall back to the lifetime maximum
+            import resource
+
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def _poll(self, base: int) -> None:
+        while not self._stop.wait(0.02):
+            self.peak_bytes = max(self.peak_bytes, self._rss() - base)
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            self._thread = threading.Thread(target=self._poll, args=(self._rss(),), daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak_bytes = torch.cuda.max_memory_allocated(self.device) - self._base
+        else:
+            self._stop.set()
+            assert self._thread is not None
+            self._thread.join()
+
+
+@contextlib.contextmanager
+def timed(device: torch.device) -> Iterator[dict[str, float]]:
+    """``with timed(device) as t: ...`` then ``t["seconds"]``; waits for queued GPU work at both ends."""
+    out: dict[str, float] = {}
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    yield out
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    out["seconds"] = time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def count_network_calls(model: nn.Module) -> Iterator[dict[str, int]]:
+    """Count the sequential calls of the model's main network while a block runs.
+
+    The main network is the submodule holding the most parameters among those called (the
+    denoiser, the transformer, the generator or decoder). Called on a whole batch at once, its
+    call count is the number of *sequential* network evaluations per sample: NFE for diffusion,
+    one per token for autoregression, one for a GAN or VAE.
+    """
+    counts: dict[nn.Module, int] = {}
+    handles = [m.register_forward_pre_hook(lambda mod, _: counts.__setitem__(mod, counts.get(mod, 0) + 1))
+               for m in model.modules() if m is not model]
+    out: dict[str, int] = {}
+    try:
+        yield out
+    finally:
+        for h in handles:
+            h.remove()
+        if counts:
+            size = {m: sum(p.numel() for p in m.parameters()) for m in counts}
+            main = max(counts, key=lambda m: (size[m], -counts[m]))
+            out["calls"] = counts[main]
+            out["main_params"] = size[main]

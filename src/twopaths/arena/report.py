@@ -1,0 +1,361 @@
+"""The arena's report: ``report.md``, a self-contained ``report.html`` and the plots, from results.json.
+
+The report is a list of blocks (headings, paragraphs, tables, images) rendered twice: to
+Markdown with relative image links, and to HTML with every image embedded as base64 so the one
+file can be mailed or attached. Nothing here measures anything; it only reads ``results.json``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from twopaths.arena.verdicts import Row, comparison_rows, main_quality
+
+
+@dataclass
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass
+class Para:
+    text: str
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class Image:
+    path: str  # relative to the report's folder
+    caption: str
+
+
+Block = Heading | Para | Table | Image
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return f"{x:,}"
+    if isinstance(x, float):
+        if math.isnan(x) or math.isinf(x):
+            return "n/a"
+        if abs(x) >= 1000:
+            return f"{x:,.0f}"
+        return f"{x:.{digits}g}"
+    return str(x)
+
+
+def _bytes(n: float | None) -> str:
+    if n is None:
+        return "—"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return ""
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_quality_vs_nfe(suite: dict[str, Any], path: Path) -> bool:
+    """FID against NFE for diffusion contenders; single-pass and autoregressive contenders as points
+    at their own number of sequential calls."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    drawn = False
+    floor = None
+    for name, e in suite["contenders"].items():
+        by_nfe = (e.get("quality") or {}).get("by_nfe") or {}
+        pts = sorted((m.get("sequential_calls") or (int(k) if k.isdigit() else 1), m["fid"])
+                     for k, m in by_nfe.items() if m.get("fid") is not None)
+        floor = next((m.get("fid_floor") for m in by_nfe.values() if m.get("fid_floor") is not None), floor)
+        if pts:
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, marker="o", label=name)
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return False
+    if floor is not None:
+        ax.axhline(floor, color="grey", ls="--", label="real-vs-real floor")
+    ax.set_xscale("log")
+    ax.set_xlabel("sequential network calls per image (NFE)")
+    ax.set_ylabel(f"FID (n={suite['n_eval']})")
+    ax.set_title("Quality vs sampling steps")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_quality_vs_time(suite: dict[str, Any], path: Path) -> bool:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    drawn = False
+    for name, e in suite["contenders"].items():
+        curve = [p for p in (e.get("quality") or {}).get("curve", []) if p.get("train_seconds") is not None]
+        if curve:
+            ax.plot([p["train_seconds"] for p in curve], [p["fid"] for p in curve], marker="o", label=name)
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return False
+    ax.set_xlabel("training seconds")
+    ax.set_ylabel(f"FID (n={suite['n_curve']})")
+    ax.set_title("Quality vs training time")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_loss_curves(suite: dict[str, Any], path: Path) -> bool:
+    """Training loss against time for every contender and seed; each family's loss is in its own units,
+    so each contender gets its own panel."""
+    plt = _plt()
+    names = [n for n, e in suite["contenders"].items() if any(r.get("loss_curve") for r in e["runs"])]
+    if not names:
+        return False
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for run in suite["contenders"][name]["runs"]:
+            curve = run.get("loss_curve") or []
+            if curve:
+                ax.plot([c[1] for c in curve], [c[2] for c in curve], lw=1,
+                        label=f"seed {run['seed']}" + (" (diverged)" if run.get("diverged") else ""))
+        ax.set_title(name)
+        ax.set_xlabel("seconds")
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("training loss")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+# ----------------------------------------------------------------------------- blocks
+
+
+def _comparison_table(rows: list[Row]) -> Table:
+    return Table(["aspect", "measured evidence", "verdict (from the numbers)"],
+                 [[r.aspect, r.evidence, ("⚠ " if r.missing else "") + r.verdict] for r in rows])
+
+
+def _quality_table(suite: dict[str, Any]) -> Table | None:
+    kind = suite["kind"]
+    rows = []
+    for name, e in suite["contenders"].items():
+        q = e.get("quality") or {}
+        for nfe, m in (q.get("by_nfe") or {}).items():
+            label = name if nfe == "single" else f"{name} @ {nfe} steps"
+            if kind == "image":
+                rows.append([label, _fmt(m.get("fid")), _fmt(m.get("fid_floor")), _fmt(m.get("kid")),
+                             _fmt(m.get("precision")), _fmt(m.get("recall")), _fmt(m.get("density")),
+                             _fmt(m.get("coverage")), _fmt(m.get("class_entropy_norm")),
+                             _fmt(m.get("samples_per_s")), _fmt(m.get("latency_s")), _fmt(m.get("sequential_calls"))])
+            elif kind == "points":
+                rows.append([label, f"{m.get('modes_covered')}/{m.get('modes')}",
+                             _fmt(m.get("high_quality")), _fmt(m.get("samples_per_s")),
+                             _fmt(m.get("latency_s")), _fmt(m.get("sequential_calls"))])
+        if kind == "text" and q:
+            t, speed = q.get("text", {}), (q.get("by_nfe") or {}).get("single", {})
+            rows.append([name, _fmt(q.get("val", {}).get("perplexity")), _fmt(t.get("gen_ppl")),
+                         _fmt(t.get("real_gen_ppl")), _fmt(t.get("entropy_per_sample")),
+                         _fmt(t.get("real_entropy_per_sample")), _fmt(t.get("distinct_2")),
+                         _fmt(t.get("self_bleu")), _fmt(speed.get("tokens_per_s"))])
+    if not rows:
+        return None
+    header = {"image": ["contender", "FID ↓", "floor", "KID ↓", "precision", "recall", "density", "coverage",
+                        "class entropy (norm.)", "images/s", "latency s", "sequential calls"],
+              "points": ["contender", "modes covered", "high-quality fraction", "samples/s", "latency s",
+                         "sequential calls"],
+              "text": ["contender", "val perplexity", "gen-PPL (5-gram judge, per char)", "gen-PPL of real text",
+                       "sample entropy", "real-text entropy", "distinct-2", "self-BLEU", "tokens/s generated"]}[kind]
+    return Table(header, rows)
+
+
+def _throughput_table(suite: dict[str, Any]) -> Table:
+    rows = []
+    for name, e in suite["contenders"].items():
+        for r in e["runs"]:
+            rows.append([name, str(r["seed"]), _fmt(r["params"]), _fmt(r["steps"]), _fmt(r["train_seconds"]),
+                         f"{_fmt(r['items_per_s'])} {r['item_name']}/s", _fmt(r["total_flops"] / 1e12),
+                         _bytes(r.get("peak_memory_bytes")), _fmt(r.get("final_train_loss")),
+                         "yes" if r.get("diverged") else "no"])
+    return Table(["contender", "seed", "params", "steps", "train s", "throughput", "train TFLOP", "peak memory",
+                  "final loss", "diverged"], rows)
+
+
+def _param_note(suite: dict[str, Any]) -> str:
+    params = {n: e["runs"][0]["params"] for n, e in suite["contenders"].items() if e["runs"]}
+    if len(params) < 2:
+        return ""
+    ratio = max(params.values()) / max(min(params.values()), 1)
+    ok = "within" if ratio <= suite.get("param_match_factor", 2.0) else "OUTSIDE"
+    return (f"Parameter counts: " + ", ".join(f"{n} {_fmt(p)}" for n, p in params.items())
+            + f" (largest/smallest {ratio:.2f}, {ok} the suite's match factor {suite.get('param_match_factor')}).")
+
+
+def build_blocks(results: dict[str, Any], out: Path) -> list[Block]:
+    env = results.get("environment", {})
+    blocks: list[Block] = [Heading(f"twopaths arena — suite '{results.get('suite')}'", 1),
+                           Para(f"Created {results.get('created')}; the arena ran for "
+                                f"{_fmt(results.get('arena_seconds'))} s.")]
+    seeds_rows, base_rows = comparison_rows(results)
+    blocks += [Heading("Diffusion vs transformers: the seeds' comparison, measured"),
+               Para("Every verdict is computed from the measurements beside it by a fixed rule "
+                    "(twopaths/arena/verdicts.py); ⚠ marks a row without evidence."),
+               _comparison_table(seeds_rows),
+               Heading("Diffusion vs GANs and VAEs"), _comparison_table(base_rows)]
+    plots = out / "images"
+    plots.mkdir(parents=True, exist_ok=True)
+    for name, suite in results.get("suites", {}).items():
+        blocks.append(Heading(f"Suite {name} ({suite['data']}, {suite['kind']})"))
+        if suite.get("skipped"):
+            blocks.append(Para(f"Skipped: {suite['skipped']}"))
+            continue
+        blocks.append(Para(f"Budget: {suite['budget_kind']}: {_fmt(suite['budget_s'])} s, {suite['seeds']} seed(s); "
+                           f"quality from seed 0 with n = {suite['n_eval']} samples"
+                           + (" (image metrics against n test images; the floor is n training images against the "
+                              "same test images; feature network: " + _feature_identity(suite) + ")."
+                              if suite["kind"] == "image" else ".")
+                           + " " + _param_note(suite)))
+        table = _quality_table(suite)
+        if table:
+            blocks += [Heading("Quality and sampling", 3), table]
+        blocks += [Heading("Training throughput and cost", 3), _throughput_table(suite)]
+        for plot, title in ((plot_quality_vs_nfe, "quality-vs-nfe"), (plot_quality_vs_time, "quality-vs-time"),
+                            (plot_loss_curves, "loss-curves")):
+            path = plots / f"{name}-{title}.png"
+            if (suite["kind"] == "image" or title == "loss-curves") and plot(suite, path):
+                blocks.append(Image(f"images/{path.name}", f"{name}: {title.replace('-', ' ')}"))
+        grids = [(n, (e.get("quality") or {}).get("grid")) for n, e in suite["contenders"].items()]
+        grids = [(n, g) for n, g in grids if g]
+        if grids:
+            blocks.append(Heading("Samples", 3))
+            for n, g in grids:
+                if g.endswith(".txt"):
+                    text = (out / g).read_text(encoding="utf-8") if (out / g).is_file() else ""
+                    blocks.append(Para(f"**{n}** samples:\n\n```\n{text[:1500]}\n```"))
+                else:
+                    blocks.append(Image(g, f"{n} samples"))
+    blocks += [Heading("Hardware and versions"),
+               Table(["what", "value"], [[k, _fmt(v)] for k, v in env.items()])]
+    return blocks
+
+
+def _feature_identity(suite: dict[str, Any]) -> str:
+    for e in suite["contenders"].values():
+        m = main_quality(e)
+        if m and m.get("feature_net"):
+            return str(m["feature_net"])
+    return "unknown"
+
+
+# ----------------------------------------------------------------------------- renderers
+
+
+def _md_cell(s: str) -> str:
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(blocks: list[Block]) -> str:
+    lines: list[str] = []
+    for b in blocks:
+        if isinstance(b, Heading):
+            lines += ["#" * b.level + " " + b.text, ""]
+        elif isinstance(b, Para):
+            lines += [b.text, ""]
+        elif isinstance(b, Table):
+            lines.append("| " + " | ".join(map(_md_cell, b.header)) + " |")
+            lines.append("|" + "---|" * len(b.header))
+            lines += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in b.rows]
+            lines.append("")
+        elif isinstance(b, Image):
+            lines += [f"![{b.caption}]({b.path})", ""]
+    return "\n".join(lines)
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:0.9em}th,td{border:1px solid #ccc;padding:4px 8px;
+vertical-align:top;text-align:left}th{background:#f3f3f3}img{max-width:100%;border:1px solid #ddd}
+figure{margin:1em 0}figcaption{font-size:0.85em;color:#555}pre{background:#f7f7f7;padding:8px;overflow:auto}"""
+
+
+def _para_html(text: str) -> str:
+    if "```" in text:
+        head, _, rest = text.partition("```")
+        code, _, tail = rest.partition("```")
+        return _para_html(head) + f"<pre>{html.escape(code.strip())}</pre>" + (_para_html(tail) if tail.strip() else "")
+    escaped = html.escape(text.strip())
+    while "**" in escaped:
+        escaped = escaped.replace("**", "<b>", 1).replace("**", "</b>", 1)
+    return f"<p>{escaped}</p>" if escaped else ""
+
+
+def to_html(blocks: list[Block], root: Path) -> str:
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>twopaths arena</title>",
+             f"<style>{_CSS}</style></head><body>"]
+    for b in blocks:
+        if isinstance(b, Heading):
+            parts.append(f"<h{b.level}>{html.escape(b.text)}</h{b.level}>")
+        elif isinstance(b, Para):
+            parts.append(_para_html(b.text))
+        elif isinstance(b, Table):
+            head = "".join(f"<th>{html.escape(h)}</th>" for h in b.header)
+            body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in b.rows)
+            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        elif isinstance(b, Image):
+            path = root / b.path
+            if path.is_file():
+                data = base64.b64encode(path.read_bytes()).decode("ascii")
+                parts.append(f"<figure><img alt='{html.escape(b.caption)}' src='data:image/png;base64,{data}'>"
+                             f"<figcaption>{html.escape(b.caption)}</figcaption></figure>")
+            else:
+                parts.append(f"<p>(image missing: {html.escape(b.path)})</p>")
+    # After loading, the page records how many images decoded and how many tables it has: a test
+    # (and anyone curious) reads them from the DOM of a headless browser.
+    parts.append("<script>window.addEventListener('load',function(){var im=Array.from(document.images);"
+                 "document.body.setAttribute('data-images-loaded',im.filter(function(i){return i.complete&&"
+                 "i.naturalWidth>0}).length+'/'+im.length);document.body.setAttribute('data-tables',"
+                 "document.querySelectorAll('table').length);});</script>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(results: dict[str, Any], out: Path) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``report.html`` into ``out``; returns their paths."""
+    blocks = build_blocks(results, out)
+    md, page = out / "report.md", out / "report.html"
+    md.write_text(to_markdown(blocks), encoding="utf-8")
+    page.write_text(to_html(blocks, out), encoding="utf-8")
+    return md, page
+
+
+__all__ = ["write_report", "build_blocks", "to_markdown", "to_html"]

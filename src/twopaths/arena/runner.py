@@ -1,0 +1,459 @@
+"""Run the arena: train every contender on the same budget, measure it, cache the results.
+
+Layout of the output directory::
+
+    OUT/runs/SUITE/CONTENDER/seedK/   a normal twopaths run (config.yaml, checkpoints, metrics.jsonl)
+                                      + arena.json: what training measured (cached)
+    OUT/runs/SUITE/CONTENDER/quality.json   samples and metrics of seed 0 (cached)
+    OUT/results.json, report.md, report.html, images/
+
+Every cached file is written atomically, so a killed arena re-run skips what is done and
+resumes a half-trained contender from its newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from twopaths.arena.measure import PeakMemory, count_network_calls, flops_of, timed, train_step_flops
+from twopaths.arena.suites import PARAM_MATCH_FACTOR, Contender, Suite
+from twopaths.config import RunConfig
+from twopaths.errors import DataError, TrainingDiverged
+from twopaths.train.metrics import read_metrics
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON atomically (temp file + rename): a kill leaves the old file or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=_jsonable), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def read_json(path: Path) -> Any | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """Hardware and versions, for the report's reproducibility section."""
+    import numpy
+
+    info: dict[str, Any] = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+                            "platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
+                            "cpu_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+                            "device": str(device)}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    from twopaths import __version__
+
+    info["twopaths"] = __version__
+    return info
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def contender_config(suite: Suite, contender: Contender, seed: int, device: str) -> RunConfig:
+    from twopaths.models import resolve_config
+
+    overrides = [*suite.overrides, *contender.overrides, f"train.seed={seed}", f"train.device={device}"]
+    return resolve_config(contender.model, None, overrides, suite.data)
+
+
+def calibrate(cfg: RunConfig, splits: Any, seconds: float = 1.5) -> dict[str, float]:
+    """Parameters, FLOPs per training step and steps/s of a fresh copy of the model.
+
+    Runs real optimizer steps on real batches (after two warm-up steps) for about ``seconds``;
+    the copy is thrown away, so the real run starts from the same initialisation as any other.
+    """
+    from torch.utils.data import DataLoader
+
+    from twopaths.models import get_spec
+    from twopaths.train.distributed import resolve_device
+    from twopaths.train.optim import build_adamw
+    from twopaths.train.trainer import move_to
+
+    device = resolve_device(cfg.train.device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(cfg.train.seed)
+        model = get_spec(cfg.model).build(cfg, splits.meta).to(device).train()
+        optimizer = build_adamw(model, cfg.optim, device)
+        loader = DataLoader(splits.train, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,
+                            generator=torch.Generator().manual_seed(0))
+        batches = iter(loader)
+        first = move_to(next(batches), device)
+        flops = train_step_flops(model, first)
+        use_bf16 = device.type == "cuda" and cfg.train.precision != "fp32"
+
+        def step(batch: Any) -> None:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                loss = model.loss(batch)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        for _ in range(2):
+            step(first)
+        n = 0
+        with timed(device) as t:
+            start = time.perf_counter()
+            while n < 3 or time.perf_counter() - start < seconds:
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    batches = iter(loader)
+                    batch = next(batches)
+                step(move_to(batch, device))
+                n += 1
+    return {"params": sum(p.numel() for p in model.parameters()), "flops_per_step": flops,
+            "steps_per_s": n / t["seconds"], "items_per_step": model.items_in(first)}
+
+
+def _loss_curve(run_dir: Path) -> list[list[float]]:
+    """[[step, training seconds so far, loss], ...] from metrics.jsonl, across resumed segments."""
+    curve, offset, last_time = [], 0.0, 0.0
+    for rec in read_metrics(run_dir):
+        if "split" in rec or "loss" not in rec:
+            continue
+        t = float(rec.get("time", 0.0))
+        if curve and t + offset < last_time - 1e-9 and rec["step"] > curve[-1][0]:
+            offset = last_time  # a resumed segment restarts its clock
+        last_time = t + offset
+        curve.append([int(rec["step"]), last_time, float(rec["loss"])])
+    return curve
+
+
+def train_contender(suite: Suite, contender: Contender, seed: int, out: Path, device: str,
+                    log: Any = print) -> dict[str, Any]:
+    """Train one contender for one seed within the suite's budget (or return the cached result)."""
+    from twopaths.data.registry import load_splits
+    from twopaths.models import build_trainer, load_run_config
+    from twopaths.train.checkpoint import latest_checkpoint, list_checkpoints
+
+    run_dir = out / "runs" / suite.name / contender.name / f"seed{seed}"
+    cached = read_json(run_dir / "arena.json")
+    if cached is not None:
+        log(f"  cached: {run_dir / 'arena.json'}")
+        return cached
+    resume = bool(list_checkpoints(run_dir / "checkpoints"))
+    calibration = read_json(run_dir / "calibration.json")
+    if resume and calibration is not None:
+        cfg = load_run_config(run_dir)
+        splits = load_splits(cfg.data, run_dir)
+        log(f"  resuming from step {latest_checkpoint(run_dir).step}")
+    else:
+        resume = False
+        cfg = contender_config(suite, contender, seed, device)
+        splits = load_splits(cfg.data, run_dir)
+        calibration = calibrate(cfg, splits)
+        # Steps that fill the budget at the calibrated speed; EMA, logging and checkpoints cost a
+        # little more than the calibration loop, hence the 0.9.
+        steps = max(10, int(0.9 * suite.budget_s * calibration["steps_per_s"]))
+        points = max(1, suite.curve_points if suite.n_curve and seed == 0 else 1)
+        cfg.train.max_steps = steps
+        cfg.train.ckpt_every = max(1, math.ceil(steps / points))
+        cfg.train.keep_last = points + 1
+        cfg.train.log_every = max(1, steps // 100)
+        calibration["planned_steps"] = steps
+        write_json(run_dir / "calibration.json", calibration)
+    trainer = build_trainer(cfg, run_dir, splits)
+    diverged = None
+    with PeakMemory(trainer.device) as memory:
+        try:
+            trainer.fit(resume=resume)
+        except TrainingDiverged as err:
+            diverged = str(err)
+            log(f"  diverged: {err}")
+    curve = _loss_curve(run_dir)
+    train_seconds = curve[-1][1] if curve else 0.0
+    rates = [rec[f"{trainer.model.item_name}_per_s"] for rec in read_metrics(run_dir)
+             if f"{trainer.model.item_name}_per_s" in rec]
+    tail = [loss for _, _, loss in curve[-max(1, len(curve) // 10):]]
+    result = {
+        "seed": seed, "model": cfg.model, "params": calibration["params"], "steps": trainer.step,
+        "planned_steps": calibration["planned_steps"], "budget_s": suite.budget_s,
+        "train_seconds": train_seconds, "item_name": trainer.model.item_name,
+        "items_per_s": statistics.median(rates) if rates else None,
+        "flops_per_step": calibration["flops_per_step"],
+        "total_flops": calibration["flops_per_step"] * trainer.step,
+        "peak_memory_bytes": memory.peak_bytes, "memory_kind": "CUDA allocated" if trainer.device.type == "cuda"
+        else "process RSS above baseline",
+        "final_train_loss": statistics.fmean(tail) if tail and not diverged else None,
+        "diverged": diverged, "loss_curve": curve,
+        "checkpoint_times": {str(step): t for step, t, _ in curve},  # step -> training seconds
+        "config": dataclasses.asdict(cfg),
+    }
+    write_json(run_dir / "arena.json", result)
+    return read_json(run_dir / "arena.json")  # exactly what a cached re-run will see
+
+
+# ----------------------------------------------------------------------------- sampling and quality
+
+
+def draw(model: Any, n: int, nfe: int | None, sampler: str, generator: torch.Generator,
+         batch: int = 500) -> torch.Tensor:
+    """n samples in data space, in batches of ``batch``; diffusion models at ``nfe`` steps."""
+    from twopaths.paradigms.gaussian import GaussianDiffusion
+
+    parts = []
+    for start in range(0, n, batch):
+        k = min(batch, n - start)
+        if isinstance(model, GaussianDiffusion):
+            parts.append(model.sample(k, sampler, nfe, None, generator=generator).float().cpu())
+        else:
+            parts.append(model.sample(k, generator=generator).float().cpu())
+    return torch.cat(parts)
+
+
+def sampling_speed(model: Any, nfe: int | None, sampler: str, n: int, device: torch.device) -> dict[str, float]:
+    """Latency of one sample (batch 1), throughput at batch ``n``, sequential network calls and FLOPs per sample."""
+    g = torch.Generator().manual_seed(1)
+    draw(model, 1, nfe, sampler, g)  # warm-up
+    with count_network_calls(model) as calls, timed(device) as one:
+        draw(model, 1, nfe, sampler, g)
+    with timed(device) as many:
+        draw(model, n, nfe, sampler, g)
+    flops = flops_of(lambda: draw(model, 1, nfe, sampler, g))
+    return {"latency_s": one["seconds"], "samples_per_s": n / many["seconds"],
+            "sequential_calls": calls.get("calls", 0), "flops_per_sample": flops}
+
+
+class QualityContext:
+    """What one suite's quality metrics share: the feature network, real images, the text reference."""
+
+    def __init__(self, suite: Suite, device: torch.device, log: Any = print):
+        self.suite, self.device, self.log = suite, device, log
+        self._cache: dict[str, Any] = {}
+
+    def feature_net(self) -> Any:
+        if "net" not in self._cache:
+            from twopaths.eval.features import load_feature_net
+
+            self._cache["net"] = load_feature_net(self.suite.data)
+        return self._cache["net"]
+
+    def real(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n test images, n other real images): the reference set and the floor's stand-in."""
+        if n not in self._cache:
+            from twopaths.eval.images import real_images
+
+            self._cache[n] = (real_images(self.suite.data, n, "test")[0], real_images(self.suite.data, n, "train")[0])
+        return self._cache[n]
+
+    def image_metrics(self, fake: torch.Tensor) -> dict[str, Any]:
+        """FID, KID, precision/recall/density/coverage and class statistics of ``fake``, each with its
+        real-vs-real floor at the same n (as ``NAME_floor``), plus the feature network's identity."""
+        from twopaths.eval.images import evaluate_images
+
+        real, floor = self.real(len(fake))
+        out = evaluate_images(fake, real, floor, self.feature_net(), metrics=("fid", "kid", "pr", "classes"),
+                              progress=False)
+        return {**out["metrics"], **{f"{k}_floor": v for k, v in out["floor"].items()},
+                "class_histogram": out.get("class_histogram"), "feature_net": out["feature_net"], "n": out["n"]}
+
+    def text_documents(self, cfg: RunConfig) -> dict[str, list[str]]:
+        if "docs" not in self._cache:
+            from twopaths.data.registry import text_documents
+
+            self._cache["docs"] = text_documents(cfg.data)[0]
+        return self._cache["docs"]
+
+    def text_reference(self, cfg: RunConfig) -> Any:
+        """A 5-gram Kneser-Ney character model of the training documents: the judge of gen-PPL."""
+        if "text" not in self._cache:
+            from twopaths.eval.text import CharNGram
+
+            self._cache["text"] = CharNGram(order=5).fit(self.text_documents(cfg)["train"])
+        return self._cache["text"]
+
+
+def _mean_val_loss(run: Any, batches: int = 10) -> float:
+    from twopaths.train.trainer import mean_loss
+
+    torch.manual_seed(0)
+    with torch.no_grad():
+        return mean_loss(run.model, run.splits.val, run.cfg.train.batch_size, next(run.model.parameters()).device,
+                         max_batches=batches)
+
+
+def evaluate_contender(suite: Suite, contender: Contender, out: Path, ctx: QualityContext,
+                       log: Any = print) -> dict[str, Any]:
+    """Samples, quality metrics and sampling speed of seed 0 (cached in quality.json)."""
+    from twopaths.models import load_run
+    from twopaths.viz import save_grid, save_points
+
+    base = out / "runs" / suite.name / contender.name
+    cached = read_json(base / "quality.json")
+    if cached is not None:
+        return cached
+    run_dir = base / "seed0"
+    run = load_run(run_dir, device=ctx.device, with_data=True)
+    model = run.model
+    val_loss = _mean_val_loss(run)
+    quality: dict[str, Any] = {"val": run.spec.report(val_loss, run.meta), "by_nfe": {}}
+    nfes: tuple[int | None, ...] = contender.nfe or (None,)
+    main_nfe = nfes[len(nfes) // 2] if contender.nfe else None
+    images = out / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    g = torch.Generator().manual_seed(0)
+
+    if suite.kind in ("points", "image"):
+        for nfe in nfes:
+            label = "single" if nfe is None else str(nfe)
+            log(f"  sampling {suite.n_eval} at NFE {label}")
+            samples = draw(model, suite.n_eval, nfe, contender.sampler, g)
+            speed = sampling_speed(model, nfe, contender.sampler, min(suite.n_eval, 64), ctx.device)
+            if suite.kind == "points":
+                from twopaths.eval.coverage import mode_coverage
+
+                metrics = mode_coverage(samples, run.meta["modes"], run.meta["std"])
+            else:
+                metrics = ctx.image_metrics(samples)
+            quality["by_nfe"][label] = {**metrics, **speed}
+            if nfe == main_nfe:
+                name = f"{suite.name}-{contender.name}.png"
+                if suite.kind == "points":
+                    save_points(samples[:2000], images / name, modes=run.meta.get("modes"),
+                                title=f"{contender.name}: {min(len(samples), 2000)} samples")
+                else:
+                    save_grid(samples[:64], images / name, nrow=8)
+                quality["grid"] = f"images/{name}"
+        quality["main_nfe"] = "single" if main_nfe is None else str(main_nfe)
+        if suite.kind == "image" and suite.n_curve:
+            quality["curve"] = _quality_curve(run, contender, main_nfe, suite.n_curve, ctx, run_dir, log)
+    else:  # text
+        quality.update(_text_quality(run, suite, ctx, images / f"{suite.name}-{contender.name}.txt"))
+        quality["grid"] = f"images/{suite.name}-{contender.name}.txt"
+    write_json(base / "quality.json", quality)
+    return read_json(base / "quality.json")
+
+
+def _quality_curve(run: Any, contender: Contender, nfe: int | None, n: int, ctx: QualityContext,
+                   run_dir: Path, log: Any) -> list[dict[str, float]]:
+    """FID (at ``n`` samples) of every kept checkpoint against its training seconds."""
+    from twopaths.train.checkpoint import list_checkpoints, open_checkpoint
+
+    times = read_json(run_dir / "arena.json")["checkpoint_times"]
+    points = []
+    for path in list_checkpoints(run_dir / "checkpoints"):
+        ckpt = open_checkpoint(path)
+        ckpt.load_model(run.model)
+        if ckpt.has_ema:
+            ckpt.load_ema_into_model(run.model)
+        run.model.eval()
+        log(f"  quality at step {ckpt.step}")
+        samples = draw(run.model, n, nfe, contender.sampler, torch.Generator().manual_seed(0))
+        metrics = ctx.image_metrics(samples)
+        points.append({"step": ckpt.step, "train_seconds": times.get(str(ckpt.step)), "fid": metrics["fid"],
+                       "fid_floor": metrics.get("fid_floor"), "n": n})
+    return points
+
+
+def _text_quality(run: Any, suite: Suite, ctx: QualityContext, out_txt: Path) -> dict[str, Any]:
+    from twopaths.eval.text import text_report
+
+    model, tok = run.model, run.meta["tokenizer"]
+    g = torch.Generator().manual_seed(0)
+    with timed(ctx.device) as t:
+        ids = model.generate([[tok.eot_id]] * suite.n_eval, max_new_tokens=200, temperature=1.0,
+                             stop_id=tok.eot_id, generator=g)
+    texts = [tok.decode(row) for row in ids]
+    tokens = sum(len(row) for row in ids)
+    out_txt.write_text("\n\n----\n\n".join(texts[:12]) + "\n", encoding="utf-8")
+    with count_network_calls(model) as calls:
+        model.generate([[tok.eot_id]], max_new_tokens=50, temperature=1.0, generator=g)
+    real = [doc[:max(len(t) for t in texts)] for doc in ctx.text_documents(run.cfg)["test"][:len(texts)]]
+    report = text_report(texts, ctx.text_reference(run.cfg), real=real)  # real_*: the same numbers for real text
+    return {"text": report, "by_nfe": {"single": {"tokens_per_s": tokens / t["seconds"],
+                                                  "samples_per_s": len(texts) / t["seconds"],
+                                                  "sequential_calls_per_token": calls.get("calls", 0) / 50}},
+            "main_nfe": "single"}
+
+
+# ----------------------------------------------------------------------------- the whole arena
+
+
+def _fmt_eta(seconds: float) -> str:
+    m, s = divmod(int(max(seconds, 0)), 60)
+    return f"{m}m{s:02d}s"
+
+
+def run_arena(suites: list[Suite], out: Path, suite_size: str, device: str = "auto",
+              log: Any = print) -> dict[str, Any]:
+    """Train and evaluate every contender of ``suites`` into ``out``; returns (and writes) results.json."""
+    from twopaths.train.distributed import resolve_device
+
+    out.mkdir(parents=True, exist_ok=True)
+    dev = resolve_device(device)
+    jobs = [(s, c, seed) for s in suites for c in s.contenders for seed in range(s.seeds)]
+    # ETA: budgets left plus a rough allowance for calibration and evaluation per job
+    remaining = sum(s.budget_s * 1.25 + (15 if seed == 0 else 3) for s, _, seed in jobs)
+    started = time.perf_counter()
+    results: dict[str, Any] = {"suite": suite_size, "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                               "environment": environment(dev), "suites": {}}
+    skipped: dict[str, str] = {}
+    for i, (suite, contender, seed) in enumerate(jobs, 1):
+        if suite.name in skipped:
+            continue
+        log(f"[{i}/{len(jobs)}] {suite.name} · {contender.name} (seed {seed}) · budget {suite.budget_s:g}s · "
+            f"arena ETA {_fmt_eta(remaining)}")
+        job_start = time.perf_counter()
+        try:
+            train = train_contender(suite, contender, seed, out, device, log)
+        except DataError as err:  # the suite's data is not on this machine: say so and go on
+            skipped[suite.name] = str(err)
+            results["suites"][suite.name] = {"data": suite.data, "kind": suite.kind, "skipped": str(err),
+                                             "contenders": {}}
+            log(f"  skipping suite {suite.name}: {err}")
+            continue
+        entry = results["suites"].setdefault(suite.name, {
+            "data": suite.data, "kind": suite.kind, "budget_s": suite.budget_s, "seeds": suite.seeds,
+            "budget_kind": "equal wall-clock seconds of training per contender and seed",
+            "n_eval": suite.n_eval, "n_curve": suite.n_curve, "param_match_factor": PARAM_MATCH_FACTOR,
+            "contenders": {}})
+        c_entry = entry["contenders"].setdefault(contender.name, {
+            "model": contender.model, "family": contender.family, "sampler": contender.sampler if contender.nfe
+            else None, "runs": []})
+        c_entry["runs"].append(train)
+        if seed == 0 and not train.get("diverged"):
+            ctx = _context(suite, dev, log)
+            c_entry["quality"] = evaluate_contender(suite, contender, out, ctx, log)
+        remaining -= suite.budget_s * 1.25 + (15 if seed == 0 else 3)
+        log(f"  done in {time.perf_counter() - job_start:.0f}s")
+    results["arena_seconds"] = time.perf_counter() - started
+    write_json(out / "results.json", results)
+    return results
+
+
+_CONTEXTS: dict[tuple[str, str], QualityContext] = {}
+
+
+def _context(suite: Suite, device: torch.device, log: Any) -> QualityContext:
+    key = (suite.name, str(device))
+    if key not in _CONTEXTS:
+        _CONTEXTS[key] = QualityContext(suite, device, log)
+    return _CONTEXTS[key]
+
+
+__all__ = ["run_arena", "train_contender", "evaluate_contender", "calibrate", "draw", "write_json", "read_json"]

@@ -1,0 +1,134 @@
+"""What the arena runs: suites of contenders on one dataset, with one training budget each.
+
+A *contender* is a named model with config overrides, so it is exactly what ``twopaths train
+MODEL --set ...`` would train. Contenders in one suite get the **same wall-clock training
+budget** on the same data (the arena calibrates each one's step time and sets ``max_steps`` so
+the learning-rate schedule completes inside the budget) and have parameter counts matched to
+within a stated factor; the report prints both.
+
+Two sizes: ``quick`` fits 2 CPU cores in about 10 minutes (reduced models, budgets and sample
+counts); ``full`` is sized for one GPU (about 20 minutes on an H100, resumable in parts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from twopaths.errors import ConfigError
+
+#: how far apart (max/min) the parameter counts of one suite's contenders may be
+PARAM_MATCH_FACTOR = 2.0
+
+
+@dataclass(frozen=True)
+class Contender:
+    name: str  # label in the report, e.g. "ddpm"
+    model: str  # a name from ``twopaths train --help``
+    family: str  # diffusion, autoregressive, gan, vae: what the comparison table groups by
+    overrides: tuple[str, ...] = ()  # --set KEY=VALUE, applied after the suite's own
+    #: sampling settings, NFE -> kwargs; diffusion models are measured at several NFE
+    nfe: tuple[int, ...] = ()
+    sampler: str = "dpmpp"  # diffusion sampler used at every NFE
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str  # mixture2d, fashion-mnist, fortunes
+    data: str  # dataset name (``twopaths data list``)
+    kind: str  # points, image, text: decides the metrics
+    contenders: tuple[Contender, ...]
+    budget_s: float  # training seconds per contender and seed
+    seeds: int = 1  # runs per contender; the spread of their final loss measures stability
+    n_eval: int = 1000  # samples per contender for the quality metrics (same n for the floor)
+    n_curve: int = 0  # samples per intermediate checkpoint for quality-vs-training-time; 0 = off
+    curve_points: int = 3  # checkpoints evaluated along training (the last one is the final model)
+    overrides: tuple[str, ...] = ()  # --set for every contender (e.g. the data's size)
+
+    def contender(self, name: str) -> Contender:
+        for c in self.contenders:
+            if c.name == name:
+                return c
+        raise ConfigError(f"suite '{self.name}' has no contender '{name}'; it has: "
+                          + ", ".join(c.name for c in self.contenders))
+
+
+_QUIET = ("train.progress=true", "train.sample_every=0", "train.eval_every=0")
+
+# ----------------------------------------------------------------------------- quick (2 CPU cores)
+
+_QUICK = (
+    # ~35-60k parameters each
+    Suite("mixture2d", "mixture2d", "points", budget_s=8, seeds=3, n_eval=2000, overrides=_QUIET, contenders=(
+        Contender("ddpm", "ddpm", "diffusion",
+                  ("arch.conditioning=none", "arch.mlp.width=48", "arch.mlp.num_blocks=2"), nfe=(10, 20, 50)),
+        Contender("gan", "gan", "gan", ("arch.width=128",)),
+        Contender("vae", "vae", "vae", ("arch.width=128",)),
+        Contender("coord-gpt", "pixel-gpt", "autoregressive", ("arch.transformer.d_model=48",)),
+    )),
+    # ~0.38-0.45M parameters each
+    Suite("fashion-mnist", "fashion-mnist", "image", budget_s=45, seeds=1, n_eval=500, n_curve=200,
+          overrides=_QUIET, contenders=(
+              Contender("ddpm", "ddpm", "diffusion",
+                        ("arch.conditioning=none", "arch.unet.base_channels=24", "arch.unet.channel_mults=[1,2]",
+                         "arch.unet.num_res_blocks=1", "arch.unet.groups=8", "train.batch_size=64"),
+                        nfe=(10, 20, 50)),
+              Contender("pixel-gpt", "pixel-gpt", "autoregressive",
+                        ("arch.conditioning=none", "arch.transformer.n_layer=3", "arch.transformer.d_model=96")),
+              Contender("vae", "vae", "vae", ("arch.width=18",)),
+              Contender("gan", "gan", "gan", ("arch.width=20",)),
+          )),
+    Suite("fortunes", "fortunes", "text", budget_s=40, seeds=1, n_eval=24, overrides=_QUIET, contenders=(
+        Contender("gpt", "gpt-nano", "autoregressive", ("data.tokenizer=char", "data.context=128")),
+    )),
+)
+
+# ----------------------------------------------------------------------------- full (one GPU)
+
+_FULL = (
+    replace(_QUICK[0], budget_s=30, seeds=3, n_eval=10000, contenders=tuple(
+        replace(c, nfe=(10, 20, 50, 250)) if c.nfe else c for c in _QUICK[0].contenders)),
+    Suite("fashion-mnist", "fashion-mnist", "image", budget_s=180, seeds=3, n_eval=5000, n_curve=1000,
+          curve_points=4, overrides=_QUIET, contenders=(
+              Contender("ddpm", "ddpm", "diffusion", ("arch.conditioning=none",), nfe=(10, 20, 50, 250)),
+              Contender("pixel-gpt", "pixel-gpt", "autoregressive",
+                        ("arch.conditioning=none", "arch.transformer.n_layer=8", "arch.transformer.d_model=256")),
+              Contender("vae", "vae", "vae", ("arch.width=96",)),
+              Contender("gan", "gan", "gan", ("arch.width=96",)),
+          )),
+    Suite("fortunes", "fortunes", "text", budget_s=180, seeds=1, n_eval=200, overrides=_QUIET, contenders=(
+        Contender("gpt", "gpt-char", "autoregressive", ()),
+    )),
+)
+
+SUITES: dict[str, tuple[Suite, ...]] = {"quick": _QUICK, "full": _FULL}
+
+
+def select(suite: str, only: list[str] | None = None, budget_s: float | None = None,
+           seeds: int | None = None) -> list[Suite]:
+    """The suites of ``suite`` (quick/full), narrowed by ``only`` entries ``SUITE`` or ``SUITE/CONTENDER``,
+    with the per-contender budget and number of seeds replaced when given."""
+    if suite not in SUITES:
+        raise ConfigError(f"unknown suite '{suite}'; choose one of: {', '.join(SUITES)}")
+    if budget_s is not None and budget_s <= 0:
+        raise ConfigError(f"--budget must be a positive number of seconds, got {budget_s}")
+    if seeds is not None and seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    chosen = list(SUITES[suite])
+    if only:
+        wanted: dict[str, set[str] | None] = {}
+        names = {s.name: s for s in chosen}
+        for entry in only:
+            suite_name, _, contender = entry.partition("/")
+            if suite_name not in names:
+                raise ConfigError(f"--only {entry}: no suite '{suite_name}'; choose from {', '.join(names)}")
+            if contender:
+                names[suite_name].contender(contender)  # raises with the available names
+                if wanted.get(suite_name, set()) is not None:
+                    wanted.setdefault(suite_name, set()).add(contender)
+            else:
+                wanted[suite_name] = None  # the whole suite
+        chosen = [s if wanted[s.name] is None else
+                  replace(s, contenders=tuple(c for c in s.contenders if c.name in wanted[s.name]))
+                  for s in chosen if s.name in wanted]
+    return [replace(s, budget_s=budget_s if budget_s is not None else s.budget_s,
+                    seeds=seeds if seeds is not None else s.seeds) for s in chosen]

@@ -1,0 +1,305 @@
+"""The seeds' comparison table, filled from measurements: one row per aspect, evidence and verdict.
+
+Every verdict is computed from the numbers in ``results.json`` by a rule written here, never
+typed in: change the numbers and the verdicts change (tests feed contrived results). A row whose
+evidence is missing says so.
+
+Conventions: a quality difference counts only when it exceeds both 10% of the better value and
+the real-vs-real floor at that sample count (differences inside the metric's own noise are
+ties); a speed or cost difference counts when the ratio exceeds 1.2.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+SPEED_RATIO = 1.2  # below this, "about the same"
+QUALITY_MARGIN = 0.10  # relative FID difference needed, on top of the floor
+
+
+@dataclass
+class Row:
+    aspect: str
+    evidence: str
+    verdict: str
+    missing: bool = False
+
+
+def _missing(aspect: str, why: str) -> Row:
+    return Row(aspect, "—", f"evidence missing: {why}", missing=True)
+
+
+# ----------------------------------------------------------------------------- reading results
+
+
+def contenders(results: dict[str, Any], suite: str) -> dict[str, dict[str, Any]]:
+    return results.get("suites", {}).get(suite, {}).get("contenders", {})
+
+
+def main_quality(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """The metrics of a contender at its main setting (middle NFE for diffusion, else its only one)."""
+    q = entry.get("quality")
+    if not q or not q.get("by_nfe"):
+        return None
+    return q["by_nfe"].get(q.get("main_nfe", "single")) or next(iter(q["by_nfe"].values()))
+
+
+def best_fid(entry: dict[str, Any]) -> tuple[float, float | None, str] | None:
+    """(FID, its floor, the setting) at the contender's best NFE."""
+    q = entry.get("quality") or {}
+    best = None
+    for nfe, m in (q.get("by_nfe") or {}).items():
+        if m.get("fid") is not None and (best is None or m["fid"] < best[0]):
+            best = (float(m["fid"]), m.get("fid_floor"), nfe)
+    return best
+
+
+def by_family(results: dict[str, Any], suite: str, family: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(name, e) for name, e in contenders(results, suite).items() if e.get("family") == family]
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.{digits}g}"
+
+
+def _ratio_phrase(a_name: str, a: float, b_name: str, b: float, what: str, higher_better: bool = True) -> str:
+    if a <= 0 or b <= 0:
+        return f"cannot compare {what} (a zero measurement)"
+    ratio = a / b if a >= b else b / a
+    if ratio < SPEED_RATIO:
+        return f"{a_name} and {b_name} are about the same on {what} (ratio {ratio:.2f})"
+    winner = (a_name if a > b else b_name) if higher_better else (a_name if a < b else b_name)
+    return f"{winner} is {ratio:.1f}x better on {what}"
+
+
+def _quality_compare(named: list[tuple[str, float, float | None]]) -> str:
+    """named: (name, fid, floor). The best, and whether its lead is outside the noise."""
+    named = sorted(named, key=lambda t: t[1])
+    (b_name, b_fid, b_floor), (r_name, r_fid, _) = named[0], named[1]
+    margin = max(QUALITY_MARGIN * b_fid, b_floor or 0.0)
+    if r_fid - b_fid <= margin:
+        return (f"tie: {b_name} (FID {_fmt(b_fid)}) and {r_name} ({_fmt(r_fid)}) differ by less than the noise "
+                f"margin {_fmt(margin)}")
+    return f"{b_name} generates better images (FID {_fmt(b_fid)} vs {_fmt(r_fid)} for {r_name})"
+
+
+# ----------------------------------------------------------------------------- rows
+
+
+def _family_rep(results: dict[str, Any], suite: str, family: str) -> tuple[str, dict[str, Any]] | None:
+    """The family's contender with the best main-setting FID (or the first one without FID)."""
+    members = by_family(results, suite, family)
+    if not members:
+        return None
+    scored = [(best_fid(e)[0] if best_fid(e) else math.inf, name, e) for name, e in members]
+    _, name, e = min(scored, key=lambda t: t[0])
+    return name, e
+
+
+def core_mechanism(results: dict[str, Any]) -> Row:
+    aspect = "Core mechanism"
+    diff, ar = _family_rep(results, "fashion-mnist", "diffusion"), _family_rep(results, "fashion-mnist", "autoregressive")
+    if not diff or not ar or not main_quality(diff[1]) or not main_quality(ar[1]):
+        return _missing(aspect, "needs a diffusion and an autoregressive image contender with samples")
+    dq, aq = main_quality(diff[1]), main_quality(ar[1])
+    d_calls, a_calls = dq.get("sequential_calls", 0), aq.get("sequential_calls", 0)
+    evidence = (f"{diff[0]}: denoises the whole image {d_calls} times (NFE {diff[1]['quality'].get('main_nfe')}); "
+                f"{ar[0]}: predicts one token per network call, {a_calls} calls per image")
+    if d_calls and a_calls:
+        verdict = (f"iterative refinement vs sequential generation: the diffusion model needs "
+                   f"{a_calls / d_calls:.0f}x fewer sequential network calls per image" if a_calls >= d_calls else
+                   f"the autoregressive model needs {d_calls / a_calls:.1f}x fewer sequential calls per image")
+    else:
+        verdict = "evidence missing: network calls were not counted"
+    return Row(aspect, evidence, verdict, missing=not (d_calls and a_calls))
+
+
+def generation_quality(results: dict[str, Any]) -> Row:
+    aspect = "Generation quality"
+    named = []
+    for family in ("diffusion", "autoregressive"):
+        rep = _family_rep(results, "fashion-mnist", family)
+        if rep and best_fid(rep[1]):
+            fid, floor, nfe = best_fid(rep[1])
+            named.append((f"{rep[0]} ({family}{', NFE ' + nfe if nfe != 'single' else ''})", fid, floor))
+    if len(named) < 2:
+        return _missing(aspect, "needs FID for a diffusion and an autoregressive image contender")
+    floor = named[0][2]
+    evidence = "; ".join(f"{n}: FID {_fmt(f)}" for n, f, _ in named) + f" (real-vs-real floor {_fmt(floor)})"
+    return Row(aspect, evidence, _quality_compare(named))
+
+
+def _stability(results: dict[str, Any], family: str) -> tuple[float, int, int] | None:
+    """(worst relative spread of final loss over seeds, diverged runs, runs) for a family's contenders
+    that ran with at least 2 seeds, over every suite."""
+    spreads, diverged, runs = [], 0, 0
+    for suite in results.get("suites", {}).values():
+        for entry in suite.get("contenders", {}).values():
+            if entry.get("family") != family or len(entry.get("runs", [])) < 2:
+                continue
+            finals = [r["final_train_loss"] for r in entry["runs"] if r.get("final_train_loss") is not None]
+            diverged += sum(1 for r in entry["runs"] if r.get("diverged"))
+            runs += len(entry["runs"])
+            if len(finals) >= 2:
+                mean = statistics.fmean(finals)
+                spreads.append(statistics.stdev(finals) / abs(mean) if mean else math.inf)
+    if runs == 0:
+        return None
+    return (max(spreads) if spreads else math.inf), diverged, runs
+
+
+def training_stability(results: dict[str, Any], families: tuple[str, ...] = ("diffusion", "autoregressive"),
+                       aspect: str = "Training stability") -> Row:
+    stats = {f: _stability(results, f) for f in families}
+    have = {f: s for f, s in stats.items() if s is not None}
+    if len(have) < 2:
+        return _missing(aspect, "needs at least 2 seeds per contender for two families (--seeds 3)")
+    evidence = "; ".join(f"{f}: final-loss spread {100 * s[0]:.1f}% over seeds, {s[1]}/{s[2]} runs diverged"
+                         for f, s in have.items())
+    ranked = sorted(have.items(), key=lambda kv: (kv[1][1] / kv[1][2], kv[1][0]))
+    (best, bs), (_, ws) = ranked[0], ranked[-1]
+    if bs[1] == ws[1] and ws[0] - bs[0] < 0.02:
+        verdict = "equally stable: no divergences and final losses within 2% across seeds" if bs[1] == 0 else \
+            "equally unstable"
+    elif bs[1] < ws[1]:
+        verdict = f"{best} is more stable: fewer diverged runs"
+    else:
+        verdict = f"{best} is more stable: final loss varies less across seeds"
+    return Row(aspect, evidence, verdict)
+
+
+def sampling_speed(results: dict[str, Any]) -> Row:
+    aspect = "Sampling speed"
+    diff, ar = _family_rep(results, "fashion-mnist", "diffusion"), _family_rep(results, "fashion-mnist", "autoregressive")
+    if not diff or not ar or not main_quality(diff[1]) or not main_quality(ar[1]):
+        return _missing(aspect, "needs sampled diffusion and autoregressive image contenders")
+    dq, aq = main_quality(diff[1]), main_quality(ar[1])
+    evidence = (f"{diff[0]} (NFE {diff[1]['quality'].get('main_nfe')}): {_fmt(dq['samples_per_s'])} images/s, "
+                f"{_fmt(dq['latency_s'])} s per image alone; {ar[0]}: {_fmt(aq['samples_per_s'])} images/s, "
+                f"{_fmt(aq['latency_s'])} s per image alone")
+    return Row(aspect, evidence, _ratio_phrase(diff[0], dq["samples_per_s"], ar[0], aq["samples_per_s"],
+                                               "images per second"))
+
+
+def computational_cost(results: dict[str, Any]) -> Row:
+    aspect = "Computational cost"
+    diff, ar = _family_rep(results, "fashion-mnist", "diffusion"), _family_rep(results, "fashion-mnist", "autoregressive")
+    if not diff or not ar or not main_quality(diff[1]) or not main_quality(ar[1]):
+        return _missing(aspect, "needs trained and sampled diffusion and autoregressive image contenders")
+    d_run, a_run = diff[1]["runs"][0], ar[1]["runs"][0]
+    dq, aq = main_quality(diff[1]), main_quality(ar[1])
+    evidence = (f"training FLOPs in the budget: {diff[0]} {_fmt(d_run['total_flops'] / 1e12)} TFLOP, "
+                f"{ar[0]} {_fmt(a_run['total_flops'] / 1e12)} TFLOP; sampling: {_fmt(dq['flops_per_sample'] / 1e9)} vs "
+                f"{_fmt(aq['flops_per_sample'] / 1e9)} GFLOP per image")
+    verdict = _ratio_phrase(diff[0], dq["flops_per_sample"], ar[0], aq["flops_per_sample"],
+                            "FLOPs per generated image", higher_better=False)
+    return Row(aspect, evidence, verdict)
+
+
+def parallel_processing(results: dict[str, Any]) -> Row:
+    aspect = "Parallel processing"
+    diff, ar = _family_rep(results, "fashion-mnist", "diffusion"), _family_rep(results, "fashion-mnist", "autoregressive")
+    if not diff or not ar or not main_quality(diff[1]) or not main_quality(ar[1]):
+        return _missing(aspect, "needs trained and sampled diffusion and autoregressive image contenders")
+    d_run, a_run = diff[1]["runs"][0], ar[1]["runs"][0]
+    d_calls, a_calls = main_quality(diff[1])["sequential_calls"], main_quality(ar[1])["sequential_calls"]
+    evidence = (f"training (all positions at once for both): {diff[0]} {_fmt(d_run['items_per_s'])} "
+                f"{d_run['item_name']}/s, {ar[0]} {_fmt(a_run['items_per_s'])} {a_run['item_name']}/s; "
+                f"sampling depth: {d_calls} vs {a_calls} sequential calls per image")
+    if not d_calls or not a_calls:
+        return Row(aspect, evidence, "evidence missing: network calls were not counted", missing=True)
+    deeper, shallower = (ar[0], diff[0]) if a_calls > d_calls else (diff[0], ar[0])
+    ratio = max(a_calls, d_calls) / min(a_calls, d_calls)
+    verdict = ("both parallelise equally at sampling time" if ratio < SPEED_RATIO else
+               f"both train in parallel; at sampling {shallower} parallelises over the whole image while "
+               f"{deeper} is {ratio:.0f}x deeper in sequential steps")
+    return Row(aspect, evidence, verdict)
+
+
+def long_range(results: dict[str, Any]) -> Row:
+    aspect = "Long-range dependencies"
+    text = contenders(results, "fortunes")
+    if not any(e.get("family") == "diffusion" for e in text.values()):
+        return _missing(aspect, "no diffusion language model on the same text in this run (and no long-context probe)")
+    return _missing(aspect, "no long-context probe in this version of the arena")
+
+
+def interpretability(results: dict[str, Any]) -> Row:
+    return _missing("Interpretability", "no quantitative measure; see the denoising trajectory and samples")
+
+
+def vs_baselines_quality(results: dict[str, Any]) -> Row:
+    aspect = "Quality: diffusion vs GAN vs VAE"
+    named = []
+    for family in ("diffusion", "gan", "vae"):
+        rep = _family_rep(results, "fashion-mnist", family)
+        if rep and best_fid(rep[1]):
+            fid, floor, nfe = best_fid(rep[1])
+            named.append((rep[0], fid, floor))
+    if len(named) < 2:
+        return _missing(aspect, "needs FID for diffusion and at least one of GAN/VAE")
+    evidence = "; ".join(f"{n}: FID {_fmt(f)}" for n, f, _ in named) + f" (floor {_fmt(named[0][2])})"
+    return Row(aspect, evidence, _quality_compare(named))
+
+
+def mode_collapse(results: dict[str, Any]) -> Row:
+    """Collapse = fewer mixture modes covered than exist, or a class histogram with normalised entropy < 0.9."""
+    aspect = "Mode collapse"
+    parts, collapsed, seen = [], [], 0
+    modes_total = None
+    for name, e in contenders(results, "mixture2d").items():
+        m = main_quality(e)
+        if m and m.get("modes_covered") is not None:
+            seen += 1
+            modes_total = m.get("modes", modes_total)
+            parts.append(f"{name}: {m['modes_covered']}/{m.get('modes', '?')} modes")
+            if modes_total and m["modes_covered"] < modes_total:
+                collapsed.append(f"{name} (mixture2d)")
+    for name, e in contenders(results, "fashion-mnist").items():
+        m = main_quality(e)
+        if m and m.get("class_entropy_norm") is not None:
+            seen += 1
+            parts.append(f"{name}: class entropy {m['class_entropy_norm']:.2f}, recall {_fmt(m.get('recall'))}")
+            if m["class_entropy_norm"] < 0.9:
+                collapsed.append(f"{name} (fashion-mnist)")
+    if seen < 2:
+        return _missing(aspect, "needs mode coverage or class histograms for at least two contenders")
+    verdict = ("no collapse detected: every contender covers every mode and class" if not collapsed else
+               "collapse detected in " + ", ".join(collapsed))
+    return Row(aspect, "; ".join(parts), verdict)
+
+
+def single_pass_speed(results: dict[str, Any]) -> Row:
+    aspect = "Single-pass speed (GAN/VAE vs diffusion)"
+    diff = _family_rep(results, "fashion-mnist", "diffusion")
+    fast = [(n, e) for f in ("gan", "vae") for n, e in by_family(results, "fashion-mnist", f) if main_quality(e)]
+    if not diff or not main_quality(diff[1]) or not fast:
+        return _missing(aspect, "needs a sampled diffusion contender and a GAN or VAE")
+    q = diff[1]["quality"]["by_nfe"]
+    lowest = min(q, key=lambda k: int(k) if k.isdigit() else 10**9)
+    d = q[lowest]
+    name, e = max(fast, key=lambda t: main_quality(t[1])["samples_per_s"])
+    f = main_quality(e)
+    evidence = (f"{name}: {_fmt(f['samples_per_s'])} images/s in {f.get('sequential_calls', 1)} call; "
+                f"{diff[0]} at its fewest steps (NFE {lowest}): {_fmt(d['samples_per_s'])} images/s")
+    return Row(aspect, evidence, _ratio_phrase(name, f["samples_per_s"], diff[0], d["samples_per_s"],
+                                               "images per second"))
+
+
+SEEDS_TABLE = (core_mechanism, generation_quality, training_stability, sampling_speed, computational_cost,
+               parallel_processing, long_range, interpretability)
+BASELINES_TABLE = (vs_baselines_quality, mode_collapse, single_pass_speed)
+
+
+def comparison_rows(results: dict[str, Any]) -> tuple[list[Row], list[Row]]:
+    """(diffusion vs transformers rows, diffusion vs GAN/VAE rows)."""
+    baselines = [rule(results) for rule in BASELINES_TABLE]
+    baselines.insert(2, training_stability(results, ("diffusion", "gan", "vae"), "Training stability (vs GAN/VAE)"))
+    return [rule(results) for rule in SEEDS_TABLE], baselines

@@ -1,0 +1,89 @@
+"""The arena end to end on a tiny budget: trains, measures, caches, resumes, writes the report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from twopaths.arena.report import write_report
+from twopaths.arena.runner import run_arena
+from twopaths.arena.suites import Contender, Suite, select
+from twopaths.errors import ConfigError
+
+TINY = ("train.progress=false", "train.eval_every=0", "train.sample_every=0", "train.batch_size=64")
+
+
+def tiny_suite() -> Suite:
+    return Suite("mixture2d", "mixture2d", "points", budget_s=1.0, seeds=2, n_eval=400, overrides=TINY,
+                 contenders=(Contender("ddpm", "ddpm", "diffusion", ("arch.conditioning=none", "arch.mlp.width=32",
+                                                                     "arch.mlp.num_blocks=1"), nfe=(5, 10)),
+                             Contender("gan", "gan", "gan", ("arch.width=32",))))
+
+
+def test_arena_trains_measures_caches_and_resumes(tmp_path):
+    logs: list[str] = []
+    results = run_arena([tiny_suite()], tmp_path, "test", "cpu", log=logs.append)
+    suite = results["suites"]["mixture2d"]
+    ddpm = suite["contenders"]["ddpm"]
+    assert len(ddpm["runs"]) == 2 and all(r["steps"] >= 10 and r["total_flops"] > 0 for r in ddpm["runs"])
+    assert set(ddpm["quality"]["by_nfe"]) == {"5", "10"}
+    assert ddpm["quality"]["by_nfe"]["10"]["sequential_calls"] == 10  # one network call per step
+    assert suite["contenders"]["gan"]["quality"]["by_nfe"]["single"]["sequential_calls"] == 1
+    assert json.loads((tmp_path / "results.json").read_text())["suites"]["mixture2d"]
+    md, page = write_report(results, tmp_path)
+    assert "mixture2d" in md.read_text() and page.stat().st_size > 10_000
+
+    # a second run reuses every cached result
+    logs.clear()
+    again = run_arena([tiny_suite()], tmp_path, "test", "cpu", log=logs.append)
+    assert sum("cached" in line for line in logs) == 4
+    assert again["suites"]["mixture2d"]["contenders"]["ddpm"]["runs"] == ddpm["runs"]
+
+    # a run killed after its last checkpoint but before its result was written resumes, not restarts
+    seed1 = tmp_path / "runs" / "mixture2d" / "gan" / "seed1"
+    (seed1 / "arena.json").unlink()
+    logs.clear()
+    run_arena([tiny_suite()], tmp_path, "test", "cpu", log=logs.append)
+    assert any("resuming from step" in line for line in logs)
+    shutil.rmtree(tmp_path / "runs")
+
+
+def test_suite_selection_and_clear_errors():
+    quick = select("quick")
+    assert {s.name for s in quick} == {"mixture2d", "fashion-mnist", "fortunes"}
+    only = select("quick", ["fashion-mnist/ddpm", "fortunes"], budget_s=5, seeds=2)
+    assert [(s.name, [c.name for c in s.contenders], s.budget_s, s.seeds) for s in only] == \
+        [("fashion-mnist", ["ddpm"], 5, 2), ("fortunes", ["gpt"], 5, 2)]
+    with pytest.raises(ConfigError, match="no contender 'nope'.*ddpm"):
+        select("quick", ["fashion-mnist/nope"])
+    with pytest.raises(ConfigError, match="no suite"):
+        select("quick", ["cifar"])
+    with pytest.raises(ConfigError, match="unknown suite"):
+        select("huge")
+    with pytest.raises(ConfigError, match="--budget"):
+        select("quick", budget_s=0)
+
+
+@pytest.mark.parametrize("size", ["quick", "full"])
+def test_contenders_have_matched_parameter_counts(size):
+    from twopaths.arena.runner import contender_config
+    from twopaths.arena.suites import PARAM_MATCH_FACTOR
+    from twopaths.models import get_spec
+
+    for suite in select(size):
+        if len(suite.contenders) < 2 or suite.kind == "text":
+            continue
+        counts = {}
+        for c in suite.contenders:
+            cfg = contender_config(suite, c, 0, "cpu")
+            model = get_spec(cfg.model).build(cfg, _meta(cfg))
+            counts[c.name] = sum(p.numel() for p in model.parameters())
+        assert max(counts.values()) / min(counts.values()) <= PARAM_MATCH_FACTOR, (suite.name, counts)
+
+
+def _meta(cfg):
+    from twopaths.data.registry import load_splits
+
+    return load_splits(cfg.data).meta
