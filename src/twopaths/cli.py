@@ -165,6 +165,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
     p.set_defaults(func=cmd_eval)
 
+    # arena ------------------------------------------------------------------------------------
+    p = sub.add_parser("arena", help="train diffusion, transformers, GANs and VAEs head to head; write a report",
+                       description="Train every contender of a suite on the same data with the same wall-clock "
+                                   "budget, measure quality (FID/KID/precision/recall with the real-vs-real floor, "
+                                   "mode coverage, perplexity), sampling speed per NFE, training cost (FLOPs, "
+                                   "throughput, peak memory) and stability across seeds, and write report.md, a "
+                                   "self-contained report.html and results.json into --out. Finished contenders "
+                                   "are cached: re-running the same command resumes where it stopped.",
+                       epilog="suites:\n"
+                              "  quick   mixture2d (ddpm, gan, vae, coord-gpt), fashion-mnist (ddpm, pixel-gpt, vae, gan),\n"
+                              "          fortunes (gpt): about 10 minutes on 2 CPU cores\n"
+                              "  full    the same contenders, larger and longer: about 20 minutes on one GPU\n\n"
+                              "examples:\n"
+                              "  twopaths arena --suite quick --out arena-quick\n"
+                              "  twopaths arena --suite full --out arena-full --device cuda\n"
+                              "  twopaths arena --only fashion-mnist/ddpm --only fashion-mnist/gan --budget 120 --out a\n"
+                              "  twopaths arena --suite quick --only mixture2d --seeds 5 --out a   # stability study\n"
+                              "  twopaths arena --report-only --out arena-quick   # rebuild the report from results.json",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--suite", choices=["quick", "full"], default="quick", help="which suite (default quick)")
+    p.add_argument("--out", type=Path, required=True, help="output directory (runs, results.json, report.*)")
+    p.add_argument("--only", action="append", default=[], metavar="SUITE[/CONTENDER]",
+                   help="run only this suite or contender; repeatable")
+    p.add_argument("--budget", type=float, metavar="SECONDS", help="training seconds per contender and seed")
+    p.add_argument("--seeds", type=int, help="runs per contender (stability is the spread over seeds)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to train and sample")
+    p.add_argument("--report-only", action="store_true", help="rebuild report.md/html from OUT/results.json")
+    p.set_defaults(func=cmd_arena)
+
     # export / import-hf ------------------------------------------------------------------------
     p = sub.add_parser("export", help="write a run in another library's format (Hugging Face GPT-2)",
                        description="Write a GPT run as a Hugging Face GPT-2 folder (config.json, model.safetensors, "

@@ -87,3 +87,19 @@ def _meta(cfg):
     from twopaths.data.registry import load_splits
 
     return load_splits(cfg.data).meta
+
+
+def test_cli_rebuilds_the_report_and_refuses_a_missing_results_file(tmp_path, capsys):
+    from contrived import results
+
+    from twopaths.arena.runner import write_json
+    from twopaths.cli import main
+
+    assert main(["arena", "--report-only", "--out", str(tmp_path)]) == 2
+    assert "no readable" in capsys.readouterr().err
+    write_json(tmp_path / "results.json", results())
+    assert main(["arena", "--report-only", "--out", str(tmp_path)]) == 0
+    assert "report.html" in capsys.readouterr().out
+    assert "Generation quality" in (tmp_path / "report.md").read_text()
+    with pytest.raises(SystemExit):
+        main(["arena", "--out", str(tmp_path), "--only", "fashion-mnist", "--suite", "huge"])

@@ -60,6 +60,33 @@ def train_step_flops(model: nn.Module, batch: dict[str, Any]) -> int:
     return flops
 
 
+def training_memory_bytes(model: nn.Module, batch: dict[str, Any], optimizer_slots: int = 2, ema: bool = True) -> int:
+    """What one training step holds at its peak, counted tensor by tensor (any device):
+    weights, their gradients, AdamW's ``optimizer_slots`` moments, the EMA copy, and the activations
+    autograd saves for the backward pass (each storage once), measured by running ``model.loss``.
+
+    A CPU process's resident memory cannot say this (the allocator keeps freed memory), so on CPU
+    this is the arena's memory figure; on CUDA :class:`PeakMemory` measures the allocator's peak.
+    """
+    seen: set[tuple[int, int]] = set()
+    saved = 0
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal saved
+        storage = t.untyped_storage()
+        key = (storage.data_ptr(), storage.nbytes())
+        if key not in seen and not isinstance(t, nn.Parameter):
+            seen.add(key)
+            saved += storage.nbytes()
+        return t
+
+    with torch.random.fork_rng(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model.loss(batch)
+    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    return param_bytes + trainable * (1 + optimizer_slots) + (param_bytes if ema else 0) + saved
+
+
 class PeakMemory:
     """Peak memory while a block runs, above what was in use when it started.
 

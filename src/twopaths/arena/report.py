@@ -208,8 +208,9 @@ def _throughput_table(suite: dict[str, Any]) -> Table:
                          f"{_fmt(r['items_per_s'])} {r['item_name']}/s", _fmt(r["total_flops"] / 1e12),
                          _bytes(r.get("peak_memory_bytes")), _fmt(r.get("final_train_loss")),
                          "yes" if r.get("diverged") else "no"])
-    return Table(["contender", "seed", "params", "steps", "train s", "throughput", "train TFLOP", "peak memory",
-                  "final loss", "diverged"], rows)
+    kinds = {r.get("memory_kind") for e in suite["contenders"].values() for r in e["runs"]} - {None}
+    return Table(["contender", "seed", "params", "steps", "train s", "throughput", "train TFLOP",
+                  "peak memory (" + "; ".join(sorted(kinds)) + ")", "final loss", "diverged"], rows)
 
 
 def _param_note(suite: dict[str, Any]) -> str:

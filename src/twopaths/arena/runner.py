@@ -25,7 +25,8 @@ from typing import Any
 
 import torch
 
-from twopaths.arena.measure import PeakMemory, count_network_calls, flops_of, timed, train_step_flops
+from twopaths.arena.measure import (PeakMemory, count_network_calls, flops_of, timed, train_step_flops,
+                                    training_memory_bytes)
 from twopaths.arena.suites import PARAM_MATCH_FACTOR, Contender, Suite
 from twopaths.config import RunConfig
 from twopaths.errors import DataError, TrainingDiverged
@@ -104,6 +105,7 @@ def calibrate(cfg: RunConfig, splits: Any, seconds: float = 1.5) -> dict[str, fl
         batches = iter(loader)
         first = move_to(next(batches), device)
         flops = train_step_flops(model, first)
+        memory = training_memory_bytes(model, first, ema=cfg.train.ema_decay > 0)
         use_bf16 = device.type == "cuda" and cfg.train.precision != "fp32"
 
         def step(batch: Any) -> None:
@@ -126,7 +128,7 @@ def calibrate(cfg: RunConfig, splits: Any, seconds: float = 1.5) -> dict[str, fl
                     batch = next(batches)
                 step(move_to(batch, device))
                 n += 1
-    return {"params": sum(p.numel() for p in model.parameters()), "flops_per_step": flops,
+    return {"params": sum(p.numel() for p in model.parameters()), "flops_per_step": flops, "memory_bytes": memory,
             "steps_per_s": n / t["seconds"], "items_per_step": model.items_in(first)}
 
 
@@ -172,6 +174,8 @@ def train_contender(suite: Suite, contender: Contender, seed: int, out: Path, de
         steps = max(10, int(0.9 * suite.budget_s * calibration["steps_per_s"]))
         points = max(1, suite.curve_points if suite.n_curve and seed == 0 else 1)
         cfg.train.max_steps = steps
+        # a preset's warmup is sized for its own (longer) schedule; inside a budget it must not eat the run
+        cfg.optim.warmup_steps = min(cfg.optim.warmup_steps, max(1, steps // 10))
         cfg.train.ckpt_every = max(1, math.ceil(steps / points))
         cfg.train.keep_last = points + 1
         cfg.train.log_every = max(1, steps // 100)
@@ -197,8 +201,9 @@ def train_contender(suite: Suite, contender: Contender, seed: int, out: Path, de
         "items_per_s": statistics.median(rates) if rates else None,
         "flops_per_step": calibration["flops_per_step"],
         "total_flops": calibration["flops_per_step"] * trainer.step,
-        "peak_memory_bytes": memory.peak_bytes, "memory_kind": "CUDA allocated" if trainer.device.type == "cuda"
-        else "process RSS above baseline",
+        "peak_memory_bytes": memory.peak_bytes if trainer.device.type == "cuda" else calibration["memory_bytes"],
+        "memory_kind": "CUDA allocator peak" if trainer.device.type == "cuda"
+        else "weights + grads + AdamW + EMA + saved activations, counted",
         "final_train_loss": statistics.fmean(tail) if tail and not diverged else None,
         "diverged": diverged, "loss_curve": curve,
         "checkpoint_times": {str(step): t for step, t, _ in curve},  # step -> training seconds
@@ -212,31 +217,32 @@ def train_contender(suite: Suite, contender: Contender, seed: int, out: Path, de
 
 
 def draw(model: Any, n: int, nfe: int | None, sampler: str, generator: torch.Generator,
-         batch: int = 500) -> torch.Tensor:
-    """n samples in data space, in batches of ``batch``; diffusion models at ``nfe`` steps."""
+         batch: int = 500, spacing: str = "trailing") -> torch.Tensor:
+    """n samples in data space, in batches of ``batch``; diffusion models at ``nfe`` steps of ``sampler``.
+
+    Diffusion steps are spaced ``trailing`` (the first step at t = T - 1): leading spacing never
+    starts from pure noise and few-step sampling suffers for it (Lin et al. 2024, table 2).
+    """
     from twopaths.paradigms.gaussian import GaussianDiffusion
 
     parts = []
     for start in range(0, n, batch):
         k = min(batch, n - start)
         if isinstance(model, GaussianDiffusion):
-            parts.append(model.sample(k, sampler, nfe, None, generator=generator).float().cpu())
+            parts.append(model.sample(k, sampler, nfe, None, spacing=spacing, generator=generator).float().cpu())
         else:
             parts.append(model.sample(k, generator=generator).float().cpu())
     return torch.cat(parts)
 
 
-def sampling_speed(model: Any, nfe: int | None, sampler: str, n: int, device: torch.device) -> dict[str, float]:
-    """Latency of one sample (batch 1), throughput at batch ``n``, sequential network calls and FLOPs per sample."""
+def sampling_cost(model: Any, nfe: int | None, sampler: str, device: torch.device) -> dict[str, float]:
+    """Latency of one sample alone (batch 1), its sequential network calls and its FLOPs."""
     g = torch.Generator().manual_seed(1)
     draw(model, 1, nfe, sampler, g)  # warm-up
     with count_network_calls(model) as calls, timed(device) as one:
         draw(model, 1, nfe, sampler, g)
-    with timed(device) as many:
-        draw(model, n, nfe, sampler, g)
     flops = flops_of(lambda: draw(model, 1, nfe, sampler, g))
-    return {"latency_s": one["seconds"], "samples_per_s": n / many["seconds"],
-            "sequential_calls": calls.get("calls", 0), "flops_per_sample": flops}
+    return {"latency_s": one["seconds"], "sequential_calls": calls.get("calls", 0), "flops_per_sample": flops}
 
 
 class QualityContext:
@@ -322,8 +328,10 @@ def evaluate_contender(suite: Suite, contender: Contender, out: Path, ctx: Quali
         for nfe in nfes:
             label = "single" if nfe is None else str(nfe)
             log(f"  sampling {suite.n_eval} at NFE {label}")
-            samples = draw(model, suite.n_eval, nfe, contender.sampler, g)
-            speed = sampling_speed(model, nfe, contender.sampler, min(suite.n_eval, 64), ctx.device)
+            with timed(ctx.device) as t:  # throughput at batch n_eval (up to 500)
+                samples = draw(model, suite.n_eval, nfe, contender.sampler, g)
+            speed = {"samples_per_s": suite.n_eval / t["seconds"],
+                     **sampling_cost(model, nfe, contender.sampler, ctx.device)}
             if suite.kind == "points":
                 from twopaths.eval.coverage import mode_coverage
 
@@ -332,6 +340,7 @@ def evaluate_contender(suite: Suite, contender: Contender, out: Path, ctx: Quali
                 metrics = ctx.image_metrics(samples)
             quality["by_nfe"][label] = {**metrics, **speed}
             if nfe == main_nfe:
+                main_samples = samples
                 name = f"{suite.name}-{contender.name}.png"
                 if suite.kind == "points":
                     save_points(samples[:2000], images / name, modes=run.meta.get("modes"),
@@ -341,7 +350,8 @@ def evaluate_contender(suite: Suite, contender: Contender, out: Path, ctx: Quali
                 quality["grid"] = f"images/{name}"
         quality["main_nfe"] = "single" if main_nfe is None else str(main_nfe)
         if suite.kind == "image" and suite.n_curve:
-            quality["curve"] = _quality_curve(run, contender, main_nfe, suite.n_curve, ctx, run_dir, log)
+            quality["curve"] = _quality_curve(run, contender, main_nfe, main_samples[:suite.n_curve], ctx,
+                                              run_dir, log)
     else:  # text
         quality.update(_text_quality(run, suite, ctx, images / f"{suite.name}-{contender.name}.txt"))
         quality["grid"] = f"images/{suite.name}-{contender.name}.txt"
@@ -349,21 +359,29 @@ def evaluate_contender(suite: Suite, contender: Contender, out: Path, ctx: Quali
     return read_json(base / "quality.json")
 
 
-def _quality_curve(run: Any, contender: Contender, nfe: int | None, n: int, ctx: QualityContext,
-                   run_dir: Path, log: Any) -> list[dict[str, float]]:
-    """FID (at ``n`` samples) of every kept checkpoint against its training seconds."""
+def _quality_curve(run: Any, contender: Contender, nfe: int | None, final_samples: torch.Tensor,
+                   ctx: QualityContext, run_dir: Path, log: Any) -> list[dict[str, float]]:
+    """FID of every kept checkpoint against its training seconds, all at n = len(final_samples).
+
+    The final checkpoint is the model already sampled, so its point reuses those samples.
+    """
     from twopaths.train.checkpoint import list_checkpoints, open_checkpoint
 
     times = read_json(run_dir / "arena.json")["checkpoint_times"]
+    n = len(final_samples)
+    paths = list_checkpoints(run_dir / "checkpoints")
     points = []
-    for path in list_checkpoints(run_dir / "checkpoints"):
+    for path in paths:
         ckpt = open_checkpoint(path)
-        ckpt.load_model(run.model)
-        if ckpt.has_ema:
-            ckpt.load_ema_into_model(run.model)
-        run.model.eval()
-        log(f"  quality at step {ckpt.step}")
-        samples = draw(run.model, n, nfe, contender.sampler, torch.Generator().manual_seed(0))
+        if path == paths[-1]:
+            samples = final_samples
+        else:
+            ckpt.load_model(run.model)
+            if ckpt.has_ema:
+                ckpt.load_ema_into_model(run.model)
+            run.model.eval()
+            log(f"  quality at step {ckpt.step}")
+            samples = draw(run.model, n, nfe, contender.sampler, torch.Generator().manual_seed(0))
         metrics = ctx.image_metrics(samples)
         points.append({"step": ckpt.step, "train_seconds": times.get(str(ckpt.step)), "fid": metrics["fid"],
                        "fid_floor": metrics.get("fid_floor"), "n": n})
@@ -433,8 +451,8 @@ def run_arena(suites: list[Suite], out: Path, suite_size: str, device: str = "au
             "n_eval": suite.n_eval, "n_curve": suite.n_curve, "param_match_factor": PARAM_MATCH_FACTOR,
             "contenders": {}})
         c_entry = entry["contenders"].setdefault(contender.name, {
-            "model": contender.model, "family": contender.family, "sampler": contender.sampler if contender.nfe
-            else None, "runs": []})
+            "model": contender.model, "family": contender.family,
+            "sampler": f"{contender.sampler}, trailing spacing" if contender.nfe else None, "runs": []})
         c_entry["runs"].append(train)
         if seed == 0 and not train.get("diverged"):
             ctx = _context(suite, dev, log)

@@ -58,7 +58,7 @@ _QUIET = ("train.progress=true", "train.sample_every=0", "train.eval_every=0")
 
 _QUICK = (
     # ~35-60k parameters each
-    Suite("mixture2d", "mixture2d", "points", budget_s=8, seeds=3, n_eval=2000, overrides=_QUIET, contenders=(
+    Suite("mixture2d", "mixture2d", "points", budget_s=6, seeds=3, n_eval=2000, overrides=_QUIET, contenders=(
         Contender("ddpm", "ddpm", "diffusion",
                   ("arch.conditioning=none", "arch.mlp.width=48", "arch.mlp.num_blocks=2"), nfe=(10, 20, 50)),
         Contender("gan", "gan", "gan", ("arch.width=128",)),
@@ -66,18 +66,19 @@ _QUICK = (
         Contender("coord-gpt", "pixel-gpt", "autoregressive", ("arch.transformer.d_model=48",)),
     )),
     # ~0.38-0.45M parameters each
-    Suite("fashion-mnist", "fashion-mnist", "image", budget_s=45, seeds=1, n_eval=500, n_curve=200,
+    Suite("fashion-mnist", "fashion-mnist", "image", budget_s=40, seeds=1, n_eval=256, n_curve=128,
           overrides=_QUIET, contenders=(
               Contender("ddpm", "ddpm", "diffusion",
                         ("arch.conditioning=none", "arch.unet.base_channels=24", "arch.unet.channel_mults=[1,2]",
-                         "arch.unet.num_res_blocks=1", "arch.unet.groups=8", "train.batch_size=64"),
-                        nfe=(10, 20, 50)),
+                         "arch.unet.num_res_blocks=1", "arch.unet.groups=8", "train.batch_size=32",
+                         "optim.lr=1e-3"),
+                        nfe=(5, 10, 20)),
               Contender("pixel-gpt", "pixel-gpt", "autoregressive",
                         ("arch.conditioning=none", "arch.transformer.n_layer=3", "arch.transformer.d_model=96")),
               Contender("vae", "vae", "vae", ("arch.width=18",)),
               Contender("gan", "gan", "gan", ("arch.width=20",)),
           )),
-    Suite("fortunes", "fortunes", "text", budget_s=40, seeds=1, n_eval=24, overrides=_QUIET, contenders=(
+    Suite("fortunes", "fortunes", "text", budget_s=30, seeds=1, n_eval=24, overrides=_QUIET, contenders=(
         Contender("gpt", "gpt-nano", "autoregressive", ("data.tokenizer=char", "data.context=128")),
     )),
 )

@@ -84,10 +84,11 @@ def _quality_compare(named: list[tuple[str, float, float | None]]) -> str:
     named = sorted(named, key=lambda t: t[1])
     (b_name, b_fid, b_floor), (r_name, r_fid, _) = named[0], named[1]
     margin = max(QUALITY_MARGIN * b_fid, b_floor or 0.0)
+    rest = "" if len(named) == 2 else "; then " + ", ".join(f"{n} ({_fmt(f)})" for n, f, _ in named[2:])
     if r_fid - b_fid <= margin:
         return (f"tie: {b_name} (FID {_fmt(b_fid)}) and {r_name} ({_fmt(r_fid)}) differ by less than the noise "
-                f"margin {_fmt(margin)}")
-    return f"{b_name} generates better images (FID {_fmt(b_fid)} vs {_fmt(r_fid)} for {r_name})"
+                f"margin {_fmt(margin)}{rest}")
+    return f"{b_name} generates better images (FID {_fmt(b_fid)} vs {_fmt(r_fid)} for {r_name}{rest})"
 
 
 # ----------------------------------------------------------------------------- rows
