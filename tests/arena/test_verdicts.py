@@ -62,3 +62,29 @@ def test_report_renders_every_table(tmp_path, renderer):
         assert needle in text
     if renderer == "html":
         assert text.count("<table>") >= 6 and "data:image/png;base64," in text  # plots embedded
+
+
+def _text(gen_ppl: float, entropy: float, tps: float) -> dict:
+    return {"gen_ppl": gen_ppl, "entropy_per_sample": entropy, "tokens_per_s": tps, "sequential_calls": 1}
+
+
+def with_text(ar=(10.0, 3.0, 1000.0), mdlm=None) -> dict:
+    res = results()
+    mdlm = mdlm or {"16": (30.0, 3.0, 4000.0), "64": (11.0, 2.9, 1500.0), "256": (10.0, 3.0, 400.0)}
+    res["suites"]["fortunes"] = {"data": "fortunes", "kind": "text", "budget_s": 5, "seeds": 1, "n_eval": 8,
+                                 "n_curve": 0, "budget_kind": "equal", "contenders": {
+        "gpt": {"family": "autoregressive", "runs": [], "quality": {"main_nfe": "single",
+                                                                      "by_nfe": {"single": _text(*ar)}}},
+        "mdlm": {"family": "diffusion", "runs": [], "quality": {"main_nfe": "64", "by_nfe": {
+            k: _text(*v) for k, v in mdlm.items()}}}}}
+    return res
+
+
+def test_text_verdict_finds_the_fewest_steps_at_equal_quality():
+    aspect = "Text generation: speed at equal quality"
+    assert verdict(with_text(), aspect).startswith("mdlm matches gpt's quality from T = 64; there mdlm is 1.5x")
+    slow = with_text(mdlm={"64": (11.0, 2.9, 500.0)})
+    assert "gpt is 2.0x better on tokens per second" in verdict(slow, aspect)
+    low_entropy = with_text(mdlm={"64": (5.0, 1.0, 5000.0)})  # a good gen-PPL from repetitive text does not count
+    assert verdict(low_entropy, aspect).startswith("gpt wins")
+    assert verdict(results(), aspect).startswith("evidence missing")

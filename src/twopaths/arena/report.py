@@ -183,12 +183,13 @@ def _quality_table(suite: dict[str, Any]) -> Table | None:
                 rows.append([label, f"{m.get('modes_covered')}/{m.get('modes')}",
                              _fmt(m.get("high_quality")), _fmt(m.get("samples_per_s")),
                              _fmt(m.get("latency_s")), _fmt(m.get("sequential_calls"))])
-        if kind == "text" and q:
-            t, speed = q.get("text", {}), (q.get("by_nfe") or {}).get("single", {})
-            rows.append([name, _fmt(q.get("val", {}).get("perplexity")), _fmt(t.get("gen_ppl")),
-                         _fmt(t.get("real_gen_ppl")), _fmt(t.get("entropy_per_sample")),
-                         _fmt(t.get("real_entropy_per_sample")), _fmt(t.get("distinct_2")),
-                         _fmt(t.get("self_bleu")), _fmt(speed.get("tokens_per_s"))])
+            elif kind == "text":
+                val = q.get("val", {})
+                ppl = val.get("perplexity", val.get("perplexity_bound"))
+                rows.append([label, _fmt(ppl) + ("" if "perplexity" in val else " (bound)"), _fmt(m.get("gen_ppl")),
+                             _fmt(m.get("real_gen_ppl")), _fmt(m.get("entropy_per_sample")),
+                             _fmt(m.get("real_entropy_per_sample")), _fmt(m.get("distinct_2")),
+                             _fmt(m.get("self_bleu")), _fmt(m.get("tokens_per_s")), _fmt(m.get("sequential_calls"))])
     if not rows:
         return None
     header = {"image": ["contender", "FID ↓", "floor", "KID ↓", "precision", "recall", "density", "coverage",
@@ -196,7 +197,8 @@ def _quality_table(suite: dict[str, Any]) -> Table | None:
               "points": ["contender", "modes covered", "high-quality fraction", "samples/s", "latency s",
                          "sequential calls"],
               "text": ["contender", "val perplexity", "gen-PPL (5-gram judge, per char)", "gen-PPL of real text",
-                       "sample entropy", "real-text entropy", "distinct-2", "self-BLEU", "tokens/s generated"]}[kind]
+                       "sample entropy", "real-text entropy", "distinct-2", "self-BLEU", "tokens/s generated",
+                       "sequential calls"]}[kind]
     return Table(header, rows)
 
 

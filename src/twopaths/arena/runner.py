@@ -353,7 +353,7 @@ def evaluate_contender(suite: Suite, contender: Contender, out: Path, ctx: Quali
             quality["curve"] = _quality_curve(run, contender, main_nfe, main_samples[:suite.n_curve], ctx,
                                               run_dir, log)
     else:  # text
-        quality.update(_text_quality(run, suite, ctx, images / f"{suite.name}-{contender.name}.txt"))
+        quality.update(_text_quality(run, suite, contender, ctx, images / f"{suite.name}-{contender.name}.txt"))
         quality["grid"] = f"images/{suite.name}-{contender.name}.txt"
     write_json(base / "quality.json", quality)
     return read_json(base / "quality.json")
@@ -388,25 +388,36 @@ def _quality_curve(run: Any, contender: Contender, nfe: int | None, final_sample
     return points
 
 
-def _text_quality(run: Any, suite: Suite, ctx: QualityContext, out_txt: Path) -> dict[str, Any]:
+def _text_quality(run: Any, suite: Suite, contender: Contender, ctx: QualityContext,
+                  out_txt: Path) -> dict[str, Any]:
+    """Samples of ``length`` tokens (the model's context, at most 128) from a new document, for an
+    autoregressive model once (KV cache) and for a diffusion LM at each of its step counts; each
+    scored by :func:`twopaths.eval.text.text_report` next to real text of the same length."""
     from twopaths.eval.text import text_report
 
-    model, tok = run.model, run.meta["tokenizer"]
-    g = torch.Generator().manual_seed(0)
-    with timed(ctx.device) as t:
-        ids = model.generate([[tok.eot_id]] * suite.n_eval, max_new_tokens=200, temperature=1.0,
-                             stop_id=tok.eot_id, generator=g)
-    texts = [tok.decode(row) for row in ids]
-    tokens = sum(len(row) for row in ids)
-    out_txt.write_text("\n\n----\n\n".join(texts[:12]) + "\n", encoding="utf-8")
-    with count_network_calls(model) as calls:
-        model.generate([[tok.eot_id]], max_new_tokens=50, temperature=1.0, generator=g)
-    real = [doc[:max(len(t) for t in texts)] for doc in ctx.text_documents(run.cfg)["test"][:len(texts)]]
-    report = text_report(texts, ctx.text_reference(run.cfg), real=real)  # real_*: the same numbers for real text
-    return {"text": report, "by_nfe": {"single": {"tokens_per_s": tokens / t["seconds"],
-                                                  "samples_per_s": len(texts) / t["seconds"],
-                                                  "sequential_calls_per_token": calls.get("calls", 0) / 50}},
-            "main_nfe": "single"}
+    model, tok, n = run.model, run.meta["tokenizer"], suite.n_eval
+    length = min(128, run.cfg.data.context)
+    by_nfe: dict[str, Any] = {}
+    real = None
+    for nfe in contender.nfe or (None,):
+        g = torch.Generator().manual_seed(0)
+        with count_network_calls(model) as calls, timed(ctx.device) as t:
+            if nfe is None:
+                ids = model.generate([[tok.eot_id]] * n, max_new_tokens=length, temperature=1.0, generator=g)
+            else:
+                ids = model.sample(n, length, nfe, contender.sampler, generator=g).tolist()
+        texts = [tok.decode(row) for row in ids]
+        if real is None:  # real text cut to the samples' mean length: what a perfect model would score
+            stream = "\n".join(ctx.text_documents(run.cfg)["test"])
+            size = max(1, sum(map(len, texts)) // len(texts))
+            real = [stream[i * size:(i + 1) * size] for i in range(n)]
+            out_txt.write_text("\n\n----\n\n".join(texts[:8]) + "\n", encoding="utf-8")
+        by_nfe["single" if nfe is None else str(nfe)] = {
+            **text_report(texts, ctx.text_reference(run.cfg), real=real),
+            "tokens_per_s": n * length / t["seconds"], "samples_per_s": n / t["seconds"],
+            "sequential_calls": calls.get("calls", 0), "length": length}
+    main = "single" if not contender.nfe else str(contender.nfe[len(contender.nfe) // 2])
+    return {"by_nfe": by_nfe, "main_nfe": main}
 
 
 # ----------------------------------------------------------------------------- the whole arena
