@@ -33,11 +33,7 @@ no weight decay; grad clip 1.0). diffusers is a peer installed at benchmark time
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-import json
 import math
-import os
-import platform
 import statistics
 import sys
 import warnings
@@ -52,9 +48,9 @@ try:  # run from a checkout without installing: python benchmarks/diffusion.py
     import twopaths  # noqa: F401
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared timing helpers of gpt.py
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gpt import H100_BF16_DENSE, Timer, _busy_cpus, _busy_warning, _graph_breaks, _load, device_name  # noqa: E402
+from common import H100_BF16_DENSE, Timer, _graph_breaks, device_name, new_report, pick_device, run_parts  # noqa: E402
 from twopaths.backbones.unet import UNet, unet_preset  # noqa: E402
 from twopaths.paradigms.gaussian import GaussianConfig, GaussianDiffusion  # noqa: E402
 from twopaths.paradigms.samplers import make_sampler  # noqa: E402
@@ -388,13 +384,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device is visible to torch")
-    device = torch.device(args.device)
+    device = pick_device(args)
     cuda = device.type == "cuda"
     name = device_name(device)
     q = args.quick
@@ -433,34 +423,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     params = {"ours": param_count(ours().net), "diffusers": param_count(diffusers_unet())}
     if params["ours"] != params["diffusers"]:
         print(f"  WARNING: parameter counts differ: {params}", flush=True)
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    report: dict[str, Any] = {
-        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "device": name, "device_type": device.type, "threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-        "diffusers": diffusers.__version__, "command": " ".join([sys.argv[0]] + (argv or sys.argv[1:])),
-        "settings": settings, "params": params, "load_before": _load(),
-    }
+    report = new_report(args, argv, device, name, {"diffusers": diffusers.__version__}, params=params)
     print(f"device {name} ({device.type}), torch {torch.__version__}, diffusers {diffusers.__version__}, "
           f"threads {torch.get_num_threads()}")
     print(f"U-Net ddpm-cifar10 ({params['ours']:,} params), train batch {args.batch}, sample batch "
           f"{args.sample_batch}, bf16={args.bf16}; ours compile={args.compile} channels_last={args.channels_last} "
           f"fused={args.fused}; parts: {', '.join(args.parts)}", flush=True)
-    report["busy_cpus_before"] = _busy_cpus() if device.type == "cpu" else None
-    report["busy_warning"] = _busy_warning(report["busy_cpus_before"], report["threads"], report["cpu_count"])
-    if report["busy_warning"]:
-        print(report["busy_warning"], flush=True)
-    if "train" in args.parts:
-        report["train"] = bench_train(args, device, flops)
-    if "sample" in args.parts:
-        report["sample"] = bench_sample(args, device)
-    report["load_after"] = _load()
-    print_table(report)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
-    return report
+    parts = {"train": lambda: bench_train(args, device, flops), "sample": lambda: bench_sample(args, device)}
+    return run_parts(report, device, {k: v for k, v in parts.items() if k in args.parts}, print_table, args.json)
 
 
 if __name__ == "__main__":

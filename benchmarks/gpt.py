@@ -25,15 +25,9 @@ dependency of twopaths.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-import json
 import math
-import os
-import platform
 import statistics
-import subprocess
 import sys
-import time
 import warnings
 from contextlib import nullcontext
 from pathlib import Path
@@ -47,6 +41,8 @@ try:  # run from a checkout without installing: python benchmarks/gpt.py
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import H100_BF16_DENSE, Timer, _graph_breaks, device_name, new_report, pick_device, run_parts  # noqa: E402
 from twopaths.backbones.transformer import Transformer, TransformerConfig  # noqa: E402
 from twopaths.config import OptimConfig  # noqa: E402
 from twopaths.paradigms.autoregressive import Autoregressive  # noqa: E402
@@ -57,82 +53,7 @@ SIZES: dict[str, dict[str, int]] = {
     "gpt-char": dict(n_layer=6, n_head=6, d_model=384, context=256, vocab=65),
     "gpt-nano": dict(n_layer=4, n_head=4, d_model=128, context=128, vocab=65),
 }
-H100_BF16_DENSE = 989e12  # FLOP/s, H100 SXM dense bf16 (the figure DESIGN.md measures MFU against)
 PARTS = ("train", "generate", "kv-speedup")
-
-
-# ----------------------------------------------------------------------------- environment
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        for line in out.splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
-def _busy_cpus(seconds: float = 1.0) -> float | None:
-    """How many CPUs other processes kept busy over ``seconds`` (from /proc/stat; None off Linux)."""
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat", encoding="ascii") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-        return sum(fields[:8]) - idle, sum(fields[:8])
-    try:
-        busy0, total0 = sample()
-        time.sleep(seconds)
-        busy1, total1 = sample()
-    except (OSError, ValueError, IndexError):
-        return None
-    return (os.cpu_count() or 1) * (busy1 - busy0) / max(1, total1 - total0)
-
-
-def _busy_warning(busy: float | None, threads: int, cpus: int | None) -> str | None:
-    """CPU ops split over ``threads`` OpenMP workers wait for the slowest one: if other processes
-    hold the cores, every op waits for a descheduled worker and timings fall apart (we saw 40x)."""
-    if busy is None or not cpus or busy + threads <= cpus + 0.3:
-        return None
-    return (f"WARNING: other processes kept {busy:.1f} of {cpus} CPUs busy just before the run and torch uses "
-            f"{threads} threads: CPU timings are unreliable; run on an idle machine or with "
-            f"--threads {max(1, cpus - math.ceil(busy - 0.3))}")
-
-
-def _load() -> float:
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return float("nan")
-
-
-class Timer:
-    """Wall time of a region; CUDA events on GPU (queued work is included), perf_counter on CPU."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-
-    def __enter__(self) -> "Timer":
-        if self.device.type == "cuda":
-            self._start = torch.cuda.Event(enable_timing=True)
-            self._end = torch.cuda.Event(enable_timing=True)
-            torch.cuda.synchronize(self.device)
-            self._start.record()
-        else:
-            self._t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.device.type == "cuda":
-            self._end.record()
-            torch.cuda.synchronize(self.device)
-            self.seconds = self._start.elapsed_time(self._end) / 1e3
-        else:
-            self.seconds = time.perf_counter() - self._t0
 
 
 # ----------------------------------------------------------------------------- models
@@ -181,12 +102,6 @@ def param_count(model: torch.nn.Module) -> int:
 
 
 # ----------------------------------------------------------------------------- 1. training
-
-
-def _graph_breaks() -> int:
-    from torch._dynamo.utils import counters
-
-    return int(sum(counters["graph_break"].values()))
 
 
 def bench_train(args: argparse.Namespace, device: torch.device, size: dict[str, int]) -> dict[str, Any]:
@@ -513,13 +428,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device is visible to torch")
-    device = torch.device(args.device)
+    device = pick_device(args)
     cuda = device.type == "cuda"
     name = device_name(device)
     args.size = args.size or ("gpt2-124m" if cuda else "gpt-nano")
@@ -550,36 +459,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     hf_logging.set_verbosity_error()
     warnings.filterwarnings("ignore", module="transformers")
 
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    report: dict[str, Any] = {
-        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "device": name, "device_type": device.type, "threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-        "transformers": transformers.__version__, "command": " ".join([sys.argv[0]] + (argv or sys.argv[1:])),
-        "settings": settings, "load_before": _load(),
-    }
+    report = new_report(args, argv, device, name, {"transformers": transformers.__version__})
     print(f"device {name} ({device.type}), torch {torch.__version__}, transformers {transformers.__version__}, "
           f"threads {torch.get_num_threads()}")
     print(f"size {args.size}, train batch {args.batch} x {args.seq}, {args.dtype}, compile ours={args.compile} "
           f"HF eager{' + compiled' if args.hf_compile else ''}; generation {args.gen_dtype}, batches "
           f"{args.gen_batches}; kv-speedup {args.kv_size}; parts: {', '.join(args.parts)}", flush=True)
-    report["busy_cpus_before"] = _busy_cpus() if device.type == "cpu" else None
-    report["busy_warning"] = _busy_warning(report["busy_cpus_before"], report["threads"], report["cpu_count"])
-    if report["busy_warning"]:
-        print(report["busy_warning"], flush=True)
-    if "train" in args.parts:
-        report["train"] = bench_train(args, device, size)
-    if "generate" in args.parts:
-        report["generate"] = bench_generate(args, device, size)
-    if "kv-speedup" in args.parts:
-        report["kv-speedup"] = bench_kv(args, device)
-    report["load_after"] = _load()
-    print_table(report)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
-    return report
+    parts = {"train": lambda: bench_train(args, device, size), "generate": lambda: bench_generate(args, device, size),
+             "kv-speedup": lambda: bench_kv(args, device)}
+    return run_parts(report, device, {k: v for k, v in parts.items() if k in args.parts}, print_table, args.json)
 
 
 if __name__ == "__main__":
