@@ -98,15 +98,18 @@ def polynomial_mmd2(x: torch.Tensor, y: torch.Tensor) -> float:
 def kid(f1: torch.Tensor | np.ndarray, f2: torch.Tensor | np.ndarray, subsets: int = 100,
         subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
     """Kernel inception distance: (mean, std) of the unbiased polynomial-kernel MMD^2 over
-    ``subsets`` random subsets of ``min(subset_size, N1, N2)`` items from each set, drawn
+    ``subsets`` random subsets of ``min(subset_size, N1 // 2, N2 // 2)`` items from each set, drawn
     without replacement within a subset (Binkowski et al. 2018, sec. 4; their defaults 100 x 1000).
+    With several subsets at most half of each set goes into one: subsets as large as the set
+    would all be the same set, and their spread (the reported std) would be zero whatever the data.
     """
     x, y = (torch.as_tensor(np.asarray(f) if not isinstance(f, torch.Tensor) else f).float().cpu() for f in (f1, f2))
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
         raise TwopathsError(f"KID needs two (N, D) feature sets of one D, got {tuple(x.shape)} and {tuple(y.shape)}")
-    size = min(subset_size, len(x), len(y))
+    share = 1 if subsets == 1 else 2  # one subset may be the whole set; several must differ
+    size = min(subset_size, len(x) // share, len(y) // share)
     if size < 2:
-        raise TwopathsError(f"KID needs at least 2 items in each set, got {len(x)} and {len(y)}")
+        raise TwopathsError(f"KID needs at least {2 * share} items in each set, got {len(x)} and {len(y)}")
     gen = torch.Generator().manual_seed(seed)
     values = np.array([polynomial_mmd2(x[torch.randperm(len(x), generator=gen)[:size]],
                                        y[torch.randperm(len(y), generator=gen)[:size]]) for _ in range(subsets)])
