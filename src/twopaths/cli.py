@@ -14,6 +14,11 @@ from pathlib import Path
 from twopaths import __version__
 from twopaths.errors import TwopathsError
 
+# --sampler values, spelled here so building the parser does not import torch; a test checks they
+# match the samplers of twopaths.paradigms (gaussian / masked_sampling.SAMPLERS)
+GAUSSIAN_SAMPLERS = ("ddpm", "ddim", "dpmpp", "euler", "heun")
+MASKED_SAMPLERS = ("ancestral", "remask", "block")
+
 EXAMPLES_TRAIN = """\
 examples:
   twopaths train gpt-nano --data fortunes --out runs/gpt
@@ -99,11 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--stop", action="append", default=[], metavar="TEXT",
                    help="stop a sample when this text appears (not printed); repeatable")
     g = p.add_argument_group("diffusion models")
-    g.add_argument("--sampler", choices=["ddpm", "ddim", "dpmpp", "euler", "heun"], default="ddim",
-                   help="DDPM ancestral, DDIM (eta 0), DPM-Solver++(2M), or Euler/Heun on EDM sigmas")
+    g.add_argument("--sampler", choices=[*GAUSSIAN_SAMPLERS, *MASKED_SAMPLERS], default=None,
+                   help="Gaussian diffusion (default ddim): DDPM ancestral, DDIM (eta 0), DPM-Solver++(2M), or "
+                        "Euler/Heun on EDM sigmas; masked diffusion (mdlm, default ancestral): MDLM ancestral, "
+                        "LLaDA low-confidence remasking, or block (semi-autoregressive remasking)")
     g.add_argument("--steps", type=int, default=None,
-                   help="sampling steps (default: T for ddpm, the run's arch.sample_steps otherwise); "
-                        "heun evaluates the network twice per step")
+                   help="sampling steps (default: T for ddpm, the run's arch.sample_steps otherwise; mdlm: "
+                        "the number of tokens to fill); heun evaluates the network twice per step")
+    g.add_argument("--block-size", type=int, default=None,
+                   help="mdlm --sampler block: tokens per block, filled left to right (default: one block)")
+    g.add_argument("--infill", metavar="TEXT", default=None,
+                   help="mdlm: fill the gaps of TEXT, each run of '_' (two or more) being that many tokens; "
+                        "the rest of TEXT is kept exactly")
     g.add_argument("--spacing", choices=["leading", "linspace", "trailing"], default="leading",
                    help="how the steps are placed among the T training timesteps")
     g.add_argument("--class", dest="class_", metavar="C",
@@ -288,6 +300,19 @@ def cmd_sample(args: argparse.Namespace) -> int:
     run = load_run(args.run, args.checkpoint, use_ema=not args.no_ema)
     if run.spec.sample_command is None:
         raise TwopathsError(f"model '{run.cfg.model}' has no sampler")
+    masked = set(MASKED_SAMPLERS)
+    if run.spec.samplers:
+        args.sampler = args.sampler or run.spec.samplers[0]
+        if args.sampler not in run.spec.samplers:
+            raise TwopathsError(f"--sampler {args.sampler} does not fit model '{run.cfg.model}'; "
+                                f"it samples with {', '.join(run.spec.samplers)}")
+    elif args.sampler in masked or args.block_size is not None or args.infill is not None:
+        raise TwopathsError(f"--sampler {args.sampler or 'block'}, --block-size and --infill are for masked "
+                            f"diffusion models (mdlm); model '{run.cfg.model}' does not take them")
+    else:
+        args.sampler = args.sampler or "ddim"
+    if args.block_size is not None and args.sampler != "block":
+        raise TwopathsError("--block-size goes with --sampler block")
     is_text = "tokenizer" in run.meta
     args.n = args.n if args.n is not None else (1 if is_text else 64)
     if args.n < 1 or args.max_new_tokens < 1 or (args.steps is not None and args.steps < 1):

@@ -1,7 +1,7 @@
 """Named models: a paradigm on a backbone, with the defaults that make it train well.
 
 ``twopaths train NAME`` looks the name up in :data:`MODELS`. Each family has its own file:
-:mod:`twopaths.models.text` (``gpt*``, ``mlp-lm``) and :mod:`twopaths.models.diffusion` (``ddpm``);
+:mod:`twopaths.models.text` (``gpt*``, ``mlp-lm``, ``mdlm``) and :mod:`twopaths.models.diffusion` (``ddpm``);
 :class:`~twopaths.models.spec.ModelSpec` says what a model needs. This module resolves configs
 and loads trained runs.
 """
@@ -22,11 +22,11 @@ from twopaths.models.baselines import BASELINE_MODELS
 from twopaths.models.diffusion import DIFFUSION_MODELS
 from twopaths.models.pixel import PIXEL_MODELS
 from twopaths.models.spec import ModelSpec
-from twopaths.models.text import TEXT_MODELS
+from twopaths.models.text import MASKED_TEXT_MODELS, TEXT_MODELS
 from twopaths.paradigms.base import Paradigm
 from twopaths.train.checkpoint import Checkpoint, latest_checkpoint, open_checkpoint
 
-MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [*TEXT_MODELS, *DIFFUSION_MODELS, *BASELINE_MODELS, *PIXEL_MODELS]}
+MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [*TEXT_MODELS, *MASKED_TEXT_MODELS, *DIFFUSION_MODELS, *BASELINE_MODELS, *PIXEL_MODELS]}
 
 
 def get_spec(name: str) -> ModelSpec:

@@ -30,3 +30,6 @@ class ModelSpec:
     sample_hook: Callable[[dict[str, Any]], HookFn] | None = None
     #: ``twopaths sample`` for this family: (loaded run, parsed args) -> exit status
     sample_command: Callable[[Any, argparse.Namespace], int] | None = None
+    #: the ``twopaths sample --sampler`` values this family takes, the first the default; empty:
+    #: the Gaussian diffusion samplers (ddpm, ddim, ...), which families without samplers ignore
+    samplers: tuple[str, ...] = ()

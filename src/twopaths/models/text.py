@@ -1,12 +1,15 @@
-"""Text models: next-token prediction over a transformer (GPT) or a fixed-window MLP."""
+"""Text models: next-token prediction over a transformer (GPT) or a fixed-window MLP, and masked
+diffusion (MDLM) over the same transformer used bidirectionally."""
 
 from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -17,6 +20,8 @@ from twopaths.errors import ConfigError, TwopathsError
 from twopaths.models.spec import HookFn, ModelSpec
 from twopaths.paradigms.autoregressive import Autoregressive, generate_text
 from twopaths.paradigms.base import Paradigm
+from twopaths.paradigms.masked import MaskedDiffusion
+from twopaths.paradigms.masked_sampling import SAMPLERS as MASKED_SAMPLERS
 
 
 def language_model_report(loss: float, meta: dict[str, Any]) -> dict[str, float]:
@@ -105,4 +110,126 @@ TEXT_MODELS = [
                  "optim": {"lr": 3e-3, "warmup_steps": 20, "weight_decay": 0.01},
                  "train": {"batch_size": 64, "max_steps": 1000, "eval_every": 250, "ckpt_every": 250,
                            "sample_every": 500}}),
+]
+
+
+# ------------------------------------------------------------------------------------------ MDLM
+
+
+@dataclass
+class MaskedLMConfig(TransformerConfig):
+    """The GPT's transformer, bidirectional, plus what masked diffusion adds (MDLM, Sahoo et al. 2024)."""
+
+    causal: bool = False  # the denoiser sees the whole sequence; must stay False
+    eps: float = 1e-3  # smallest training time: t ~ U(eps, 1)
+    sampler: Literal["ancestral", "remask", "block"] = "ancestral"  # used by the training sample hook
+    sample_steps: int = 128  # steps of that sampler
+
+
+def masked_lm_report(loss: float, meta: dict[str, Any]) -> dict[str, float]:
+    """MDLM's loss is itself the per-token NELBO (nats), so its mean bounds the NLL: exp() bounds perplexity."""
+    return {"loss": loss, "perplexity_bound": math.exp(min(loss, 700.0)), "bits_per_token_bound": loss / math.log(2)}
+
+
+def _decode(tokenizer: Any, ids: torch.Tensor) -> str:
+    return tokenizer.decode(ids.tolist())
+
+
+def masked_text_sample_hook(meta: dict[str, Any]) -> HookFn:
+    """Write 3 samples (EMA weights, seed 0, the arch's sampler and steps, full context) to
+    ``RUN/samples/step_XXXXXXXX.txt`` during training."""
+    tokenizer = meta["tokenizer"]
+
+    def hook(trainer: Any, step: int) -> dict[str, float]:
+        model: MaskedDiffusion = trainer.model
+        arch = trainer.cfg.arch
+        out = model.sample(3, model.context, arch.sample_steps, arch.sampler, block_size=max(1, model.context // 4),
+                           generator=torch.Generator().manual_seed(0), temperature=1.0)
+        texts = [_decode(tokenizer, row) for row in out]
+        path = Path(trainer.run_dir) / "samples" / f"step_{step:08d}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n\n----\n\n".join(texts) + "\n", encoding="utf-8")
+        return {"mean_chars": sum(map(len, texts)) / len(texts), "network_calls": float(model.last_network_calls)}
+
+    return hook
+
+
+def infill_template(text: str, tokenizer: Any) -> tuple[list[int], list[bool]]:
+    """Token ids and a fill mask from text with gaps: every run of two or more ``_`` is a gap of
+    that many tokens ("one underscore per token"); the text between gaps is encoded as given."""
+    ids: list[int] = []
+    mask: list[bool] = []
+    for i, piece in enumerate(re.split(r"(_{2,})", text)):
+        if i % 2:  # a gap
+            ids += [0] * len(piece)
+            mask += [True] * len(piece)
+        elif piece:
+            encoded = tokenizer.encode(piece)
+            ids += encoded
+            mask += [False] * len(encoded)
+    if not any(mask):
+        raise TwopathsError("--infill needs at least one gap: a run of two or more '_' (one per token to fill)")
+    return ids, mask
+
+
+def sample_masked_text(run: Any, args: argparse.Namespace) -> int:
+    """``twopaths sample`` for MDLM: ``--n`` sequences to stdout, continuing ``--prompt`` or filling ``--infill``'s gaps.
+
+    A sample is one fixed-length window: the prompt plus ``--max-new-tokens``, at most the context.
+    ``--steps`` defaults to the number of tokens to fill (one per step on average).
+    """
+    model: MaskedDiffusion = run.model
+    tokenizer = run.meta["tokenizer"]
+    generator = torch.Generator().manual_seed(args.seed)
+    block_size = args.block_size
+    if block_size is not None and block_size < 1:
+        raise TwopathsError("--block-size must be >= 1")
+    if args.infill is not None:
+        if args.prompt:
+            raise TwopathsError("--prompt and --infill do not combine: put the prompt into the --infill text")
+        ids, mask = infill_template(args.infill, tokenizer)
+        if len(ids) > model.context:
+            raise TwopathsError(f"the --infill text is {len(ids)} tokens; the model's context is {model.context}")
+        tokens = torch.tensor(ids).expand(args.n, -1)
+        steps = args.steps or sum(mask)
+        call = lambda: model.infill(tokens, torch.tensor(mask), steps, args.sampler, block_size, generator,  # noqa: E731
+                                    args.temperature)
+    else:
+        prompt = tokenizer.encode(args.prompt) if args.prompt else []
+        if len(prompt) >= model.context:
+            raise TwopathsError(f"the prompt is {len(prompt)} tokens; the model's context is {model.context}")
+        length = min(model.context, len(prompt) + args.max_new_tokens)
+        steps = args.steps or length - len(prompt)
+        call = lambda: model.sample(args.n, length, steps, args.sampler, block_size, prompt or None,  # noqa: E731
+                                    generator, args.temperature)
+    try:
+        out = call()
+    except ValueError as exc:  # e.g. fewer steps than blocks
+        raise TwopathsError(str(exc)) from None
+    for i, row in enumerate(out):
+        if i:
+            print("\n" + "-" * 40)
+        print(_decode(tokenizer, row))
+    print(f"({args.n} samples, {args.sampler}, {steps} steps, {model.last_network_calls} network calls)",
+          file=sys.stderr)
+    return 0
+
+
+def _build_mdlm(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
+    if cfg.arch.causal:
+        raise ConfigError("mdlm denoises with a bidirectional transformer: config key 'arch.causal' must be false")
+    if cfg.data.context > cfg.arch.context:
+        raise ConfigError(f"config key 'data.context' ({cfg.data.context}) must not exceed 'arch.context' "
+                          f"({cfg.arch.context}): the model has no positions beyond its context")
+    vocab = meta["tokenizer"].vocab_size
+    return MaskedDiffusion(Transformer(vocab + 1, cfg.arch), vocab, cfg.arch.context, cfg.arch.eps)
+
+
+MASKED_TEXT_MODELS = [
+    ModelSpec(name="mdlm", summary="masked diffusion language model (MDLM) on the gpt-nano transformer, "
+                                   "bidirectional; eval prints a perplexity bound",
+              data_kinds=("text",), arch_cls=MaskedLMConfig, build=_build_mdlm,
+              preset={"arch": _NANO, "data": {"name": "fortunes", "context": _NANO["context"]}, **_NANO_TRAIN},
+              report=masked_lm_report, sample_hook=masked_text_sample_hook, sample_command=sample_masked_text,
+              samplers=MASKED_SAMPLERS),
 ]
