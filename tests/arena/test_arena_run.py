@@ -73,7 +73,7 @@ def test_contenders_have_matched_parameter_counts(size):
     from twopaths.models import get_spec
 
     for suite in select(size):
-        if len(suite.contenders) < 2 or suite.kind == "text":
+        if len(suite.contenders) < 2:
             continue
         counts = {}
         for c in suite.contenders:

@@ -28,7 +28,7 @@ class Contender:
     overrides: tuple[str, ...] = ()  # --set KEY=VALUE, applied after the suite's own
     #: sampling settings, NFE -> kwargs; diffusion models are measured at several NFE
     nfe: tuple[int, ...] = ()
-    sampler: str = "dpmpp"  # diffusion sampler used at every NFE
+    sampler: str = "dpmpp"  # diffusion sampler used at every NFE (ancestral for a masked diffusion LM)
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,11 @@ _QUICK = (
               Contender("vae", "vae", "vae", ("arch.width=18",)),
               Contender("gan", "gan", "gan", ("arch.width=20",)),
           )),
+    # the same transformer (gpt-nano size), tokenizer, data and budget under both paradigms
     Suite("fortunes", "fortunes", "text", budget_s=30, seeds=1, n_eval=24, overrides=_QUIET, contenders=(
         Contender("gpt", "gpt-nano", "autoregressive", ("data.tokenizer=char", "data.context=128")),
+        Contender("mdlm", "mdlm", "diffusion", ("data.tokenizer=char", "data.context=128"),
+                  nfe=(16, 32, 64, 128), sampler="ancestral"),
     )),
 )
 
@@ -98,6 +101,10 @@ _FULL = (
           )),
     Suite("fortunes", "fortunes", "text", budget_s=180, seeds=1, n_eval=200, overrides=_QUIET, contenders=(
         Contender("gpt", "gpt-char", "autoregressive", ()),
+        Contender("mdlm", "mdlm", "diffusion", ("arch.n_layer=6", "arch.n_head=6", "arch.d_model=384",
+                                                "arch.context=256", "arch.dropout=0.2", "data.tokenizer=char",
+                                                "data.context=256"),
+                  nfe=(16, 32, 64, 128, 256), sampler="ancestral"),
     )),
 )
 
