@@ -82,7 +82,7 @@ _QUICK = (
     Suite("fortunes", "fortunes", "text", budget_s=30, seeds=1, n_eval=24, overrides=_QUIET, contenders=(
         Contender("gpt", "gpt-nano", "autoregressive", ("data.tokenizer=char", "data.context=128")),
         Contender("mdlm", "mdlm", "diffusion", ("data.tokenizer=char", "data.context=128"),
-                  nfe=(16, 32, 64, 128), sampler="ancestral"),
+                  nfe=(16, 32, 64, 128, 256), sampler="ancestral"),
     )),
 )
 
