@@ -55,7 +55,7 @@ def test_suite_selection_and_clear_errors():
     assert {s.name for s in quick} == {"mixture2d", "fashion-mnist", "fortunes"}
     only = select("quick", ["fashion-mnist/ddpm", "fortunes"], budget_s=5, seeds=2)
     assert [(s.name, [c.name for c in s.contenders], s.budget_s, s.seeds) for s in only] == \
-        [("fashion-mnist", ["ddpm"], 5, 2), ("fortunes", ["gpt"], 5, 2)]
+        [("fashion-mnist", ["ddpm"], 5, 2), ("fortunes", ["gpt", "mdlm"], 5, 2)]
     with pytest.raises(ConfigError, match="no contender 'nope'.*ddpm"):
         select("quick", ["fashion-mnist/nope"])
     with pytest.raises(ConfigError, match="no suite"):
