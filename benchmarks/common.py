@@ -121,6 +121,17 @@ def new_report(args: argparse.Namespace, argv: list[str] | None, device: torch.d
             **extra, "load_before": _load()}
 
 
+def print_load(report: dict[str, Any]) -> None:
+    """The table header's last lines: how busy the machine was, which every ratio depends on."""
+    print(f"load     1-min load average {report['load_before']:.2f} before, {report['load_after']:.2f} after "
+          f"({report['cpu_count']} CPUs; other work on the machine slows both sides of every ratio)")
+    if report["busy_cpus_before"] is not None:
+        print(f"         CPUs kept busy by other processes just before the run: {report['busy_cpus_before']:.1f}")
+    if report["busy_warning"]:
+        print(report["busy_warning"])
+    print("=" * 78)
+
+
 def run_parts(report: dict[str, Any], device: torch.device, parts: dict[str, Callable[[], Any]],
               print_table: Callable[[dict[str, Any]], None], json_path: Any) -> dict[str, Any]:
     """Warn if other processes hold the CPUs, run each part into ``report``, print, write JSON."""

@@ -50,7 +50,8 @@ except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import H100_BF16_DENSE, Timer, _graph_breaks, device_name, new_report, pick_device, run_parts  # noqa: E402
+from common import (H100_BF16_DENSE, Timer, _graph_breaks, device_name, new_report, pick_device,  # noqa: E402
+                    print_load, run_parts)
 from twopaths.backbones.unet import UNet, unet_preset  # noqa: E402
 from twopaths.paradigms.gaussian import GaussianConfig, GaussianDiffusion  # noqa: E402
 from twopaths.paradigms.samplers import make_sampler  # noqa: E402
@@ -303,13 +304,7 @@ def print_table(report: dict[str, Any]) -> None:
           f"diffusers {report['params']['diffusers']:,}")
     print(f"ours     compile={s['compile']} channels_last={s['channels_last']} fused_adamw={s['fused']} "
           f"bf16={s['bf16']}; diffusers: eager, contiguous, foreach AdamW, bf16={s['bf16']}")
-    print(f"load     1-min load average {report['load_before']:.2f} before, {report['load_after']:.2f} after "
-          f"({report['cpu_count']} CPUs; other work on the machine slows both sides of every ratio)")
-    if report["busy_cpus_before"] is not None:
-        print(f"         CPUs kept busy by other processes just before the run: {report['busy_cpus_before']:.1f}")
-    if report["busy_warning"]:
-        print(report["busy_warning"])
-    print("=" * 78)
+    print_load(report)
     tr = report.get("train")
     if tr:
         print(f"\nTraining: batch {tr['batch']}, {tr['dtype']}, {tr['warmup_steps']} warm-up + "

@@ -42,7 +42,8 @@ except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import H100_BF16_DENSE, Timer, _graph_breaks, device_name, new_report, pick_device, run_parts  # noqa: E402
+from common import (H100_BF16_DENSE, Timer, _graph_breaks, device_name, new_report, pick_device,  # noqa: E402
+                    print_load, run_parts)
 from twopaths.backbones.transformer import Transformer, TransformerConfig  # noqa: E402
 from twopaths.config import OptimConfig  # noqa: E402
 from twopaths.paradigms.autoregressive import Autoregressive  # noqa: E402
@@ -333,13 +334,7 @@ def print_table(report: dict[str, Any]) -> None:
     print(f"device   {report['device']} ({report['device_type']}), torch {report['torch']}, "
           f"transformers {report['transformers']}, threads {report['threads']}")
     print(f"size     {s['size']} {SIZES[s['size']]}")
-    print(f"load     1-min load average {report['load_before']:.2f} before, {report['load_after']:.2f} after "
-          f"({report['cpu_count']} CPUs; other work on the machine slows both sides of every ratio)")
-    if report["busy_cpus_before"] is not None:
-        print(f"         CPUs kept busy by other processes just before the run: {report['busy_cpus_before']:.1f}")
-    if report["busy_warning"]:
-        print(report["busy_warning"])
-    print("=" * 78)
+    print_load(report)
     tr = report.get("train")
     if tr:
         print(f"\nTraining: batch {tr['batch']} x {tr['seq']}, {tr['dtype']}, {tr['warmup_steps']} warm-up + "
