@@ -130,10 +130,15 @@ class Transformer(nn.Module):
         """
         B, T = ids.shape
         start = cache.length if cache is not None else 0
+        if self.cfg.positional == "learned":
+            # Known on the host without positions; reading a CUDA tensor's max would sync every step
+            # (and break torch.compile's graph), and there the embedding lookup asserts on its own.
+            last = start + T - 1 if positions is None else \
+                int(positions.max()) if positions.device.type == "cpu" and not torch.compiler.is_compiling() else -1
+            if last >= self.cfg.context:
+                raise ValueError(f"position {last} is beyond the model's context of {self.cfg.context}")
         if positions is None:
             positions = torch.arange(start, start + T, device=ids.device).expand(B, T)
-        if self.cfg.positional == "learned" and int(positions.max()) >= self.cfg.context:
-            raise ValueError(f"position {int(positions.max())} is beyond the model's context of {self.cfg.context}")
         x = self.transformer.wte(ids)  # (B, T, d)
         if self.cfg.positional == "learned":
             x = x + self.transformer.wpe(positions)
