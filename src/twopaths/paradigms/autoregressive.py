@@ -111,7 +111,7 @@ class Autoregressive(Paradigm):
         cached = use_cache and self.can_cache
         cache = None
         out: list[list[int]] = [[] for _ in range(B)]
-        done = torch.zeros(B, dtype=torch.bool, device=device)
+        done = [False] * B  # on the host: the stop checks run there anyway
         all_logits = []
 
         def prefill() -> torch.Tensor:
@@ -129,17 +129,16 @@ class Autoregressive(Paradigm):
             nxt = sample_logits(logits, temperature, top_k, top_p, generator)  # (B,)
             if on_token is not None:
                 on_token(nxt)
-            for i in range(B):
+            for i, token in enumerate(nxt.tolist()):  # one device->host copy per step, not one per row
                 if done[i]:
                     continue
-                token = int(nxt[i])
                 if stop_id is not None and token == stop_id:
                     done[i] = True
                     continue
                 out[i].append(token)
                 if stop is not None and stop(i, out[i]):
                     done[i] = True
-            if bool(done.all()):
+            if all(done):
                 break
             seq = torch.cat([seq, nxt[:, None]], dim=1)
             mask = torch.cat([mask, torch.ones(B, 1, dtype=torch.bool, device=device)], dim=1)
