@@ -201,12 +201,11 @@ def train_contender(suite: Suite, contender: Contender, seed: int, out: Path, de
         "items_per_s": statistics.median(rates) if rates else None,
         "flops_per_step": calibration["flops_per_step"],
         "total_flops": calibration["flops_per_step"] * trainer.step,
-        "peak_memory_bytes": memory.peak_bytes if trainer.device.type == "cuda" else calibration["memory_bytes"],
+        "peak_memory_bytes": memory.peak_bytes if memory.peak_bytes is not None else calibration["memory_bytes"],
         "memory_kind": "CUDA allocator peak" if trainer.device.type == "cuda"
         else "weights + grads + AdamW + EMA + saved activations, counted",
         "final_train_loss": statistics.fmean(tail) if tail and not diverged else None,
         "diverged": diverged, "loss_curve": curve,
-        "checkpoint_times": {str(step): t for step, t, _ in curve},  # step -> training seconds
         "config": dataclasses.asdict(cfg),
     }
     write_json(run_dir / "arena.json", result)
@@ -223,16 +222,9 @@ def draw(model: Any, n: int, nfe: int | None, sampler: str, generator: torch.Gen
     Diffusion steps are spaced ``trailing`` (the first step at t = T - 1): leading spacing never
     starts from pure noise and few-step sampling suffers for it (Lin et al. 2024, table 2).
     """
-    from twopaths.paradigms.gaussian import GaussianDiffusion
+    from twopaths.eval.images import sample_model
 
-    parts = []
-    for start in range(0, n, batch):
-        k = min(batch, n - start)
-        if isinstance(model, GaussianDiffusion):
-            parts.append(model.sample(k, sampler, nfe, None, spacing=spacing, generator=generator).float().cpu())
-        else:
-            parts.append(model.sample(k, generator=generator).float().cpu())
-    return torch.cat(parts)
+    return sample_model(model, n, batch, sampler, nfe, progress=False, spacing=spacing, generator=generator)
 
 
 def sampling_cost(model: Any, nfe: int | None, sampler: str, device: torch.device) -> dict[str, float]:
@@ -367,7 +359,7 @@ def _quality_curve(run: Any, contender: Contender, nfe: int | None, final_sample
     """
     from twopaths.train.checkpoint import list_checkpoints, open_checkpoint
 
-    times = read_json(run_dir / "arena.json")["checkpoint_times"]
+    times = {step: seconds for step, seconds, _ in read_json(run_dir / "arena.json")["loss_curve"]}
     n = len(final_samples)
     paths = list_checkpoints(run_dir / "checkpoints")
     points = []
@@ -383,7 +375,7 @@ def _quality_curve(run: Any, contender: Contender, nfe: int | None, final_sample
             log(f"  quality at step {ckpt.step}")
             samples = draw(run.model, n, nfe, contender.sampler, torch.Generator().manual_seed(0))
         metrics = ctx.image_metrics(samples)
-        points.append({"step": ckpt.step, "train_seconds": times.get(str(ckpt.step)), "fid": metrics["fid"],
+        points.append({"step": ckpt.step, "train_seconds": times.get(ckpt.step), "fid": metrics["fid"],
                        "fid_floor": metrics.get("fid_floor"), "n": n})
     return points
 
@@ -442,6 +434,7 @@ def run_arena(suites: list[Suite], out: Path, suite_size: str, device: str = "au
     results: dict[str, Any] = {"suite": suite_size, "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                                "environment": environment(dev), "suites": {}}
     skipped: dict[str, str] = {}
+    contexts: dict[str, QualityContext] = {}  # per suite: feature net, real images, text judge
     for i, (suite, contender, seed) in enumerate(jobs, 1):
         if suite.name in skipped:
             continue
@@ -466,23 +459,13 @@ def run_arena(suites: list[Suite], out: Path, suite_size: str, device: str = "au
             "sampler": f"{contender.sampler}, trailing spacing" if contender.nfe else None, "runs": []})
         c_entry["runs"].append(train)
         if seed == 0 and not train.get("diverged"):
-            ctx = _context(suite, dev, log)
+            ctx = contexts.setdefault(suite.name, QualityContext(suite, dev, log))
             c_entry["quality"] = evaluate_contender(suite, contender, out, ctx, log)
         remaining -= suite.budget_s * 1.25 + (15 if seed == 0 else 3)
         log(f"  done in {time.perf_counter() - job_start:.0f}s")
     results["arena_seconds"] = time.perf_counter() - started
     write_json(out / "results.json", results)
     return results
-
-
-_CONTEXTS: dict[tuple[str, str], QualityContext] = {}
-
-
-def _context(suite: Suite, device: torch.device, log: Any) -> QualityContext:
-    key = (suite.name, str(device))
-    if key not in _CONTEXTS:
-        _CONTEXTS[key] = QualityContext(suite, device, log)
-    return _CONTEXTS[key]
 
 
 __all__ = ["run_arena", "train_contender", "evaluate_contender", "calibrate", "draw", "write_json", "read_json"]

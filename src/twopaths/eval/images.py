@@ -135,19 +135,21 @@ def evaluate_images(fake: torch.Tensor | None, real_eval: torch.Tensor, real_flo
 
 @torch.no_grad()
 def sample_model(model: Any, n: int, batch_size: int = 500, sampler: str = "ddim", steps: int | None = None,
-                 guidance: float = 1.0, seed: int = 0, progress: bool = True) -> torch.Tensor:
+                 guidance: float = 1.0, seed: int = 0, progress: bool = True, spacing: str = "leading",
+                 generator: torch.Generator | None = None) -> torch.Tensor:
     """``n`` samples from a trained model, in batches, with a progress bar; (n, ...) on the CPU.
 
     Diffusion models (:class:`~twopaths.paradigms.gaussian.GaussianDiffusion`) take the sampler,
     steps and guidance; other image models are called as ``model.sample(b, labels=..., generator=...)``.
     Class-conditional models get every class in turn, so the class histogram matches a balanced
-    test split. One generator seeded with ``seed`` drives every batch: same seed, same samples.
+    test split. One generator seeded with ``seed`` (or the given ``generator``) drives every batch:
+    same seed, same samples. ``spacing`` places a diffusion sampler's steps among the timesteps.
     """
     from tqdm.auto import tqdm
 
     from twopaths.paradigms.gaussian import GaussianDiffusion
 
-    gen = torch.Generator().manual_seed(seed)
+    gen = generator if generator is not None else torch.Generator().manual_seed(seed)
     classes = int(getattr(model, "num_classes", 0) or 0)
     labels = torch.arange(n) % classes if classes else None
     out = []
@@ -156,7 +158,7 @@ def sample_model(model: Any, n: int, batch_size: int = 500, sampler: str = "ddim
             b = min(batch_size, n - i)
             y = labels[i:i + b] if labels is not None else None
             if isinstance(model, GaussianDiffusion):
-                x = model.sample(b, sampler, steps, y, guidance, generator=gen)
+                x = model.sample(b, sampler, steps, y, guidance, spacing, generator=gen)
             elif y is not None:
                 x = model.sample(b, labels=y, generator=gen)
             else:
