@@ -6,8 +6,6 @@ Each one measures something the report prints as evidence, so each says exactly 
 from __future__ import annotations
 
 import contextlib
-import os
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -88,51 +86,25 @@ def training_memory_bytes(model: nn.Module, batch: dict[str, Any], optimizer_slo
 
 
 class PeakMemory:
-    """Peak memory while a block runs, above what was in use when it started.
-
-    CUDA: ``torch.cuda.max_memory_allocated`` (tensors only). CPU: the process's resident set
-    size, polled every 20 ms from ``/proc/self/statm`` on a background thread (tensors plus
-    everything else the process touches; a short spike between polls can be missed).
-    """
+    """Peak CUDA memory (``torch.cuda.max_memory_allocated``, tensors only) while a block runs,
+    above what was allocated when it started; ``peak_bytes`` stays None on other devices, where
+    :func:`training_memory_bytes` gives the arena's figure instead."""
 
     def __init__(self, device: torch.device):
         self.device = device
-        self.peak_bytes = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @staticmethod
-    def _rss() -> int:
-        try:
-            with open("/proc/self/statm") as f:
-                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, ValueError, IndexError):  # not Linux: fall back to the lifetime maximum
-            import resource
-
-            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-    def _poll(self, base: int) -> None:
-        while not self._stop.wait(0.02):
-            self.peak_bytes = max(self.peak_bytes, self._rss() - base)
+        self.peak_bytes: int | None = None
 
     def __enter__(self) -> PeakMemory:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             self._base = torch.cuda.memory_allocated(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
-        else:
-            self._thread = threading.Thread(target=self._poll, args=(self._rss(),), daemon=True)
-            self._thread.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             self.peak_bytes = torch.cuda.max_memory_allocated(self.device) - self._base
-        else:
-            self._stop.set()
-            assert self._thread is not None
-            self._thread.join()
 
 
 @contextlib.contextmanager

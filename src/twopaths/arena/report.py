@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from twopaths.arena.verdicts import Row, comparison_rows, main_quality
+from twopaths.arena.verdicts import Row, comparison_rows, fmt, main_quality
 
 
 @dataclass
@@ -44,19 +43,7 @@ Block = Heading | Para | Table | Image
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
-    if x is None:
-        return "—"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, int):
-        return f"{x:,}"
-    if isinstance(x, float):
-        if math.isnan(x) or math.isinf(x):
-            return "n/a"
-        if abs(x) >= 1000:
-            return f"{x:,.0f}"
-        return f"{x:.{digits}g}"
-    return str(x)
+    return fmt(x, digits, missing="—")
 
 
 def _bytes(n: float | None) -> str:
@@ -221,7 +208,7 @@ def _param_note(suite: dict[str, Any]) -> str:
         return ""
     ratio = max(params.values()) / max(min(params.values()), 1)
     ok = "within" if ratio <= suite.get("param_match_factor", 2.0) else "OUTSIDE"
-    return (f"Parameter counts: " + ", ".join(f"{n} {_fmt(p)}" for n, p in params.items())
+    return ("Parameter counts: " + ", ".join(f"{n} {_fmt(p)}" for n, p in params.items())
             + f" (largest/smallest {ratio:.2f}, {ok} the suite's match factor {suite.get('param_match_factor')}).")
 
 

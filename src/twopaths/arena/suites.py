@@ -12,7 +12,7 @@ counts); ``full`` is sized for one GPU (about 20 minutes on an H100, resumable i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from twopaths.errors import ConfigError
 

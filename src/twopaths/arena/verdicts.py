@@ -61,12 +61,22 @@ def by_family(results: dict[str, Any], suite: str, family: str) -> list[tuple[st
     return [(name, e) for name, e in contenders(results, suite).items() if e.get("family") == family]
 
 
-def _fmt(x: float | None, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    if abs(x) >= 1000:
-        return f"{x:,.0f}"
-    return f"{x:.{digits}g}"
+def fmt(x: Any, digits: int = 3, missing: str = "n/a") -> str:
+    """A number as the report prints it: thousands separated, else ``digits`` significant digits;
+    ``missing`` for None, NaN and infinities. (The report's tables and these verdicts share it.)"""
+    if x is None:
+        return missing
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return f"{x:,}"
+    if isinstance(x, float):
+        if math.isnan(x) or math.isinf(x):
+            return "n/a"
+        return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.{digits}g}"
+    return str(x)
+
+
 
 
 def _ratio_phrase(a_name: str, a: float, b_name: str, b: float, what: str, higher_better: bool = True) -> str:
@@ -84,11 +94,11 @@ def _quality_compare(named: list[tuple[str, float, float | None]]) -> str:
     named = sorted(named, key=lambda t: t[1])
     (b_name, b_fid, b_floor), (r_name, r_fid, _) = named[0], named[1]
     margin = max(QUALITY_MARGIN * b_fid, b_floor or 0.0)
-    rest = "" if len(named) == 2 else "; then " + ", ".join(f"{n} ({_fmt(f)})" for n, f, _ in named[2:])
+    rest = "" if len(named) == 2 else "; then " + ", ".join(f"{n} ({fmt(f)})" for n, f, _ in named[2:])
     if r_fid - b_fid <= margin:
-        return (f"tie: {b_name} (FID {_fmt(b_fid)}) and {r_name} ({_fmt(r_fid)}) differ by less than the noise "
-                f"margin {_fmt(margin)}{rest}")
-    return f"{b_name} generates better images (FID {_fmt(b_fid)} vs {_fmt(r_fid)} for {r_name}{rest})"
+        return (f"tie: {b_name} (FID {fmt(b_fid)}) and {r_name} ({fmt(r_fid)}) differ by less than the noise "
+                f"margin {fmt(margin)}{rest}")
+    return f"{b_name} generates better images (FID {fmt(b_fid)} vs {fmt(r_fid)} for {r_name}{rest})"
 
 
 # ----------------------------------------------------------------------------- rows
@@ -133,7 +143,7 @@ def generation_quality(results: dict[str, Any]) -> Row:
     if len(named) < 2:
         return _missing(aspect, "needs FID for a diffusion and an autoregressive image contender")
     floor = named[0][2]
-    evidence = "; ".join(f"{n}: FID {_fmt(f)}" for n, f, _ in named) + f" (real-vs-real floor {_fmt(floor)})"
+    evidence = "; ".join(f"{n}: FID {fmt(f)}" for n, f, _ in named) + f" (real-vs-real floor {fmt(floor)})"
     return Row(aspect, evidence, _quality_compare(named))
 
 
@@ -182,9 +192,9 @@ def sampling_speed(results: dict[str, Any]) -> Row:
     if not diff or not ar or not main_quality(diff[1]) or not main_quality(ar[1]):
         return _missing(aspect, "needs sampled diffusion and autoregressive image contenders")
     dq, aq = main_quality(diff[1]), main_quality(ar[1])
-    evidence = (f"{diff[0]} (NFE {diff[1]['quality'].get('main_nfe')}): {_fmt(dq['samples_per_s'])} images/s, "
-                f"{_fmt(dq['latency_s'])} s per image alone; {ar[0]}: {_fmt(aq['samples_per_s'])} images/s, "
-                f"{_fmt(aq['latency_s'])} s per image alone")
+    evidence = (f"{diff[0]} (NFE {diff[1]['quality'].get('main_nfe')}): {fmt(dq['samples_per_s'])} images/s, "
+                f"{fmt(dq['latency_s'])} s per image alone; {ar[0]}: {fmt(aq['samples_per_s'])} images/s, "
+                f"{fmt(aq['latency_s'])} s per image alone")
     return Row(aspect, evidence, _ratio_phrase(diff[0], dq["samples_per_s"], ar[0], aq["samples_per_s"],
                                                "images per second"))
 
@@ -196,9 +206,9 @@ def computational_cost(results: dict[str, Any]) -> Row:
         return _missing(aspect, "needs trained and sampled diffusion and autoregressive image contenders")
     d_run, a_run = diff[1]["runs"][0], ar[1]["runs"][0]
     dq, aq = main_quality(diff[1]), main_quality(ar[1])
-    evidence = (f"training FLOPs in the budget: {diff[0]} {_fmt(d_run['total_flops'] / 1e12)} TFLOP, "
-                f"{ar[0]} {_fmt(a_run['total_flops'] / 1e12)} TFLOP; sampling: {_fmt(dq['flops_per_sample'] / 1e9)} vs "
-                f"{_fmt(aq['flops_per_sample'] / 1e9)} GFLOP per image")
+    evidence = (f"training FLOPs in the budget: {diff[0]} {fmt(d_run['total_flops'] / 1e12)} TFLOP, "
+                f"{ar[0]} {fmt(a_run['total_flops'] / 1e12)} TFLOP; sampling: {fmt(dq['flops_per_sample'] / 1e9)} vs "
+                f"{fmt(aq['flops_per_sample'] / 1e9)} GFLOP per image")
     verdict = _ratio_phrase(diff[0], dq["flops_per_sample"], ar[0], aq["flops_per_sample"],
                             "FLOPs per generated image", higher_better=False)
     return Row(aspect, evidence, verdict)
@@ -211,8 +221,8 @@ def parallel_processing(results: dict[str, Any]) -> Row:
         return _missing(aspect, "needs trained and sampled diffusion and autoregressive image contenders")
     d_run, a_run = diff[1]["runs"][0], ar[1]["runs"][0]
     d_calls, a_calls = main_quality(diff[1])["sequential_calls"], main_quality(ar[1])["sequential_calls"]
-    evidence = (f"training (all positions at once for both): {diff[0]} {_fmt(d_run['items_per_s'])} "
-                f"{d_run['item_name']}/s, {ar[0]} {_fmt(a_run['items_per_s'])} {a_run['item_name']}/s; "
+    evidence = (f"training (all positions at once for both): {diff[0]} {fmt(d_run['items_per_s'])} "
+                f"{d_run['item_name']}/s, {ar[0]} {fmt(a_run['items_per_s'])} {a_run['item_name']}/s; "
                 f"sampling depth: {d_calls} vs {a_calls} sequential calls per image")
     if not d_calls or not a_calls:
         return Row(aspect, evidence, "evidence missing: network calls were not counted", missing=True)
@@ -237,10 +247,10 @@ def text_generation(results: dict[str, Any]) -> Row:
     (a_name, a), (d_name, d) = ar[0], dl[0]
     am = main_quality(a)
     steps = sorted(((int(k), m) for k, m in d["quality"]["by_nfe"].items() if k.isdigit()), key=lambda t: t[0])
-    evidence = (f"{a_name}: gen-PPL {_fmt(am.get('gen_ppl'))}, entropy {_fmt(am.get('entropy_per_sample'))}, "
-                f"{_fmt(am.get('tokens_per_s'))} tokens/s; {d_name} at T = "
-                + ", ".join(f"{k}: {_fmt(m.get('gen_ppl'))} / {_fmt(m.get('entropy_per_sample'))} / "
-                            f"{_fmt(m.get('tokens_per_s'))} tok/s" for k, m in steps))
+    evidence = (f"{a_name}: gen-PPL {fmt(am.get('gen_ppl'))}, entropy {fmt(am.get('entropy_per_sample'))}, "
+                f"{fmt(am.get('tokens_per_s'))} tokens/s; {d_name} at T = "
+                + ", ".join(f"{k}: {fmt(m.get('gen_ppl'))} / {fmt(m.get('entropy_per_sample'))} / "
+                            f"{fmt(m.get('tokens_per_s'))} tok/s" for k, m in steps))
     matched = [(k, m) for k, m in steps if m.get("gen_ppl") is not None and am.get("gen_ppl") is not None
                and m["gen_ppl"] <= 1.2 * am["gen_ppl"]
                and (m.get("entropy_per_sample") or 0) >= 0.9 * (am.get("entropy_per_sample") or 0)]
@@ -274,7 +284,7 @@ def vs_baselines_quality(results: dict[str, Any]) -> Row:
             named.append((rep[0], fid, floor))
     if len(named) < 2:
         return _missing(aspect, "needs FID for diffusion and at least one of GAN/VAE")
-    evidence = "; ".join(f"{n}: FID {_fmt(f)}" for n, f, _ in named) + f" (floor {_fmt(named[0][2])})"
+    evidence = "; ".join(f"{n}: FID {fmt(f)}" for n, f, _ in named) + f" (floor {fmt(named[0][2])})"
     return Row(aspect, evidence, _quality_compare(named))
 
 
@@ -295,7 +305,7 @@ def mode_collapse(results: dict[str, Any]) -> Row:
         m = main_quality(e)
         if m and m.get("class_entropy_norm") is not None:
             seen += 1
-            parts.append(f"{name}: class entropy {m['class_entropy_norm']:.2f}, recall {_fmt(m.get('recall'))}")
+            parts.append(f"{name}: class entropy {m['class_entropy_norm']:.2f}, recall {fmt(m.get('recall'))}")
             if m["class_entropy_norm"] < 0.9:
                 collapsed.append(f"{name} (fashion-mnist)")
     if seen < 2:
@@ -316,8 +326,8 @@ def single_pass_speed(results: dict[str, Any]) -> Row:
     d = q[lowest]
     name, e = max(fast, key=lambda t: main_quality(t[1])["samples_per_s"])
     f = main_quality(e)
-    evidence = (f"{name}: {_fmt(f['samples_per_s'])} images/s in {f.get('sequential_calls', 1)} call; "
-                f"{diff[0]} at its fewest steps (NFE {lowest}): {_fmt(d['samples_per_s'])} images/s")
+    evidence = (f"{name}: {fmt(f['samples_per_s'])} images/s in {f.get('sequential_calls', 1)} call; "
+                f"{diff[0]} at its fewest steps (NFE {lowest}): {fmt(d['samples_per_s'])} images/s")
     return Row(aspect, evidence, _ratio_phrase(name, f["samples_per_s"], diff[0], d["samples_per_s"],
                                                "images per second"))
 
