@@ -114,11 +114,20 @@ def _family_rep(results: dict[str, Any], suite: str, family: str) -> tuple[str, 
     return name, e
 
 
-def core_mechanism(results: dict[str, Any]) -> Row:
-    aspect = "Core mechanism"
+def _sampled_image_pair(results: dict[str, Any]) -> tuple[tuple[str, dict], tuple[str, dict]] | None:
+    """(diffusion, autoregressive) representatives on fashion-mnist, both with samples; else None."""
     diff, ar = _family_rep(results, "fashion-mnist", "diffusion"), _family_rep(results, "fashion-mnist", "autoregressive")
     if not diff or not ar or not main_quality(diff[1]) or not main_quality(ar[1]):
+        return None
+    return diff, ar
+
+
+def core_mechanism(results: dict[str, Any]) -> Row:
+    aspect = "Core mechanism"
+    pair = _sampled_image_pair(results)
+    if pair is None:
         return _missing(aspect, "needs a diffusion and an autoregressive image contender with samples")
+    diff, ar = pair
     dq, aq = main_quality(diff[1]), main_quality(ar[1])
     d_calls, a_calls = dq.get("sequential_calls", 0), aq.get("sequential_calls", 0)
     evidence = (f"{diff[0]}: denoises the whole image {d_calls} times (NFE {diff[1]['quality'].get('main_nfe')}); "
@@ -188,9 +197,10 @@ def training_stability(results: dict[str, Any], families: tuple[str, ...] = ("di
 
 def sampling_speed(results: dict[str, Any]) -> Row:
     aspect = "Sampling speed"
-    diff, ar = _family_rep(results, "fashion-mnist", "diffusion"), _family_rep(results, "fashion-mnist", "autoregressive")
-    if not diff or not ar or not main_quality(diff[1]) or not main_quality(ar[1]):
+    pair = _sampled_image_pair(results)
+    if pair is None:
         return _missing(aspect, "needs sampled diffusion and autoregressive image contenders")
+    diff, ar = pair
     dq, aq = main_quality(diff[1]), main_quality(ar[1])
     evidence = (f"{diff[0]} (NFE {diff[1]['quality'].get('main_nfe')}): {fmt(dq['samples_per_s'])} images/s, "
                 f"{fmt(dq['latency_s'])} s per image alone; {ar[0]}: {fmt(aq['samples_per_s'])} images/s, "
@@ -201,9 +211,10 @@ def sampling_speed(results: dict[str, Any]) -> Row:
 
 def computational_cost(results: dict[str, Any]) -> Row:
     aspect = "Computational cost"
-    diff, ar = _family_rep(results, "fashion-mnist", "diffusion"), _family_rep(results, "fashion-mnist", "autoregressive")
-    if not diff or not ar or not main_quality(diff[1]) or not main_quality(ar[1]):
+    pair = _sampled_image_pair(results)
+    if pair is None:
         return _missing(aspect, "needs trained and sampled diffusion and autoregressive image contenders")
+    diff, ar = pair
     d_run, a_run = diff[1]["runs"][0], ar[1]["runs"][0]
     dq, aq = main_quality(diff[1]), main_quality(ar[1])
     evidence = (f"training FLOPs in the budget: {diff[0]} {fmt(d_run['total_flops'] / 1e12)} TFLOP, "
@@ -216,9 +227,10 @@ def computational_cost(results: dict[str, Any]) -> Row:
 
 def parallel_processing(results: dict[str, Any]) -> Row:
     aspect = "Parallel processing"
-    diff, ar = _family_rep(results, "fashion-mnist", "diffusion"), _family_rep(results, "fashion-mnist", "autoregressive")
-    if not diff or not ar or not main_quality(diff[1]) or not main_quality(ar[1]):
+    pair = _sampled_image_pair(results)
+    if pair is None:
         return _missing(aspect, "needs trained and sampled diffusion and autoregressive image contenders")
+    diff, ar = pair
     d_run, a_run = diff[1]["runs"][0], ar[1]["runs"][0]
     d_calls, a_calls = main_quality(diff[1])["sequential_calls"], main_quality(ar[1])["sequential_calls"]
     evidence = (f"training (all positions at once for both): {diff[0]} {fmt(d_run['items_per_s'])} "
