@@ -58,7 +58,7 @@ def _build_ddpm(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
     return GaussianDiffusion(MLPDenoiser(mlp), a.diffusion, (2,), n_classes, "x", clip=bound)
 
 
-def _labels(model: GaussianDiffusion, n: int, class_arg: str | None, class_names: list[str]) -> torch.Tensor | None:
+def class_labels(model: Any, n: int, class_arg: str | None, class_names: list[str]) -> torch.Tensor | None:
     """Class ids for n samples: the one asked for (by name or number), else every class in turn."""
     if not model.num_classes:
         if class_arg is not None:
@@ -99,7 +99,7 @@ def sample_diffusion(run: Any, args: argparse.Namespace) -> int:
     model: GaussianDiffusion = run.model
     if args.guidance < 0:
         raise TwopathsError("--guidance must be >= 0 (1 = plain conditional, 0 = unconditional)")
-    labels = _labels(model, args.n, args.class_, run.meta.get("class_names") or [])
+    labels = class_labels(model, args.n, args.class_, run.meta.get("class_names") or [])
     generator = torch.Generator().manual_seed(args.seed)
     steps = args.steps or (model.schedule.T if args.sampler == "ddpm" else run.cfg.arch.sample_steps)
     bar = tqdm(total=steps, desc=f"{args.sampler} {steps} steps", unit="step", leave=False)
@@ -135,7 +135,7 @@ def diffusion_sample_hook(meta: dict[str, Any]) -> HookFn:
         model: GaussianDiffusion = trainer.model
         arch = trainer.cfg.arch
         n = 1000 if len(model.sample_shape) == 1 else 16
-        labels = torch.arange(n) % model.num_classes if model.num_classes else None
+        labels = class_labels(model, n, None, [])  # every class in turn
         samples = model.sample(n, arch.sampler, arch.sample_steps, labels, generator=torch.Generator().manual_seed(0))
         write_samples(samples, labels, Path(trainer.run_dir) / "samples" / f"step_{step:08d}.png", meta, nrow=8)
         return {"sample_std": float(samples.std())}

@@ -22,7 +22,7 @@ from twopaths.backbones.transformer import Transformer, TransformerConfig
 from twopaths.config import RunConfig
 from twopaths.data.registry import dataset_kind
 from twopaths.errors import ConfigError, TwopathsError
-from twopaths.models.diffusion import _labels as class_labels  # --class NAME|NUMBER -> ids, as ddpm reads it
+from twopaths.models.diffusion import class_labels  # --class NAME|NUMBER -> ids, as ddpm reads it
 from twopaths.models.diffusion import write_samples  # PNG grid / scatter plot / NPZ, as ddpm writes them
 from twopaths.models.spec import HookFn, ModelSpec
 from twopaths.paradigms.base import Paradigm
@@ -96,17 +96,13 @@ def pixel_report(loss: float, meta: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _hook_labels(model: QuantizedAutoregressive, n: int) -> torch.Tensor | None:
-    return torch.arange(n) % model.num_classes if model.num_classes else None
-
-
 def pixel_sample_hook(meta: dict[str, Any]) -> HookFn:
     """During training: 16 images (a grid, every class in turn) or 1,000 points (a scatter plot), EMA weights."""
 
     def hook(trainer: Any, step: int) -> dict[str, float]:
         model: QuantizedAutoregressive = trainer.model
         n = 16 if model.kind == "image" else 1000
-        labels = _hook_labels(model, n)
+        labels = class_labels(model, n, None, [])  # every class in turn
         started = time.perf_counter()
         samples = model.sample(n, labels, torch.Generator(device=next(model.parameters()).device).manual_seed(0),
                                temperature=trainer.cfg.arch.temperature)
