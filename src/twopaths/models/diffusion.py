@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from twopaths.backbones.mlp import MLPDenoiser, MLPDenoiserConfig
@@ -33,6 +34,18 @@ class DDPMArch:
     sample_steps: int = 50  # steps of that sampler
 
 
+def image_denoiser(a: DDPMArch, in_channels: int, resolution: int, out_channels: int,
+                   num_classes: int = 0) -> nn.Module:
+    """The image backbone of ``a`` for (in_channels, resolution, resolution) inputs: ``net(x, t, y)``."""
+    # attention is configured by feature-map size for arch.unet.image_size; keep it at the same
+    # levels when the data has another size (28 -> 14 is level 1, so 32 -> 16)
+    levels = [i for i, r in enumerate(a.unet.resolutions) if r in a.unet.attention_resolutions]
+    unet = dataclasses.replace(a.unet, in_channels=in_channels, out_channels=out_channels, image_size=resolution,
+                               num_classes=num_classes,
+                               attention_resolutions=tuple(resolution // 2**i for i in levels))
+    return UNet(unet)
+
+
 def _build_ddpm(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
     a = cfg.arch
     kind = dataset_kind(cfg.data.name)
@@ -44,12 +57,8 @@ def _build_ddpm(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
     out_mult = 2 if a.diffusion.learn_sigma else 1  # the learned variance doubles the output channels
     if kind == "image":
         C, R = meta["channels"], meta["resolution"]
-        # attention is configured by feature-map size for arch.unet.image_size; keep it at the same
-        # levels when the data has another size (28 -> 14 is level 1, so 32 -> 16)
-        levels = [i for i, r in enumerate(a.unet.resolutions) if r in a.unet.attention_resolutions]
-        unet = dataclasses.replace(a.unet, in_channels=C, out_channels=C * out_mult, image_size=R,
-                                   num_classes=n_classes, attention_resolutions=tuple(R // 2**i for i in levels))
-        return GaussianDiffusion(UNet(unet), a.diffusion, (C, R, R), n_classes, "image", clip=1.0)
+        net = image_denoiser(a, C, R, C * out_mult, n_classes)
+        return GaussianDiffusion(net, a.diffusion, (C, R, R), n_classes, "image", clip=1.0)
     mlp = dataclasses.replace(a.mlp, dim=2, out_dim=2 * out_mult, num_classes=n_classes)
     # Like images' [-1, 1], bound the x0 estimate by the data's range: at the noisiest steps an eps
     # model's x0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar) divides by a tiny number, and an unclipped
