@@ -12,39 +12,8 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import flop_registry
 
-
-class _CountFlops(TorchDispatchMode):
-    """Adds up ``torch.utils.flop_counter``'s formula for every op that has one.
-
-    The same formulas as ``FlopCounterMode``, without its per-module tracking, whose backward
-    hooks break losses that call ``torch.autograd.grad`` themselves (the GAN's R1 penalty).
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.total = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 (torch's signature)
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        formula = flop_registry.get(func._overloadpacket)
-        if formula is not None:
-            self.total += int(formula(*args, **kwargs, out_val=out))
-        return out
-
-
-def flops_of(fn: Callable[[], Any]) -> int:
-    """Floating-point operations of one call of ``fn``, by ``torch.utils.flop_counter``'s formulas.
-
-    Those know matmuls, convolutions and attention (2 FLOPs per multiply-add) and ignore
-    elementwise work, so this is the standard "model FLOPs" figure, not every instruction.
-    """
-    with _CountFlops() as counter:
-        fn()
-    return counter.total
+from twopaths.nn.flops import flops_of
 
 
 def train_step_flops(model: nn.Module, batch: dict[str, Any]) -> int:

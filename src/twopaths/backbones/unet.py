@@ -16,6 +16,15 @@ Image Synthesis", sec. 3, "ADM"):
   shifts the normalised features, ``GroupNorm(h) * (1 + s) + b`` ("adaptive group norm", ADM sec. 3);
 - a class label (with one extra "null" row for classifier-free guidance, Ho & Salimans 2022) is
   embedded and added to the time embedding;
+- text (``context_dim > 0``): a sequence of context vectors, e.g. a caption's encoding, enters
+  through cross-attention after the self-attention at every attention resolution and in the middle
+  block, the queries from the feature map and the keys and values from the context projected to
+  the feature map's width (Rombach et al. 2022, "High-Resolution Image Synthesis with Latent
+  Diffusion Models", sec. 3.3, as Stable Diffusion's SpatialTransformer; Imagen, Saharia et al.
+  2022, attends to its text the same way). A key mask leaves a caption's padding out. By default
+  the context's mean over its real tokens is also projected and added to the time embedding, as
+  Imagen does with its pooled text embedding (Saharia et al. 2022, sec. 2.4), so the global content
+  of a caption reaches every residual block the way a class label does;
 - each residual block's last conv, each attention output projection and the output conv start at
   zero, so every block starts as the identity and the whole network outputs exactly 0 at init
   (Goyal et al. 2017's zero-gamma trick, used in Ho et al.'s and ADM's code);
@@ -62,6 +71,8 @@ class UNetConfig:
     scale_shift_norm: bool = False  # timestep scales and shifts the normalised features (ADM's AdaGN)
     groups: int = 32  # GroupNorm groups (Wu & He 2018); the largest divisor of the width if it does not divide
     time_embed_mult: int = 4  # time embedding width = time_embed_mult * base_channels (Ho et al.: 4)
+    context_dim: int = 0  # 0 = no cross-attention; else the width of the context vectors (text encoder's d)
+    context_pool: bool = True  # with a context, also add its masked mean (projected) to the time embedding (Imagen)
 
     def __post_init__(self) -> None:
         self.channel_mults = tuple(self.channel_mults)
@@ -70,6 +81,8 @@ class UNetConfig:
             raise ValueError("channel_mults needs at least one level")
         if self.num_classes < 0:
             raise ValueError(f"num_classes must be >= 0, got {self.num_classes}")
+        if self.context_dim < 0:
+            raise ValueError(f"context_dim must be >= 0, got {self.context_dim}")
 
     @property
     def resolutions(self) -> tuple[int, ...]:
@@ -172,11 +185,20 @@ class AttentionBlock(nn.Module):
 
         out = x + proj(Attention(q, k, v)),  q, k, v = qkv(GN(x)) per head,  proj starts at zero
 
+    With ``context_dim > 0`` a cross-attention branch follows (Rombach et al. 2022, sec. 3.3)::
+
+        out = out + CrossAttention(LN(out), c W_ctx),  its output projection starts at zero
+
+    the queries from the H*W positions, keys and values from the context c (B, S, context_dim)
+    projected to the block's width; masked-out context tokens (padding) get no weight. It is the
+    shared :class:`twopaths.nn.attention.MultiHeadAttention` with separate q/k/v projections.
+
     The attention itself is :func:`twopaths.nn.attention.attention` (PyTorch SDPA), shared with the
     transformers.
     """
 
-    def __init__(self, channels: int, num_heads: int = 4, head_channels: int | None = None, groups: int = 32):
+    def __init__(self, channels: int, num_heads: int = 4, head_channels: int | None = None, groups: int = 32,
+                 context_dim: int = 0):
         super().__init__()
         if head_channels is not None:
             if channels % head_channels:
@@ -188,15 +210,30 @@ class AttentionBlock(nn.Module):
         self.norm = group_norm(channels, groups)
         self.qkv = nn.Linear(channels, 3 * channels)  # a 1x1 conv, applied to (B, HW, C)
         self.proj = zero_init(nn.Linear(channels, channels))
+        self.context_dim = context_dim
+        if context_dim:  # cross-attention to a context sequence (text), only when asked for
+            self.context_proj = nn.Linear(context_dim, channels)  # context width -> this block's width
+            self.norm_cross = nn.LayerNorm(channels)
+            self.cross_attn = shared_attention.MultiHeadAttention(
+                shared_attention.AttentionConfig(channels, num_heads, fused_qkv=False, cross=True))
+            zero_init(self.cross_attn.c_proj)  # the branch starts as the identity, like every other here
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                context_mask: torch.Tensor | None = None) -> torch.Tensor:
         B, C, H, W = x.shape
         h = self.norm(x).flatten(2).transpose(1, 2)  # (B, HW, C): a view when x is channels-last
         qkv = self.qkv(h).unflatten(-1, (3, self.num_heads, C // self.num_heads))  # (B, HW, 3, heads, Dh)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, heads, HW, Dh)
         h = shared_attention.attention(q, k, v)  # (B, heads, HW, Dh): every position sees every position
         h = self.proj(h.transpose(1, 2).reshape(B, H * W, C))  # (B, HW, C): heads side by side, projected
-        return x + h.transpose(1, 2).reshape(B, C, H, W)  # (B, C, H, W)
+        out = x + h.transpose(1, 2).reshape(B, C, H, W)  # (B, C, H, W)
+        if not self.context_dim:
+            return out
+        seq = out.flatten(2).transpose(1, 2)  # (B, HW, C)
+        ctx = self.context_proj(context.to(seq.dtype))  # (B, S, C)
+        mask = context_mask[:, None, None, :].bool() if context_mask is not None else None  # (B, 1, 1, S)
+        h = self.cross_attn(self.norm_cross(seq), context=ctx, mask=mask)  # (B, HW, C): each position reads the text
+        return out + h.transpose(1, 2).reshape(B, C, H, W)  # (B, C, H, W)
 
 
 class Downsample(nn.Module):
@@ -222,11 +259,18 @@ class Upsample(nn.Module):
 
 
 class EmbedSequential(nn.Sequential):
-    """A sequence of layers where residual blocks also receive the (time + class) embedding."""
+    """A sequence of layers where residual blocks also receive the (time + class) embedding, and
+    attention blocks the context (text) and its mask."""
 
-    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, x: torch.Tensor, emb: torch.Tensor, context: torch.Tensor | None = None,  # type: ignore[override]
+                context_mask: torch.Tensor | None = None) -> torch.Tensor:
         for layer in self:
-            x = layer(x, emb) if isinstance(layer, ResBlock) else layer(x)  # (B, C, H, W) per layer
+            if isinstance(layer, ResBlock):
+                x = layer(x, emb)  # (B, C, H, W)
+            elif isinstance(layer, AttentionBlock):
+                x = layer(x, context, context_mask)  # (B, C, H, W)
+            else:
+                x = layer(x)  # (B, C, H', W')
         return x
 
 
@@ -234,10 +278,13 @@ class EmbedSequential(nn.Sequential):
 
 
 class UNet(nn.Module):
-    """Noisy images x_t (B, C, H, W), timesteps t (B,) float, labels y (B,) or None -> (B, C_out, H, W).
+    """Noisy images x_t (B, C, H, W), timesteps t (B,) float, labels y (B,) or None, and with
+    ``context_dim`` a context (B, S, context_dim) with its key mask (B, S) (True = real token)
+    -> (B, C_out, H, W).
 
     ``y == num_classes`` (or ``y=None`` on a class-conditional net) is the null label, the
-    unconditional model of classifier-free guidance. H and W must divide by 2**(levels - 1); any
+    unconditional model of classifier-free guidance; for text the null caption is an input of the
+    text encoder, so a context is always given. H and W must divide by 2**(levels - 1); any
     such size works, with attention at the levels chosen for ``image_size``.
     """
 
@@ -259,10 +306,12 @@ class UNet(nn.Module):
             return ResBlock(c_in, c_out, emb_dim, cfg.dropout, g, cfg.scale_shift_norm, resample)
 
         def attn(c: int) -> AttentionBlock:
-            return AttentionBlock(c, cfg.num_heads, cfg.head_channels, g)
+            return AttentionBlock(c, cfg.num_heads, cfg.head_channels, g, cfg.context_dim)
 
         # timestep (and class) embedding: sinusoidal features -> Linear, SiLU, Linear (Ho et al.)
         self.cond = TimestepClassEmbedding(base, emb_dim, cfg.num_classes, owner="U-Net")
+        if cfg.context_dim and cfg.context_pool:  # the pooled context joins it (Imagen, sec. 2.4)
+            self.context_embed = nn.Linear(cfg.context_dim, emb_dim)
 
         # contracting path: remember the width of every output that a skip connection will carry
         ch = base * cfg.channel_mults[0]
@@ -304,7 +353,15 @@ class UNet(nn.Module):
         """Timesteps (B,) float and labels (B,) or None -> the conditioning vector (B, emb_dim)."""
         return self.cond(t, y)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None,
+                context: torch.Tensor | None = None, context_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.cfg.context_dim and context is None:
+            raise ValueError(f"this U-Net cross-attends to a context (context_dim={self.cfg.context_dim}); pass "
+                             f"context (B, S, {self.cfg.context_dim}), e.g. the null caption's encoding")
+        if not self.cfg.context_dim and context is not None:
+            raise ValueError("this U-Net has no cross-attention (context_dim=0) but was given a context")
+        if context is not None and context.shape[-1] != self.cfg.context_dim:
+            raise ValueError(f"context width {context.shape[-1]} does not match context_dim {self.cfg.context_dim}")
         levels = len(self.cfg.channel_mults)
         factor = 2 ** (levels - 1)
         if x.shape[-2] % factor or x.shape[-1] % factor:
@@ -313,14 +370,19 @@ class UNet(nn.Module):
         if t.ndim == 0:
             t = t.expand(x.shape[0])  # (B,)
         emb = self.embed(t, y)  # (B, emb_dim)
+        if context is not None and self.cfg.context_pool:
+            keep = (context_mask if context_mask is not None else torch.ones(context.shape[:2], device=x.device))
+            keep = keep[..., None].to(context.dtype)  # (B, S, 1): 1 for real tokens
+            pooled = (context * keep).sum(1) / keep.sum(1).clamp(min=1)  # (B, context_dim): mean of the real tokens
+            emb = emb + self.context_embed(pooled).to(emb.dtype)  # (B, emb_dim)
         h = self.conv_in(x)  # (B, base * mults[0], H, W)
         hs = [h]  # skip stack
         for block in self.down:
-            h = block(h, emb)  # (B, base * mult, H / 2^level, W / 2^level)
+            h = block(h, emb, context, context_mask)  # (B, base * mult, H / 2^level, W / 2^level)
             hs.append(h)  # saved for the expansive path
-        h = self.mid(h, emb)  # (B, base * mults[-1], H / 2^(L-1), W / 2^(L-1))
+        h = self.mid(h, emb, context, context_mask)  # (B, base * mults[-1], H / 2^(L-1), W / 2^(L-1))
         for block in self.up:
-            h = block(torch.cat([h, hs.pop()], dim=1), emb)  # (B, base * mult, ...), doubled after a level
+            h = block(torch.cat([h, hs.pop()], dim=1), emb, context, context_mask)  # (B, base * mult, ...)
         h = F.silu(self.norm_out(h))  # (B, base * mults[0], H, W)
         return self.conv_out(h)  # (B, C_out, H, W)
 

@@ -42,6 +42,7 @@ __all__ = [
     "ShapesData",
     "caption_for",
     "make_shapes",
+    "parse_caption",
 ]
 
 SHAPE_NAMES: tuple[str, ...] = ("circle", "square", "triangle")
@@ -120,6 +121,66 @@ class ShapesData:
 def caption_for(shape: int, colour: int, size: int) -> str:
     """``"a small red circle"`` for one object's attribute indices."""
     return f"a {SIZE_NAMES[size]} {COLOUR_NAMES[colour]} {SHAPE_NAMES[shape]}"
+
+
+def parse_caption(text: str) -> tuple[list[dict[str, int | None]], int | None]:
+    """The inverse of the captions :func:`make_shapes` writes, for prompts in the same language.
+
+    ``"a small red circle left of a large blue square"`` -> ``([{"shape": 0, "colour": 0,
+    "size": 0}, {"shape": 1, "colour": 2, "size": 1}], 0)``: per object, indices into
+    SHAPE_NAMES, COLOUR_NAMES and SIZE_NAMES, then the index into RELATIONS of object 0 to object
+    1 (None for one object). Grammar: ``OBJECT [RELATION OBJECT]`` with ``OBJECT = a|an [SIZE]
+    COLOUR SHAPE``; case, repeated spaces and a final full stop are ignored. The size may be left
+    out ("a green triangle": size None); two objects need different colours, which is how the
+    generator keeps "the red one" unambiguous. Anything else raises ConfigError with the
+    vocabulary.
+    """
+    words = text.lower().strip().removesuffix(".").split()
+
+    def fail(reason: str):
+        raise ConfigError(
+            f"prompt {text!r} is outside the shapes caption grammar ({reason}); expected "
+            f"'a [SIZE] COLOUR SHAPE [RELATION a [SIZE] COLOUR SHAPE]' with SIZE one of "
+            f"{', '.join(SIZE_NAMES)}; COLOUR one of {', '.join(COLOUR_NAMES)}; SHAPE one of "
+            f"{', '.join(SHAPE_NAMES)}; RELATION one of {', '.join(RELATIONS)}"
+        )
+
+    def word(i: int) -> str:
+        return words[i] if i < len(words) else "<end>"
+
+    objects: list[dict[str, int | None]] = []
+    relation, i = None, 0
+    while True:
+        if word(i) not in ("a", "an"):
+            fail(f"expected 'a' at word {i + 1}, got {word(i)!r}")
+        i += 1
+        size = SIZE_NAMES.index(words[i]) if word(i) in SIZE_NAMES else None
+        i += size is not None
+        if word(i) not in COLOUR_NAMES:
+            fail(f"expected a colour at word {i + 1}, got {word(i)!r}")
+        if word(i + 1) not in SHAPE_NAMES:
+            fail(f"expected a shape at word {i + 2}, got {word(i + 1)!r}")
+        objects.append(
+            {
+                "shape": SHAPE_NAMES.index(words[i + 1]),
+                "colour": COLOUR_NAMES.index(words[i]),
+                "size": size,
+            }
+        )
+        i += 2
+        if i == len(words):
+            break
+        if len(objects) == 2:
+            fail(f"unexpected {' '.join(words[i:])!r} after the second object")
+        phrases = [name.split() for name in RELATIONS]  # e.g. ['left', 'of']
+        found = [r for r, phrase in enumerate(phrases) if words[i : i + len(phrase)] == phrase]
+        if not found:
+            fail(f"expected a relation at word {i + 1}, got {word(i)!r}")
+        relation = found[0]
+        i += len(RELATIONS[relation].split())
+    if len(objects) == 2 and objects[0]["colour"] == objects[1]["colour"]:
+        fail("the two objects need different colours")
+    return objects, relation
 
 
 def _relation(x: np.ndarray, y: np.ndarray) -> np.ndarray:

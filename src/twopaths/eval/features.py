@@ -30,7 +30,8 @@ from tqdm.auto import tqdm
 
 from twopaths.errors import TwopathsError
 
-__all__ = ["SHIPPED", "WEIGHTS_DIR", "FeatureNet", "extract", "file_sha256", "load_feature_net", "read_card"]
+__all__ = ["SHIPPED", "WEIGHTS_DIR", "FeatureNet", "extract", "file_sha256", "load_feature_net", "read_card",
+           "verified_card"]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 #: names of the feature networks that ship with the package (``WEIGHTS_DIR/NAME.safetensors``)
@@ -91,30 +92,47 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _resolve(name_or_path: str | Path) -> tuple[Path, Path]:
-    """(weights file, card file) for a shipped name or a user's ``.safetensors`` path."""
-    if str(name_or_path) in SHIPPED:
+def _resolve(name_or_path: str | Path, *, shipped: Sequence[str] = SHIPPED, kind: str = "feature net",
+             script: str = "scripts/train_feature_net.py") -> tuple[Path, Path]:
+    """(weights file, card file) for a shipped name or a user's ``.safetensors`` path.
+
+    ``shipped``, ``kind`` and ``script`` let other networks that ship the same way (weights and a
+    card in :data:`WEIGHTS_DIR`, e.g. :mod:`twopaths.eval.shapes_reader`) share this loading.
+    """
+    if str(name_or_path) in shipped:
         weights = WEIGHTS_DIR / f"{name_or_path}.safetensors"
     else:
         weights = Path(name_or_path).expanduser()
         if weights.suffix != ".safetensors":
-            raise TwopathsError(f"unknown feature net '{name_or_path}'; use one of {', '.join(SHIPPED)} "
+            raise TwopathsError(f"unknown {kind} '{name_or_path}'; use one of {', '.join(shipped)} "
                                 f"or a path to a .safetensors file with a .json card beside it")
     card = weights.with_suffix(".json")
     for path, what in ((weights, "weights"), (card, "card")):
         if not path.is_file():
-            hint = " (run scripts/train_feature_net.py to make it)" if str(name_or_path) in SHIPPED else ""
-            raise TwopathsError(f"feature net {what} not found: {path}{hint}")
+            hint = f" (run {script} to make it)" if str(name_or_path) in shipped else ""
+            raise TwopathsError(f"{kind} {what} not found: {path}{hint}")
     return weights, card
 
 
-def read_card(name_or_path: str | Path) -> dict[str, Any]:
-    """The JSON card of a shipped or user feature net."""
-    _, card = _resolve(name_or_path)
+def read_card(name_or_path: str | Path, **where: Any) -> dict[str, Any]:
+    """The JSON card of a shipped or user feature net (``where``: the keywords of :func:`_resolve`)."""
+    _, card = _resolve(name_or_path, **where)
     try:
         return json.loads(card.read_text())
     except json.JSONDecodeError as exc:
-        raise TwopathsError(f"feature net card {card} is not valid JSON ({exc})") from None
+        raise TwopathsError(f"{where.get('kind', 'feature net')} card {card} is not valid JSON ({exc})") from None
+
+
+def verified_card(name_or_path: str | Path, **where: Any) -> tuple[Path, dict[str, Any], str]:
+    """(weights file, card, SHA-256 of the weights) once the hash is checked against the card's."""
+    weights, _ = _resolve(name_or_path, **where)
+    card = read_card(name_or_path, **where)
+    digest = file_sha256(weights)
+    if card.get("sha256") and card["sha256"] != digest:
+        raise TwopathsError(f"{where.get('kind', 'feature net')} weights {weights} do not match their card "
+                            f"(sha256 {digest[:12]} != {card['sha256'][:12]}); the file is corrupt or the card "
+                            f"is stale")
+    return weights, card, digest
 
 
 def load_feature_net(name_or_path: str | Path, device: torch.device | str = "cpu") -> FeatureNet:
@@ -126,12 +144,7 @@ def load_feature_net(name_or_path: str | Path, device: torch.device | str = "cpu
     """
     from safetensors.torch import load_file
 
-    weights, _ = _resolve(name_or_path)
-    card = read_card(name_or_path)
-    digest = file_sha256(weights)
-    if card.get("sha256") and card["sha256"] != digest:
-        raise TwopathsError(f"feature net weights {weights} do not match their card (sha256 {digest[:12]} != "
-                            f"{card['sha256'][:12]}); the file is corrupt or the card is stale")
+    weights, card, digest = verified_card(name_or_path)
     try:
         net = FeatureNet(**card["arch"])
         net.load_state_dict(load_file(str(weights)))

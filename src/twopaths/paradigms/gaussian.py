@@ -13,19 +13,27 @@ eq. 14, "L_simple"), optionally with Min-SNR-gamma weighting (Hang et al. 2023) 
 variance, the hybrid loss L_simple + lambda * L_vlb of improved DDPM (Nichol & Dhariwal 2021, sec. 3.1).
 :meth:`GaussianDiffusion.nll_bits_per_dim` evaluates the full variational bound (Ho et al. eq. 5).
 
+Conditioning is a class label or a caption. Either way classifier-free guidance (Ho & Salimans
+2022) trains one network that is conditional and unconditional at once, by dropping the condition
+to a *null* one (the null label; the empty caption) with probability ``cond_drop``, and samples
+with ``uncond + w (cond - uncond)`` (their eq. 6). A caption is encoded by a text encoder that the
+paradigm owns and trains jointly with the denoiser (:mod:`twopaths.nn.text_encoder`); the denoiser
+cross-attends to the encoding (``net(x_t, t, y, context=..., context_mask=...)``).
+
 Timesteps are indices 0..T-1 (t = 0 is the least noisy). Schedules are computed in float64.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from twopaths.errors import DataError
 from twopaths.paradigms.base import Paradigm
 
 Prediction = Literal["eps", "x0", "v"]
@@ -218,23 +226,41 @@ class GaussianConfig:
     min_snr_gamma: float = 5.0  # gamma of Min-SNR weighting (Hang et al. 2023 use 5)
     learn_sigma: bool = False  # the network also outputs the variance interpolation (improved DDPM)
     vlb_weight: float = 0.001  # lambda of the hybrid loss when learn_sigma is on (Nichol & Dhariwal: 0.001)
-    cond_drop: float = 0.1  # probability of dropping the class label in training (classifier-free guidance)
+    cond_drop: float = 0.1  # probability of dropping the label / caption in training (classifier-free guidance)
+
+
+@dataclass
+class EncodedPrompts:
+    """n prompts run through the text encoder once, for every step of a sampling loop."""
+
+    context: torch.Tensor  # (n, S, d) the prompts' encodings
+    mask: torch.Tensor  # (n, S) bool, True = real token
+    null_context: torch.Tensor  # (n, S, d) the null caption's encoding, padded to S (for guidance)
+    null_mask: torch.Tensor  # (n, S) bool: only its [CLS] token is real
+    conditional: bool = True  # False: no prompts were given, ``context`` is the null caption too
 
 
 class GaussianDiffusion(Paradigm):
     """Gaussian diffusion over any backbone ``net(x_t, t, y) -> output`` of x's shape (2x the channels
     when ``learn_sigma``). ``t`` is float (B,) in [0, T-1]; ``y`` is (B,) class ids with
     ``num_classes`` meaning "no class" (the null label of classifier-free guidance), or None.
+
+    With a ``text_encoder`` (captions -> (context, key mask)), the net is called as
+    ``net(x_t, t, y, context=..., context_mask=...)``; batches carry ``"caption"`` (a list of
+    strings) and ``sample`` takes ``prompts``. Without one, the net gets no context keywords (so
+    backbones without cross-attention, such as the 2-D MLP, work unchanged).
     """
 
     item_name = "images"
 
     def __init__(self, net: nn.Module, cfg: GaussianConfig, sample_shape: tuple[int, ...], num_classes: int = 0,
-                 data_key: str = "image", clip: float | None = 1.0):
+                 data_key: str = "image", clip: float | None = 1.0, text_encoder: nn.Module | None = None):
         """``sample_shape``: one item's shape, e.g. (1, 28, 28) or (2,). ``clip``: bound for the x0
-        estimate while sampling (1.0 for images in [-1, 1]; None for unbounded data such as 2-D points)."""
+        estimate while sampling (1.0 for images in [-1, 1]; None for unbounded data such as 2-D points).
+        ``text_encoder``: a :class:`~twopaths.nn.text_encoder.TextEncoder`, trained with the net."""
         super().__init__()
         self.net, self.cfg, self.num_classes, self.data_key = net, cfg, num_classes, data_key
+        self.text_encoder = text_encoder
         self.sample_shape, self.clip = tuple(sample_shape), clip
         self.schedule = NoiseSchedule.make(cfg.schedule, cfg.timesteps, cfg.zero_terminal_snr)
         if data_key != "image":
@@ -251,17 +277,65 @@ class GaussianDiffusion(Paradigm):
             y = torch.where(drop, torch.full_like(y, self.num_classes), y)
         return y
 
+    def _captions(self, batch: dict[str, Any], n: int) -> list[str]:
+        """The batch's captions, each dropped to the null caption with probability cond_drop in training."""
+        from twopaths.nn.text_encoder import NULL_CAPTION
+
+        if "caption" not in batch:
+            raise DataError("this model is text-conditioned (arch.conditioning=text) but the data has no captions; "
+                            "train it on a dataset with captions, such as shapes")
+        captions = list(batch["caption"])
+        if self.training and self.cfg.cond_drop > 0:  # teach the unconditional model too (Ho & Salimans 2022)
+            drop = (torch.rand(n) < self.cfg.cond_drop).tolist()
+            captions = [NULL_CAPTION if d else c for c, d in zip(captions, drop)]
+        return captions
+
+    def encode_prompts(self, prompts: Sequence[str] | None, n: int) -> EncodedPrompts:
+        """Run n prompts (None: n null captions) and one null caption through the text encoder, once."""
+        from twopaths.nn.text_encoder import NULL_CAPTION
+
+        if self.text_encoder is None:
+            raise ValueError("this model has no text encoder; it takes no prompts")
+        conditional = prompts is not None
+        prompts = list(prompts) if conditional else [NULL_CAPTION] * n
+        if len(prompts) != n:
+            raise ValueError(f"{len(prompts)} prompts for {n} samples")
+        context, mask = self.text_encoder([*prompts, NULL_CAPTION])  # (n + 1, S, d), (n + 1, S)
+        return EncodedPrompts(context[:n], mask[:n], context[n:].expand(n, -1, -1), mask[n:].expand(n, -1),
+                              conditional)
+
+    def _net(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None,
+             text: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """The network, given a (context, mask) pair only when the model is text-conditioned."""
+        if text is None:
+            return self.net(x_t, t, y)
+        return self.net(x_t, t, y, context=text[0], context_mask=text[1])
+
     def model_output(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None,
-                     guidance: float = 1.0) -> torch.Tensor:
+                     guidance: float = 1.0, prompts: Sequence[str] | EncodedPrompts | None = None) -> torch.Tensor:
         """The network's prediction (mean part only) at (x_t, t), with classifier-free guidance
-        out = uncond + w (cond - uncond) (Ho & Salimans 2022, eq. 6) when ``guidance`` != 1."""
+        out = uncond + w (cond - uncond) (Ho & Salimans 2022, eq. 6) when ``guidance`` != 1.
+
+        ``prompts``: n captions for a text-conditioned model, or their :meth:`encode_prompts` (what
+        :meth:`sample` passes, so the text is encoded once and not at every step); None is the null
+        caption, the unconditional model. Conditional and unconditional passes run as one batch of 2n.
+        """
         t = t.float().expand(x_t.shape[0]) if t.ndim == 0 else t.float()
         if not self.num_classes:
             y = None  # an unconditional network takes no labels
-        if y is None or guidance == 1.0:
-            return self._split(self.net(x_t, t, y))[0]
-        null = torch.full_like(y, self.num_classes)
-        both = self._split(self.net(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([y, null])))[0]
+        if self.text_encoder is None:
+            if prompts is not None:
+                raise ValueError("this model has no text encoder; it takes no prompts")
+            text = None
+        else:
+            text = prompts if isinstance(prompts, EncodedPrompts) else self.encode_prompts(prompts, x_t.shape[0])
+        conditional = y is not None or (text is not None and text.conditional)
+        if not conditional or guidance == 1.0:
+            return self._split(self._net(x_t, t, y, (text.context, text.mask) if text else None))[0]
+        y2 = torch.cat([y, torch.full_like(y, self.num_classes)]) if y is not None else None  # labels, null labels
+        text2 = (torch.cat([text.context, text.null_context]), torch.cat([text.mask, text.null_mask])) \
+            if text is not None else None  # prompts, then null captions
+        both = self._split(self._net(torch.cat([x_t, x_t]), torch.cat([t, t]), y2, text2))[0]
         cond, uncond = both.chunk(2)
         return uncond + guidance * (cond - uncond)
 
@@ -279,7 +353,8 @@ class GaussianDiffusion(Paradigm):
         t = torch.randint(0, self.schedule.T, (n,), device=x0.device)
         noise = torch.randn_like(x0)
         x_t = q_sample(self.schedule, x0, t, noise)
-        out, var_out = self._split(self.net(x_t, t.float(), self._labels(batch, n, x0.device)))
+        text = self.text_encoder(self._captions(batch, n)) if self.text_encoder is not None else None
+        out, var_out = self._split(self._net(x_t, t.float(), self._labels(batch, n, x0.device), text))
         target = target_for(self.cfg.prediction, x0, noise, self.schedule, t)
         mse = mean_flat((out.float() - target) ** 2)  # (B,)
         if self.cfg.weighting == "min-snr":
@@ -296,10 +371,11 @@ class GaussianDiffusion(Paradigm):
     @torch.no_grad()
     def sample(self, n: int, sampler: str = "ddim", steps: int | None = None, y: torch.Tensor | None = None,
                guidance: float = 1.0, spacing: str = "leading", generator: torch.Generator | None = None,
-               callback: Any = None, **sampler_options: Any) -> torch.Tensor:
+               callback: Any = None, prompts: Sequence[str] | None = None, **sampler_options: Any) -> torch.Tensor:
         """Draw ``n`` samples with a sampler from :mod:`twopaths.paradigms.samplers` (``steps``
-        defaults to T for ``ddpm`` and 50 otherwise). ``y`` (n,) class ids, with classifier-free
-        ``guidance`` w (1 = plain conditional). ``callback(i, t, x_t, x0_pred)`` sees every step."""
+        defaults to T for ``ddpm`` and 50 otherwise). ``y`` (n,) class ids or ``prompts`` (n captions,
+        text-conditioned models; None = the null caption), with classifier-free ``guidance`` w
+        (1 = plain conditional). ``callback(i, t, x_t, x0_pred)`` sees every step."""
         from twopaths.paradigms.samplers import make_sampler
 
         steps = steps or (self.schedule.T if sampler == "ddpm" else 50)
@@ -309,7 +385,11 @@ class GaussianDiffusion(Paradigm):
         x_T = solver.init_noise((n, *self.sample_shape), generator, device)
         if y is not None:
             y = y.to(device)
-        return solver.sample(lambda x_t, t: self.model_output(x_t, t, y, guidance), x_T, generator, callback)
+        if self.text_encoder is not None:
+            prompts = self.encode_prompts(prompts, n)  # the text is encoded once, not at every step
+        elif prompts is not None:
+            raise ValueError("this model has no text encoder; it takes no prompts")
+        return solver.sample(lambda x_t, t: self.model_output(x_t, t, y, guidance, prompts), x_T, generator, callback)
 
     # ------------------------------------------------------------------ p(x_{t-1} | x_t)
 
@@ -348,18 +428,27 @@ class GaussianDiffusion(Paradigm):
         return torch.where(t == 0, nll, kl)
 
     @torch.no_grad()
-    def nll_bits_per_dim(self, x0: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def nll_bits_per_dim(self, x0: torch.Tensor, y: torch.Tensor | None = None,
+                         prompts: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         """The full variational bound on -log p(x_0) in bits per dimension, per sample (Ho et al. eq. 5):
         L_T (prior KL) + sum_{t>=1} L_{t-1} + L_0, with every one of the T terms evaluated (no Monte
-        Carlo over t), so it costs T network evaluations per batch."""
+        Carlo over t), so it costs T network evaluations per batch. A text-conditioned model is
+        scored given ``prompts`` (None: the null caption, the unconditional bound)."""
         s = self.schedule
         B, dims = x0.shape[0], x0[0].numel()
+        if self.text_encoder is not None:
+            enc = self.encode_prompts(prompts, B)
+            text = (enc.context, enc.mask)
+        elif prompts is not None:
+            raise ValueError("this model has no text encoder; it takes no prompts")
+        else:
+            text = None
         total = torch.zeros(B, device=x0.device)
         for step in range(s.T):
             t = torch.full((B,), step, device=x0.device, dtype=torch.long)
             noise = torch.randn_like(x0)
             x_t = q_sample(s, x0, t, noise)
-            out, var_out = self._split(self.net(x_t, t.float(), y))
+            out, var_out = self._split(self._net(x_t, t.float(), y, text))
             total += self._vlb_terms(x0, x_t, t, out, var_out)
         t_last = torch.full((B,), s.T - 1, device=x0.device, dtype=torch.long)
         ab = gather(s.alphas_cumprod, t_last, x0.ndim)
