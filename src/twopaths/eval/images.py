@@ -139,8 +139,9 @@ def sample_model(model: Any, n: int, batch_size: int = 500, sampler: str = "ddim
                  generator: torch.Generator | None = None) -> torch.Tensor:
     """``n`` samples from a trained model, in batches, with a progress bar; (n, ...) on the CPU.
 
-    Diffusion models (:class:`~twopaths.paradigms.gaussian.GaussianDiffusion`) take the sampler,
-    steps and guidance; other image models are called as ``model.sample(b, labels=..., generator=...)``.
+    Diffusion models (:class:`~twopaths.paradigms.gaussian.GaussianDiffusion`, and
+    :class:`~twopaths.paradigms.latent.LatentDiffusion` with its signature) take the sampler, steps
+    and guidance; other image models are called as ``model.sample(b, labels=..., generator=...)``.
     Class-conditional models get every class in turn, so the class histogram matches a balanced
     test split. One generator seeded with ``seed`` (or the given ``generator``) drives every batch:
     same seed, same samples. ``spacing`` places a diffusion sampler's steps among the timesteps.
@@ -148,6 +149,7 @@ def sample_model(model: Any, n: int, batch_size: int = 500, sampler: str = "ddim
     from tqdm.auto import tqdm
 
     from twopaths.paradigms.gaussian import GaussianDiffusion
+    from twopaths.paradigms.latent import LatentDiffusion
 
     gen = generator if generator is not None else torch.Generator().manual_seed(seed)
     classes = int(getattr(model, "num_classes", 0) or 0)
@@ -157,7 +159,7 @@ def sample_model(model: Any, n: int, batch_size: int = 500, sampler: str = "ddim
         for i in range(0, n, batch_size):
             b = min(batch_size, n - i)
             y = labels[i:i + b] if labels is not None else None
-            if isinstance(model, GaussianDiffusion):
+            if isinstance(model, (GaussianDiffusion, LatentDiffusion)):
                 x = model.sample(b, sampler, steps, y, guidance, spacing, generator=gen)
             elif y is not None:
                 x = model.sample(b, labels=y, generator=gen)
