@@ -46,6 +46,7 @@ class DataConfig:
     size: int = 10_000  # items generated for procedural datasets (shapes, mixture2d)
     # pairs
     max_number: int = 99_999  # numbers-LANG: pairs for 0..max_number
+    reverse: bool = False  # pairs: swap source and target (numbers-LANG: words -> digits)
 
 
 @dataclass

@@ -78,7 +78,9 @@ class Block(nn.Module):
         x = x + self.attn(self.ln_1(x), mask=mask, causal=causal, cache=cache, layer=layer, rope=rope,
                           positions=positions, reference=reference)
         if context is not None:
-            x = x + self.cross_attn(self.ln_cross(x), context=context, mask=context_mask, reference=reference)
+            # with a cache the context's keys/values are projected on the first step only
+            x = x + self.cross_attn(self.ln_cross(x), context=context, mask=context_mask, cache=cache, layer=layer,
+                                    reference=reference)
         return x + self.mlp(self.ln_2(x))
 
 

@@ -7,7 +7,8 @@ learn a vocabulary, word order and each language's irregularities (French "soixa
 training and a high test score means the model learned the rule, not the table.
 
 Items follow the pairs convention of ``twopaths.data.base``: ``{"src": str, "tgt": str}``;
-tokenizing is the model's business.
+tokenizing is the model's business, with the character vocabularies :func:`pair_tokenizers` builds
+from the training pairs (and keeps with the run).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import copy
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import num2words
 import numpy as np
@@ -23,6 +25,7 @@ from torch.utils.data import Dataset
 
 from twopaths.data.base import DatasetSummary
 from twopaths.data.text import read_text_file, split_counts
+from twopaths.data.tokenizers import EOT, UNK, CharTokenizer, load_tokenizer
 from twopaths.errors import ConfigError, DataError
 
 PathLike = str | os.PathLike[str]
@@ -191,3 +194,42 @@ class PairDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, str]:
         src, tgt = self.pairs[index]
         return {"src": src, "tgt": tgt}
+
+
+# --------------------------------------------------------------------------------------------
+# Character vocabularies of a pair dataset
+# --------------------------------------------------------------------------------------------
+
+PAD, BOS = "<pad>", "<bos>"
+#: ids 0-3 of every pair tokenizer; ``<|endoftext|>`` doubles as end-of-sequence
+PAIR_SPECIALS = (EOT, UNK, PAD, BOS)
+
+
+def pair_tokenizers(train: Sequence[Pair], run_dir: os.PathLike[str] | str | None = None) -> dict[str, CharTokenizer]:
+    """Character tokenizers of the source and the target side, ``{"src_tokenizer", "tgt_tokenizer"}``.
+
+    Each is trained on its side of the *training* pairs (a character only in validation or test
+    encodes as ``<unk>``) with the specials :data:`PAIR_SPECIALS`: ``<pad>``, ``<bos>`` and
+    ``<|endoftext|>`` as end of sequence. Like a text run's ``tokenizer.json``, they are saved as
+    ``RUN/tokenizer_src.json`` and ``RUN/tokenizer_tgt.json`` and reloaded (never retrained) when
+    they exist, so a resumed run, ``translate`` and ``eval`` use exactly the training ids.
+    """
+    out: dict[str, CharTokenizer] = {}
+    for side, index in (("src", 0), ("tgt", 1)):
+        path = Path(run_dir) / f"tokenizer_{side}.json" if run_dir is not None else None
+        if path is not None and path.is_file():
+            tokenizer = load_tokenizer(path)
+            if not isinstance(tokenizer, CharTokenizer) or not set(PAIR_SPECIALS) <= set(tokenizer.specials):
+                raise DataError(f"{path}: not a pair tokenizer (a char tokenizer with {', '.join(PAIR_SPECIALS)})")
+        else:
+            chars = sorted({ch for pair in train for ch in pair[index]})
+            if not chars:
+                raise DataError("cannot build a pair vocabulary: the training pairs are empty")
+            tokenizer = CharTokenizer(chars, PAIR_SPECIALS)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".json.{os.getpid()}.tmp")  # unique: DDP ranks may race here
+                tokenizer.save(tmp)
+                tmp.replace(path)
+        out[f"{side}_tokenizer"] = tokenizer
+    return out

@@ -44,10 +44,13 @@ def combine_masks(t_q: int, t_k: int, causal: bool, key_mask: torch.Tensor | Non
 
 
 def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
-                        causal: bool = False, dropout_p: float = 0.0) -> torch.Tensor:
+                        causal: bool = False, dropout_p: float = 0.0,
+                        return_weights: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """softmax(Q K^T / sqrt(d) + mask) V, written out. q (B, H, Tq, D), k and v (B, H, Tk, D) -> (B, H, Tq, D).
 
     A query whose keys are all masked out (e.g. a padding query) gets zeros, not NaN.
+    ``return_weights``: also return the attention weights (B, H, Tq, Tk), as they are before dropout
+    (what attention-map tools such as ViT attention rollout read).
     """
     d = q.shape[-1]
     scores = q @ k.transpose(-2, -1) / math.sqrt(d)  # (B, H, Tq, Tk): similarity of each query to each key
@@ -57,9 +60,11 @@ def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask:
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = torch.softmax(scores.float(), dim=-1).to(q.dtype)  # each row sums to 1 over the keys
     weights = torch.nan_to_num(weights, nan=0.0)  # rows with every key masked
+    probs = weights
     if dropout_p > 0:
         weights = F.dropout(weights, dropout_p)
-    return weights @ v  # (B, H, Tq, D): weighted sum of values
+    out = weights @ v  # (B, H, Tq, D): weighted sum of values
+    return (out, probs) if return_weights else out
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
@@ -89,6 +94,11 @@ class KVCache:
     prefix through every layer: O(T) per token instead of O(T^2). Buffers are (B, H, max_len, D)
     per layer; ``length`` is how many positions are filled (shared by the batch; left-padded
     prompts keep their padding masked out by the key mask).
+
+    An encoder-decoder's cross-attention attends to a context (the encoder output) that does not
+    change while decoding, so its keys and values are projected once, on the first step, and kept
+    in ``context_k`` / ``context_v`` (per layer, (B, H, S, D)); a cache therefore belongs to one
+    context. :meth:`reorder` keeps chosen rows of everything (beam search).
     """
 
     def __init__(self, n_layers: int, batch: int, n_heads: int, head_dim: int, max_len: int,
@@ -96,6 +106,8 @@ class KVCache:
         shape = (batch, n_heads, max_len, head_dim)
         self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(n_layers)]
         self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(n_layers)]
+        self.context_k: list[torch.Tensor | None] = [None] * n_layers  # cross-attention, filled on first use
+        self.context_v: list[torch.Tensor | None] = [None] * n_layers
         self.max_len = max_len
         self.length = 0
 
@@ -111,6 +123,25 @@ class KVCache:
     def advance(self, n: int) -> None:
         """Called once per forward pass, after every layer has appended its ``n`` new positions."""
         self.length += n
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep the batch rows ``index`` (B',) of every buffer, in that order; B' may differ from B
+        (beam search: copy each source's row to its beams, follow the surviving beams, drop finished ones).
+        Only the filled positions are copied: a step of beam search then costs O(length), not O(max_len)."""
+        n = self.length
+
+        def pick(t: torch.Tensor) -> torch.Tensor:
+            rows = t[:, :, :n].index_select(0, index)  # (B', H, length, D)
+            if len(index) == t.shape[0]:
+                t[:, :, :n] = rows  # same batch size: reuse the buffer
+                return t
+            out = t.new_empty((len(index), *t.shape[1:]))  # positions past `length` are never read
+            out[:, :, :n] = rows
+            return out
+
+        self.k, self.v = [pick(t) for t in self.k], [pick(t) for t in self.v]
+        self.context_k = [None if t is None else t.index_select(0, index) for t in self.context_k]
+        self.context_v = [None if t is None else t.index_select(0, index) for t in self.context_v]
 
 
 # ----------------------------------------------------------------------------- multi-head attention
@@ -156,29 +187,43 @@ class MultiHeadAttention(nn.Module):
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None,
                 causal: bool = False, cache: KVCache | None = None, layer: int = 0,
                 rope: nn.Module | None = None, positions: torch.Tensor | None = None,
-                reference: bool = False) -> torch.Tensor:
+                reference: bool = False,
+                need_weights: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """x (B, T, d) [context (B, S, d)] -> (B, T, d).
 
         ``mask`` (bool, broadcastable to (B, H, T, T_keys)) is combined with ``causal``; with a
-        ``cache``, the new keys/values are appended and attention covers everything cached.
+        ``cache``, the new keys/values are appended and attention covers everything cached
+        (cross-attention instead projects the context's keys/values on the first call only and reuses them).
         ``rope`` rotates q and k by ``positions`` (B, T) before caching. ``reference`` uses the
-        written-out attention instead of SDPA (for tests and teaching).
+        written-out attention instead of SDPA (for tests and teaching). ``need_weights`` uses it too
+        and returns ``(y, weights)``, the weights (B, H, T, T_keys) before dropout (fused SDPA never
+        materialises them).
         """
         B, T, d = x.shape
+        reuse = self.cross and cache is not None and cache.context_k[layer] is not None
         if self.fused:
             q, k, v = self.c_attn(x).split(d, dim=2)  # each (B, T, d)
+            q, k, v = self._heads(q), self._heads(k), self._heads(v)  # (B, H, T, Dh)
+        elif reuse:  # cross-attention while decoding: the context's k/v were projected on the first step
+            q, k, v = self._heads(self.q_proj(x)), cache.context_k[layer], cache.context_v[layer]
         else:
             source = context if self.cross else x
             if source is None:
                 raise ValueError("cross-attention needs a context")
-            q, k, v = self.q_proj(x), self.k_proj(source), self.v_proj(source)
-        q, k, v = self._heads(q), self._heads(k), self._heads(v)  # (B, H, T|S, Dh)
+            q, k, v = self._heads(self.q_proj(x)), self._heads(self.k_proj(source)), self._heads(self.v_proj(source))
         if rope is not None:
             q, k = rope(q, positions), rope(k, positions)
-        if cache is not None:
+        if cache is not None and self.cross:
+            cache.context_k[layer], cache.context_v[layer] = k, v  # (B, H, S, Dh), kept for later steps
+        elif cache is not None:
             k, v = cache.append(layer, k, v)  # (B, H, T_cached + T, Dh)
-        attend = attention_reference if reference else attention
-        y = attend(q, k, v, mask=mask, causal=causal and not self.cross,
-                   dropout_p=self.dropout if self.training else 0.0)  # (B, H, T, Dh)
+        causal, dropout_p = causal and not self.cross, self.dropout if self.training else 0.0
+        if need_weights:  # y (B, H, T, Dh), weights (B, H, T, T_keys)
+            y, weights = attention_reference(q, k, v, mask=mask, causal=causal, dropout_p=dropout_p,
+                                             return_weights=True)
+        else:
+            attend = attention_reference if reference else attention
+            y = attend(q, k, v, mask=mask, causal=causal, dropout_p=dropout_p)  # (B, H, T, Dh)
         y = y.transpose(1, 2).contiguous().view(B, T, d)  # re-assemble heads side by side
-        return self.resid_dropout(self.c_proj(y))
+        y = self.resid_dropout(self.c_proj(y))
+        return (y, weights) if need_weights else y
