@@ -61,8 +61,8 @@ def test_eval_loss_and_bits_per_dim(shapes_run, tmp_path):
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert "nll_bits_per_dim" in out and np.isfinite(metrics["nll_bits_per_dim"]) and metrics["nll_bits_per_dim"] > 0
     assert metrics["items"] == 8 and metrics["loss"] > 0
-    bad = run_cli("eval", str(shapes_run), "--metrics", "bleu", check=False)
-    assert bad.returncode == 2 and "unknown metric(s) bleu" in bad.stderr
+    bad = run_cli("eval", str(shapes_run), "--metrics", "blue", check=False)
+    assert bad.returncode == 2 and "unknown metric(s) blue" in bad.stderr
 
 
 def test_points_model_samples_a_scatter_plot(tmp_path):

@@ -31,7 +31,7 @@ examples:
 
 config keys (--set KEY=VALUE; the value is YAML, e.g. 3e-4, true, [0.9,0.95]):
   data.*   name path seed val_fraction test_fraction tokenizer vocab_size context
-           resolution channels size max_number
+           resolution channels size max_number reverse
   optim.*  lr min_lr_ratio warmup_steps weight_decay betas eps grad_clip
   train.*  max_steps batch_size grad_accum seed device precision compile ema_decay
            ema_warmup log_every eval_every eval_batches sample_every ckpt_every
@@ -50,6 +50,14 @@ def _add_checkpoint_args(p: argparse.ArgumentParser) -> None:
     """Which weights of a run to use: the newest checkpoint's EMA unless told otherwise."""
     p.add_argument("--checkpoint", help="a specific checkpoint directory instead of the newest")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
+
+
+def _add_decoding_args(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """How a seq2seq run decodes: beam search (the run's arch.beam, arch.length_penalty) or greedy."""
+    p.add_argument("--beam", type=int, default=None, help="beam width (default: the run's arch.beam, 4)")
+    p.add_argument("--length-penalty", type=float, default=None, metavar="ALPHA",
+                   help="GNMT length penalty ((5+|Y|)/6)^ALPHA (default: the run's arch.length_penalty, 0.6)")
+    p.add_argument("--greedy", action="store_true", help="greedy decoding (the same as --beam 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,6 +135,93 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--trajectory", metavar="PNG", help="also draw x_t and the predicted x0 across the steps")
     p.set_defaults(func=cmd_sample)
 
+    # fill -------------------------------------------------------------------------------------
+    p = sub.add_parser("fill", help="fill the [MASK]s of a sentence with a masked language model (bert)",
+                       description="Ask a bert run for the tokens behind each [MASK] of TEXT: prints, for every "
+                                   "[MASK], the --top-k most likely tokens with their probabilities, then TEXT with "
+                                   "each [MASK] replaced by its most likely token. Each [MASK] is one token, "
+                                   "predicted independently from the visible text in one forward pass.",
+                       epilog="examples:\n"
+                              "  twopaths fill runs/bert \"the [MASK] of the matter\"\n"
+                              "  twopaths fill runs/bert \"A bird in the [MASK] is worth two in the [MASK].\" --top-k 10",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", type=Path, help="run directory of a bert model")
+    p.add_argument("text", help="the sentence, with one or more [MASK]")
+    p.add_argument("--top-k", type=int, default=5, help="predictions listed per [MASK] (default 5)")
+    _add_checkpoint_args(p)
+    p.set_defaults(func=cmd_fill)
+
+    # inpaint / upscale ------------------------------------------------------------------------
+    p = sub.add_parser("inpaint", help="fill a region of an image with a diffusion model (RePaint)",
+                       description="Fill the masked region of an image with a trained Gaussian diffusion image run "
+                                   "(ddpm, dit), RePaint style (Lugmayr et al. 2022): at every reverse step the known "
+                                   "pixels come from the noised input and the hole from the model, and each block of "
+                                   "JUMP steps is re-noised and denoised again RESAMPLE times so the two agree. The "
+                                   "known pixels of the result equal the input exactly. The image must be the run's "
+                                   "size (28x28 for Fashion-MNIST); colour is converted to the run's channels. "
+                                   "MASK: a PNG of the same size where WHITE marks the region to FILL and black the "
+                                   "pixels to keep (as in image editors). With a .png --out, writes a side-by-side "
+                                   "picture (input with the hole grey | mask | results) and each raw result beside it "
+                                   "(OUT_result.png, or OUT_result_K.png with --n > 1); with .npz, the arrays.",
+                       epilog="examples:\n"
+                              "  twopaths inpaint runs/ddpm --image shirt.png --box 8,8,20,20 --out filled.png\n"
+                              "  twopaths inpaint runs/ddpm --image shirt.png --mask hole.png --n 4 --out filled.png\n"
+                              "  twopaths inpaint runs/ddpm --image shirt.png --box 0,14,28,28 --steps 250 "
+                              "--resample 10 --jump 10 --out f.png\n"
+                              "  twopaths inpaint runs/ddpm --image shoe.png --box 0,0,14,28 --class Sneaker "
+                              "--guidance 3 --out f.png",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", type=Path, help="run directory of a Gaussian diffusion image model")
+    p.add_argument("--image", type=Path, required=True, help="the image to complete (PNG/JPEG, the run's size)")
+    p.add_argument("--mask", type=Path, help="mask image of the same size: white = fill, black = keep")
+    p.add_argument("--box", metavar="x0,y0,x1,y1",
+                   help="fill this rectangle instead of a mask file (pixels; x = column; x1, y1 exclusive)")
+    p.add_argument("--out", help="output: .png (side by side + raw results) or .npz; default RUN/samples/inpaint.png")
+    p.add_argument("--n", type=int, default=1, help="number of different completions (default 1)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="reverse-process timesteps, strided over the T of training (default min(T, 100))")
+    p.add_argument("--resample", type=int, default=5,
+                   help="RePaint r: passes through each block of steps (1 = no resampling; default 5; "
+                        "costs about r times the network evaluations)")
+    p.add_argument("--jump", type=int, default=5, help="RePaint j: steps per block before jumping back (default 5)")
+    p.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddpm",
+                   help="reverse step for the hole: DDPM ancestral (RePaint's choice, default) or DDIM")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same result)")
+    p.add_argument("--class", dest="class_", metavar="C",
+                   help="class name or number for class-conditional models (default: unconditional)")
+    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale with --class")
+    _add_checkpoint_args(p)
+    p.set_defaults(func=cmd_inpaint)
+
+    p = sub.add_parser("upscale", help="upscale a small image with a super-resolution run (sr3)",
+                       description="Upscale an image by an sr3 run's factor (Saharia et al. 2022): the model denoises "
+                                   "the large image conditioned on the bicubic-upsampled input. The image must be the "
+                                   "run's resolution / factor (7x7 for x4 on Fashion-MNIST). The result is projected "
+                                   "so that average-pooling it gives back the input exactly (and it stays in range). "
+                                   "Writes the upscaled image (OUT, or OUT_K.png with --n > 1) and a comparison strip "
+                                   "OUT_compare.png: input (nearest) | bilinear | sr3.",
+                       epilog="examples:\n"
+                              "  twopaths train sr3 --data fashion-mnist --out runs/sr3 --set arch.factor=4\n"
+                              "  twopaths upscale runs/sr3 --image small.png --out big.png\n"
+                              "  twopaths upscale runs/sr3 --image small.png --n 4 --steps 250 --out big.png\n"
+                              "  twopaths upscale runs/sr3 --image small.png --sampler dpmpp --steps 20 "
+                              "--consistency every --out big.png",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", type=Path, help="run directory of an sr3 model")
+    p.add_argument("--image", type=Path, required=True, help="the low-resolution image (PNG/JPEG)")
+    p.add_argument("--out", help="the upscaled image, .png (default RUN/samples/upscale.png)")
+    p.add_argument("--n", type=int, default=1, help="number of different upscalings (default 1)")
+    p.add_argument("--sampler", choices=GAUSSIAN_SAMPLERS, default=None,
+                   help="diffusion sampler (default: the run's arch.sampler, ddpm for sr3 runs)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="sampling steps (default: the run's arch.sample_steps, 100 for sr3 runs)")
+    p.add_argument("--consistency", choices=["final", "every", "none"], default=None,
+                   help="project the result so downsample(result) == input: final (default), every step too "
+                        "(ILVR; ddpm, ddim, dpmpp), or none")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same result)")
+    _add_checkpoint_args(p)
+    p.set_defaults(func=cmd_upscale)
+
     # eval -------------------------------------------------------------------------------------
     p = sub.add_parser("eval", help="evaluate a trained run: loss, likelihood, FID/KID/precision-recall",
                        description="Evaluate a run's newest checkpoint. loss and nll score a data split; "
@@ -141,13 +236,21 @@ def build_parser() -> argparse.ArgumentParser:
                               "  kid      kernel inception distance, mean and std over 100 subsets (Binkowski et al. 2018)\n"
                               "  pr       precision, recall (k=3) and density, coverage (k=5)\n"
                               "  classes  predicted-class entropy (1 = all classes equally) and Inception Score\n"
-                              "  modes    2-D mixtures: modes covered and high-quality fraction (3 sigma)\n\n"
+                              "  modes    2-D mixtures: modes covered and high-quality fraction (3 sigma)\n"
+                              "  recon    autoencoder, ldm: reconstruction MSE and PSNR of N split images, and FID of "
+                              "the reconstructions beside the same images' own (floor)\n"
+                              "  accuracy classifiers (vit): test accuracy, per class, beside the evaluation CNN's; "
+                              "writes RUN/confusion-SPLIT.png\n"
+                              "  bleu, chrf, exact  seq2seq: corpus BLEU, chrF (sacrebleu, 0-100) and exact-match % of "
+                              "the translations of the split (default test: unseen numbers)\n\n"
                               "examples:\n"
                               "  twopaths eval runs/ddpm --metrics fid,kid,pr,classes --n 10000 --sampler dpmpp --steps 20\n"
                               "  twopaths eval runs/ddpm --metrics fid --n 2000 --guidance 3 --json fid.json\n"
                               "  twopaths eval --real-vs-real fashion-mnist --n 10000\n"
                               "  twopaths eval runs/mix --metrics modes --n 4000\n"
-                              "  twopaths eval runs/gpt --split test",
+                              "  twopaths eval runs/gpt --split test\n"
+                              "  twopaths eval runs/vit --metrics accuracy\n"
+                              "  twopaths eval runs/fr --metrics bleu,chrf,exact --beam 4 --length-penalty 0.6",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", type=Path, nargs="?", help="run directory (omit with --real-vs-real)")
     p.add_argument("--real-vs-real", metavar="DATASET",
@@ -160,8 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="loss/nll: only the first N items of the split; sample metrics: number of samples "
                         "(default 10,000, or the real split's size if smaller)")
     p.add_argument("--metrics", default=None,
-                   help="comma-separated, from: loss, nll, fid, kid, pr, classes, modes (see below; "
-                        "default loss, or the sample metrics with --real-vs-real)")
+                   help="comma-separated, from: loss, nll, fid, kid, pr, classes, modes, accuracy, recon, bleu, chrf, "
+                        "exact (see below; "
+                        "default loss (classifiers: loss,accuracy), or the sample metrics with --real-vs-real)")
     _add_checkpoint_args(p)
     g = p.add_argument_group("sample metrics")
     g.add_argument("--sampler", choices=["ddpm", "ddim", "dpmpp", "euler", "heun"], default="ddim",
@@ -174,8 +278,32 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--feature-net", metavar="NAME_OR_PATH",
                    help="feature network: a shipped name (fashion-mnist, shapes) or a .safetensors file with "
                         "a .json card beside it (default: the run's dataset)")
+    g = p.add_argument_group("translation metrics (seq2seq)")
+    _add_decoding_args(g)
     p.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
     p.set_defaults(func=cmd_eval)
+
+    # translate --------------------------------------------------------------------------------
+    p = sub.add_parser("translate", help="translate text with a sequence-to-sequence run (seq2seq)",
+                       description="Translate each source with a seq2seq run's newest checkpoint (EMA weights unless "
+                                   "--no-ema) by beam search (default: the run's arch.beam = 4 beams and length "
+                                   "penalty 0.6) or --greedy decoding, with the decoder's KV cache. Prints one "
+                                   "translation per line, in the order given.",
+                       epilog="examples:\n"
+                              "  twopaths translate runs/fr 4321 17 80\n"
+                              "  twopaths translate runs/fr 4321 --greedy\n"
+                              "  twopaths translate runs/fr --file numbers.txt --beam 8 --length-penalty 1 --show-source\n"
+                              "  twopaths translate runs/back \"quatre mille trois cent vingt et un\"  # data.reverse=true",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", type=Path, help="run directory of a seq2seq model")
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="source texts to translate")
+    p.add_argument("--file", metavar="FILE", help="also translate every non-empty line of FILE ('-': stdin)")
+    _add_decoding_args(p)
+    p.add_argument("--max-len", type=int, default=None, help="most target tokens per translation (default: the context)")
+    p.add_argument("--batch-size", type=int, default=256, help="sources decoded together (default 256)")
+    p.add_argument("--show-source", action="store_true", help="print SOURCE<TAB>TRANSLATION lines")
+    _add_checkpoint_args(p)
+    p.set_defaults(func=cmd_translate)
 
     # arena ------------------------------------------------------------------------------------
     p = sub.add_parser("arena", help="train diffusion, transformers, GANs and VAEs head to head; write a report",
@@ -188,15 +316,18 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="suites:\n"
                               "  quick   mixture2d (ddpm, gan, vae, coord-gpt), fashion-mnist (ddpm, pixel-gpt, vae, gan),\n"
                               "          fortunes (gpt): about 10 minutes on 2 CPU cores\n"
-                              "  full    the same contenders, larger and longer: about 20 minutes on one GPU\n\n"
+                              "  full    the same contenders, larger and longer, plus recall: about 20 minutes on one GPU\n"
+                              "  sequence  recall (gpt, mdlm, conv-lm): associative-recall accuracy vs distance 4..128,\n"
+                              "          about 10 minutes on 2 CPU cores\n\n"
                               "examples:\n"
                               "  twopaths arena --suite quick --out arena-quick\n"
                               "  twopaths arena --suite full --out arena-full --device cuda\n"
                               "  twopaths arena --only fashion-mnist/ddpm --only fashion-mnist/gan --budget 120 --out a\n"
                               "  twopaths arena --suite quick --only mixture2d --seeds 5 --out a   # stability study\n"
+                              "  twopaths arena --suite sequence --budget 120 --out arena-seq   # long-range dependencies\n"
                               "  twopaths arena --report-only --out arena-quick   # rebuild the report from results.json",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--suite", choices=["quick", "full"], default="quick", help="which suite (default quick)")
+    p.add_argument("--suite", choices=["quick", "full", "sequence"], default="quick", help="which suite (default quick)")
     p.add_argument("--out", type=Path, required=True, help="output directory (runs, results.json, report.*)")
     p.add_argument("--only", action="append", default=[], metavar="SUITE[/CONTENDER]",
                    help="run only this suite or contender; repeatable")
@@ -205,6 +336,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to train and sample")
     p.add_argument("--report-only", action="store_true", help="rebuild report.md/html from OUT/results.json")
     p.set_defaults(func=cmd_arena)
+
+    # attention --------------------------------------------------------------------------------
+    p = sub.add_parser("attention", help="draw a ViT's attention rollout over test images",
+                       description="Attention rollout (Abnar & Zuidema 2020) of a vit run: --n images of a split, "
+                                   "each shown plain and with the heat map of what its class token draws on "
+                                   "through all layers (heads averaged, identity added for the residual, rows "
+                                   "renormalised, layers multiplied), titled with the predicted and true class. "
+                                   "Writes one PNG.",
+                       epilog="examples:\n"
+                              "  twopaths attention runs/vit --n 8 --out attention.png\n"
+                              "  twopaths attention runs/vit --n 16 --split val --seed 3\n"
+                              "  twopaths attention runs/vit --no-residual   # raw attention products, for comparison",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", type=Path, help="run directory of a vit model")
+    p.add_argument("--n", type=int, default=8, help="number of images (default 8; 8 per row)")
+    p.add_argument("--split", choices=["val", "test", "train"], default="test", help="where the images come from")
+    p.add_argument("--seed", type=int, default=0, help="which images: a random pick with this seed")
+    p.add_argument("--out", type=Path, help="PNG to write (default RUN/attention.png)")
+    p.add_argument("--no-residual", action="store_true",
+                   help="multiply the head-averaged attention alone, without the identity for the residual")
+    _add_checkpoint_args(p)
+    p.set_defaults(func=cmd_attention)
 
     # export / import-hf ------------------------------------------------------------------------
     p = sub.add_parser("export", help="write a run in another library's format (Hugging Face GPT-2)",
@@ -230,7 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "'fetch fashion-mnist' downloads the IDX files from the official mirror "
                                    "into the cache (checksums verified); it is the only network access.")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True, help="list or fetch")
-    q = data_sub.add_parser("list", help="show every dataset and where it was found")
+    q = data_sub.add_parser("list", help="show every dataset and where it was found",
+                            description="Show every dataset, where it was found, its size and shapes. Pair datasets "
+                                        "(numbers-LANG, pairs) go from source to target; --set data.reverse=true swaps "
+                                        "the two (numbers-fr: French words -> digits).")
     q.add_argument("--path", help="an explicit Fashion-MNIST folder to check")
     q.set_defaults(func=cmd_data_list)
     q = data_sub.add_parser("fetch", help="download a dataset (only fashion-mnist needs it)")
@@ -320,9 +476,40 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return run.spec.sample_command(run, args)
 
 
+def cmd_fill(args: argparse.Namespace) -> int:
+    from twopaths.models import load_run
+    from twopaths.models.bert import fill_command
+
+    return fill_command(load_run(args.run, args.checkpoint, use_ema=not args.no_ema), args)
+
+
+def cmd_inpaint(args: argparse.Namespace) -> int:
+    from twopaths.models import load_run
+    from twopaths.models.superres import inpaint_command
+
+    return inpaint_command(load_run(args.run, args.checkpoint, use_ema=not args.no_ema), args)
+
+
+def cmd_upscale(args: argparse.Namespace) -> int:
+    from twopaths.models import load_run
+    from twopaths.models.superres import upscale_command
+
+    return upscale_command(load_run(args.run, args.checkpoint, use_ema=not args.no_ema), args)
+
+
+def cmd_attention(args: argparse.Namespace) -> int:
+    from twopaths.models import load_run
+    from twopaths.models.vit import attention_command
+
+    return attention_command(load_run(args.run, args.checkpoint, use_ema=not args.no_ema, with_data=True), args)
+
+
 LOSS_METRICS = ("loss", "nll")
 IMAGE_SAMPLE_METRICS = ("fid", "kid", "pr", "classes")
 POINT_SAMPLE_METRICS = ("modes",)
+CLASSIFIER_METRICS = ("loss", "accuracy")
+PAIR_METRICS = ("bleu", "chrf", "exact")
+RECON_METRICS = ("recon",)  # autoencoder and ldm runs: twopaths.eval.reconstruction
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -338,7 +525,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise TwopathsError("--batch-size and --steps must be >= 1")
     default = "loss" if args.run is not None else None
     metrics_asked = [m.strip() for m in (args.metrics or default or "").split(",") if m.strip()]
-    known = LOSS_METRICS + IMAGE_SAMPLE_METRICS + POINT_SAMPLE_METRICS
+    known = LOSS_METRICS + IMAGE_SAMPLE_METRICS + POINT_SAMPLE_METRICS + ("accuracy",) + PAIR_METRICS + RECON_METRICS
     unknown = [m for m in metrics_asked if m not in known]
     if unknown:
         raise TwopathsError(f"unknown metric(s) {', '.join(unknown)}; available: {', '.join(known)}")
@@ -363,7 +550,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     run = load_run(args.run, args.checkpoint, use_ema=not args.no_ema, with_data=True)
     kind = dataset_kind(run.cfg.data.name)
-    _check_metric_kinds(metrics_asked, kind, run.cfg.data.name, allow_loss=True)
+    from twopaths.paradigms.classifier import Classifier
+
+    classifier = isinstance(run.model, Classifier)
+    if classifier and args.metrics is None:
+        metrics_asked = list(CLASSIFIER_METRICS)
+    _check_metric_kinds(metrics_asked, "classifier" if classifier else kind, run.cfg.data.name, allow_loss=True)
     weights = "raw" if args.no_ema or not run.checkpoint.has_ema else "EMA"
     report: dict = {"run": str(args.run), "step": run.checkpoint.step}
     loss_asked = [m for m in metrics_asked if m in LOSS_METRICS]
@@ -388,7 +580,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for key, value in metrics.items():
             print(f"  {key:<20} {value:.4f}")
         report.update({"split": split, "items": len(dataset), **metrics})
-    sample_asked = [m for m in metrics_asked if m not in LOSS_METRICS]
+    if "accuracy" in metrics_asked:
+        from twopaths.models.vit import eval_accuracy
+
+        report.update(eval_accuracy(run, args))
+    pair_asked = [m for m in metrics_asked if m in PAIR_METRICS]
+    if pair_asked:
+        from twopaths.models.seq2seq import eval_translation
+
+        report["translation"] = eval_translation(run, pair_asked, args)
+    if "recon" in metrics_asked:
+        from twopaths.eval.reconstruction import recon_command
+
+        report["recon"] = recon_command(run, args)
+    sample_asked = [m for m in metrics_asked
+                    if m not in LOSS_METRICS + CLASSIFIER_METRICS + PAIR_METRICS + RECON_METRICS]
     if sample_asked:
         result = _sample_metrics(run, run.cfg.data, kind, sample_asked, args)
         print(f"{run.cfg.model} on {run.cfg.data.name}, checkpoint step {run.checkpoint.step} ({weights} weights): "
@@ -402,11 +608,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def _check_metric_kinds(metrics: list[str], kind: str, data_name: str, allow_loss: bool) -> None:
     """One clear line when a metric does not fit the data (FID on points, modes on images, ...)."""
-    fits = {"image": IMAGE_SAMPLE_METRICS, "points": POINT_SAMPLE_METRICS}.get(kind, ())
-    fits = fits + (LOSS_METRICS if allow_loss else ())
+    if kind == "classifier":  # a classifier run (vit) samples nothing: its loss and accuracy
+        wrong = [m for m in metrics if m not in CLASSIFIER_METRICS]
+        if wrong:
+            raise TwopathsError(f"metric(s) {', '.join(wrong)} do not fit a classifier run; available here: "
+                                f"{', '.join(CLASSIFIER_METRICS)}")
+        return
+    fits = {"image": IMAGE_SAMPLE_METRICS, "points": POINT_SAMPLE_METRICS, "pairs": PAIR_METRICS}.get(kind, ())
+    fits = fits + (LOSS_METRICS if allow_loss else ()) + (RECON_METRICS if allow_loss and kind == "image" else ())
     wrong = [m for m in metrics if m not in fits]
     if wrong:
-        raise TwopathsError(f"metric(s) {', '.join(wrong)} do not fit {kind} data ('{data_name}'); "
+        hint = " (accuracy is for classifier runs, e.g. model 'vit')" if "accuracy" in wrong else ""
+        raise TwopathsError(f"metric(s) {', '.join(wrong)} do not fit {kind} data ('{data_name}'){hint}; "
                             f"available here: {', '.join(fits) or 'none'}")
 
 
@@ -533,6 +746,12 @@ def cmd_arena(args: argparse.Namespace) -> int:
     md, page = write_report(results, args.out)
     print(f"report: {page.resolve()}\n        {md.resolve()}")
     return 0
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from twopaths.models.seq2seq import translate_command
+
+    return translate_command(args)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -88,3 +88,17 @@ def test_text_verdict_finds_the_fewest_steps_at_equal_quality():
     low_entropy = with_text(mdlm={"64": (5.0, 1.0, 5000.0)})  # a good gen-PPL from repetitive text does not count
     assert verdict(low_entropy, aspect).startswith("gpt wins")
     assert verdict(results(), aspect).startswith("evidence missing")
+
+
+def test_denoiser_backbone_verdict_compares_diffusion_contenders():
+    aspect = "Denoiser: U-Net vs DiT vs latent (same diffusion objective)"
+    assert verdict(results(), aspect).startswith("evidence missing")  # one diffusion denoiser only
+    res = results(ddpm_fid=20)
+    entries = res["suites"]["fashion-mnist"]["contenders"]
+    entries["dit"] = copy.deepcopy(entries["ddpm"])
+    entries["dit"]["quality"]["by_nfe"]["20"]["fid"] = 40.0
+    assert "ddpm generates better images (FID 20 vs 40 for dit)" in verdict(res, aspect)
+    row = next(r for r in comparison_rows(res)[1] if r.aspect == aspect)
+    assert "0.05 GFLOP per call" in row.evidence  # 1e9 FLOPs per sample over 20 calls
+    entries["dit"]["quality"]["by_nfe"]["20"]["fid"] = 21.0
+    assert verdict(res, aspect).startswith("tie")

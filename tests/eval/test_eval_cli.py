@@ -43,7 +43,7 @@ def test_eval_prints_fid_kid_pr_with_the_floor(ddpm_run, tmp_path, capsys):
 
 
 def test_eval_errors(ddpm_run, capsys):
-    for args, message in ((["--metrics", "fid,bleu"], "unknown metric(s) bleu; available: loss"),
+    for args, message in ((["--metrics", "fid,blue"], "unknown metric(s) blue; available: loss"),
                           (["--metrics", "modes"], "metric(s) modes do not fit image data ('shapes')"),
                           (["--metrics", "fid", "--feature-net", "cifar"], "unknown feature net 'cifar'")):
         code, _, err = cli(capsys, "eval", ddpm_run, "--n", 8, "--steps", 1, *args)

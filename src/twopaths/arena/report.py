@@ -146,6 +146,70 @@ def plot_loss_curves(suite: dict[str, Any], path: Path) -> bool:
     return True
 
 
+def _recall_curves(suite: dict[str, Any]) -> dict[str, dict[int, float]]:
+    """{contender: {distance: accuracy}} of a sequence suite's evaluated contenders."""
+    out = {}
+    for name, e in suite["contenders"].items():
+        acc = ((e.get("quality") or {}).get("recall") or {}).get("accuracy")
+        if acc:
+            out[name] = {int(d): a for d, a in acc.items()}
+    return out
+
+
+def plot_recall_vs_distance(suite: dict[str, Any], path: Path) -> bool:
+    """Answer accuracy against the distance to the queried fact (log2 axis), with chance and each
+    finite receptive field marked."""
+    curves = _recall_curves(suite)
+    if not curves:
+        return False
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    chance = None
+    for name, acc in curves.items():
+        ds = sorted(acc)
+        line = ax.plot(ds, [acc[d] for d in ds], marker="o", label=name)[0]
+        rec = suite["contenders"][name]["quality"]["recall"]
+        chance = rec.get("chance", chance)
+        if rec.get("receptive_field"):
+            ax.axvline(rec["receptive_field"], color=line.get_color(), ls=":", lw=1,
+                       label=f"{name} receptive field ({rec['receptive_field']})")
+    if chance is not None:
+        ax.axhline(chance, color="grey", ls="--", label="chance")
+    ax.set_xscale("log", base=2)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("distance from the query back to the queried value (tokens)")
+    ax.set_ylabel("answer accuracy")
+    ax.set_title("Associative recall: accuracy vs distance")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _recall_blocks(suite: dict[str, Any], plot_path: Path) -> list[Block]:
+    curves = _recall_curves(suite)
+    if not curves:
+        return []
+    distances = sorted({d for acc in curves.values() for d in acc})
+    rows = []
+    for name, acc in curves.items():
+        rec = suite["contenders"][name]["quality"]["recall"]
+        reach = f"receptive field {rec['receptive_field']}" if rec.get("receptive_field") else "whole context"
+        rows.append([name, reach] + [_fmt(acc.get(d)) for d in distances])
+    first = next(iter(suite["contenders"][n]["quality"]["recall"] for n in curves))
+    blocks: list[Block] = [
+        Heading("Accuracy vs distance", 3),
+        Para(f"Associative recall (twopaths/data/recall.py): the answer is the value of the queried key, "
+             f"d tokens before the query. Accuracy of the answer token on {first['n_per_distance']} held-out items "
+             f"per distance (autoregressive: greedy next token; masked diffusion: the masked answer filled in one "
+             f"step at temperature 0); chance is {_fmt(first['chance'])}."),
+        Table(["contender", "sees"] + [f"d = {d}" for d in distances], rows)]
+    if plot_recall_vs_distance(suite, plot_path):
+        blocks.append(Image(f"images/{plot_path.name}", "accuracy vs distance"))
+    return blocks
+
+
 # ----------------------------------------------------------------------------- blocks
 
 
@@ -165,7 +229,9 @@ def _quality_table(suite: dict[str, Any]) -> Table | None:
                 rows.append([label, _fmt(m.get("fid")), _fmt(m.get("fid_floor")), _fmt(m.get("kid")),
                              _fmt(m.get("precision")), _fmt(m.get("recall")), _fmt(m.get("density")),
                              _fmt(m.get("coverage")), _fmt(m.get("class_entropy_norm")),
-                             _fmt(m.get("samples_per_s")), _fmt(m.get("latency_s")), _fmt(m.get("sequential_calls"))])
+                             _fmt(m.get("samples_per_s")), _fmt(m.get("latency_s")), _fmt(m.get("sequential_calls")),
+                             _fmt(m["flops_per_sample"] / m["sequential_calls"] / 1e9)
+                             if m.get("flops_per_sample") and m.get("sequential_calls") else "n/a"])
             elif kind == "points":
                 rows.append([label, f"{m.get('modes_covered')}/{m.get('modes')}",
                              _fmt(m.get("high_quality")), _fmt(m.get("samples_per_s")),
@@ -180,7 +246,7 @@ def _quality_table(suite: dict[str, Any]) -> Table | None:
     if not rows:
         return None
     header = {"image": ["contender", "FID ↓", "floor", "KID ↓", "precision", "recall", "density", "coverage",
-                        "class entropy (norm.)", "images/s", "latency s", "sequential calls"],
+                        "class entropy (norm.)", "images/s", "latency s", "sequential calls", "GFLOP per call"],
               "points": ["contender", "modes covered", "high-quality fraction", "samples/s", "latency s",
                          "sequential calls"],
               "text": ["contender", "val perplexity", "gen-PPL (5-gram judge, per char)", "gen-PPL of real text",
@@ -222,7 +288,7 @@ def build_blocks(results: dict[str, Any], out: Path) -> list[Block]:
                Para("Every verdict is computed from the measurements beside it by a fixed rule "
                     "(twopaths/arena/verdicts.py); ⚠ marks a row without evidence."),
                _comparison_table(seeds_rows),
-               Heading("Diffusion vs GANs and VAEs"), _comparison_table(base_rows)]
+               Heading("Diffusion vs GANs and VAEs, and diffusion backbones"), _comparison_table(base_rows)]
     plots = out / "images"
     plots.mkdir(parents=True, exist_ok=True)
     for name, suite in results.get("suites", {}).items():
@@ -239,6 +305,8 @@ def build_blocks(results: dict[str, Any], out: Path) -> list[Block]:
         table = _quality_table(suite)
         if table:
             blocks += [Heading("Quality and sampling", 3), table]
+        if suite["kind"] == "sequence":
+            blocks += _recall_blocks(suite, plots / f"{name}-recall-vs-distance.png")
         blocks += [Heading("Training throughput and cost", 3), _throughput_table(suite)]
         for plot, title in ((plot_quality_vs_nfe, "quality-vs-nfe"), (plot_quality_vs_time, "quality-vs-time"),
                             (plot_loss_curves, "loss-curves")):

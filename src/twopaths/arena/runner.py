@@ -25,11 +25,12 @@ from typing import Any
 
 import torch
 
-from twopaths.arena.measure import (PeakMemory, count_network_calls, flops_of, timed, train_step_flops,
+from twopaths.arena.measure import (PeakMemory, count_network_calls, timed, train_step_flops,
                                     training_memory_bytes)
 from twopaths.arena.suites import PARAM_MATCH_FACTOR, Contender, Suite
 from twopaths.config import RunConfig
 from twopaths.errors import DataError, TrainingDiverged
+from twopaths.nn.flops import flops_of
 from twopaths.train.metrics import read_metrics
 
 
@@ -344,6 +345,8 @@ def evaluate_contender(suite: Suite, contender: Contender, out: Path, ctx: Quali
         if suite.kind == "image" and suite.n_curve:
             quality["curve"] = _quality_curve(run, contender, main_nfe, main_samples[:suite.n_curve], ctx,
                                               run_dir, log)
+    elif suite.kind == "sequence":  # associative recall: accuracy vs distance, no free-running samples
+        quality["recall"] = _recall_quality(run, suite, log)
     else:  # text
         quality.update(_text_quality(run, suite, contender, ctx, images / f"{suite.name}-{contender.name}.txt"))
         quality["grid"] = f"images/{suite.name}-{contender.name}.txt"
@@ -410,6 +413,20 @@ def _text_quality(run: Any, suite: Suite, contender: Contender, ctx: QualityCont
             "sequential_calls": calls.get("calls", 0), "length": length}
     main = "single" if not contender.nfe else str(contender.nfe[len(contender.nfe) // 2])
     return {"by_nfe": by_nfe, "main_nfe": main}
+
+
+def _recall_quality(run: Any, suite: Suite, log: Any) -> dict[str, Any]:
+    """Answer accuracy per distance on ``suite.n_eval`` held-out recall items per distance
+    (:func:`twopaths.data.recall.accuracy_by_distance`), with chance and the model's reach."""
+    from twopaths.data import recall
+
+    context = run.cfg.data.context
+    tokens, distances = recall.eval_set(context, suite.n_eval, seed=run.cfg.data.seed)
+    log(f"  recall accuracy at distances {', '.join(map(str, recall.distance_grid(context)))}")
+    accuracy = recall.accuracy_by_distance(run.model, tokens, distances)
+    return {"accuracy": {str(d): a for d, a in accuracy.items()}, "n_per_distance": suite.n_eval,
+            "chance": recall.chance_accuracy(), "max_distance": recall.max_distance(context),
+            "receptive_field": getattr(run.model.net, "receptive_field", None)}
 
 
 # ----------------------------------------------------------------------------- the whole arena

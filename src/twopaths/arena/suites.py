@@ -35,7 +35,7 @@ class Contender:
 class Suite:
     name: str  # mixture2d, fashion-mnist, fortunes
     data: str  # dataset name (``twopaths data list``)
-    kind: str  # points, image, text: decides the metrics
+    kind: str  # points, image, text, sequence (recall accuracy vs distance): decides the metrics
     contenders: tuple[Contender, ...]
     budget_s: float  # training seconds per contender and seed
     seeds: int = 1  # runs per contender; the spread of their final loss measures stability
@@ -65,13 +65,27 @@ _QUICK = (
         Contender("vae", "vae", "vae", ("arch.width=128",)),
         Contender("coord-gpt", "pixel-gpt", "autoregressive", ("arch.transformer.d_model=48",)),
     )),
-    # ~0.38-0.45M parameters each
+    # ~0.38-0.74M parameters each
     Suite("fashion-mnist", "fashion-mnist", "image", budget_s=40, seeds=1, n_eval=256, n_curve=128,
           overrides=_QUIET, contenders=(
               Contender("ddpm", "ddpm", "diffusion",
                         ("arch.conditioning=none", "arch.unet.base_channels=24", "arch.unet.channel_mults=[1,2]",
                          "arch.unet.num_res_blocks=1", "arch.unet.groups=8", "train.batch_size=32",
                          "optim.lr=1e-3"),
+                        nfe=(5, 10, 20)),
+              # the U-Net's Gflops per forward (0.25 at 28x28) matched by a DiT (0.255: width 80, 6 blocks,
+              # 2x2 patches = 196 tokens; Peebles & Xie 2023 find Gflops, not parameters, predict quality)
+              Contender("dit", "dit", "diffusion",
+                        ("arch.conditioning=none", "arch.dit_size=custom", "arch.dit.d_model=80",
+                         "arch.dit.n_layer=6", "arch.dit.n_head=4", "arch.dit.patch_size=2", "train.batch_size=32",
+                         "optim.lr=1e-3", "optim.warmup_steps=50"),
+                        nfe=(5, 10, 20)),
+              # the same U-Net width on 7x7x4 latents of a KL autoencoder trained in the first 30% of
+              # the budget: 0.03 Gflops per denoising step instead of 0.25
+              Contender("ldm", "ldm", "diffusion",
+                        ("arch.conditioning=none", "arch.ae_fraction=0.3", "arch.autoencoder.base_channels=16",
+                         "arch.unet.base_channels=48", "arch.unet.head_channels=16", "arch.unet.num_res_blocks=1",
+                         "arch.unet.groups=8", "train.batch_size=32", "optim.lr=1e-3"),
                         nfe=(5, 10, 20)),
               Contender("pixel-gpt", "pixel-gpt", "autoregressive",
                         ("arch.conditioning=none", "arch.transformer.n_layer=3", "arch.transformer.d_model=96")),
@@ -94,6 +108,14 @@ _FULL = (
     Suite("fashion-mnist", "fashion-mnist", "image", budget_s=180, seeds=3, n_eval=5000, n_curve=1000,
           curve_points=4, overrides=_QUIET, contenders=(
               Contender("ddpm", "ddpm", "diffusion", ("arch.conditioning=none",), nfe=(10, 20, 50, 250)),
+              # unet-small is 2.40 Gflops per forward at 28x28; this DiT 2.44 (width 192, 12 blocks, 196 tokens)
+              Contender("dit", "dit", "diffusion",
+                        ("arch.conditioning=none", "arch.dit_size=custom", "arch.dit.d_model=192",
+                         "arch.dit.n_layer=12", "arch.dit.n_head=4", "arch.dit.patch_size=2", "optim.lr=3e-4",
+                         "optim.warmup_steps=200"),
+                        nfe=(10, 20, 50, 250)),
+              Contender("ldm", "ldm", "diffusion", ("arch.conditioning=none", "arch.ae_fraction=0.3"),
+                        nfe=(10, 20, 50, 250)),
               Contender("pixel-gpt", "pixel-gpt", "autoregressive",
                         ("arch.conditioning=none", "arch.transformer.n_layer=8", "arch.transformer.d_model=256")),
               Contender("vae", "vae", "vae", ("arch.width=96",)),
@@ -108,12 +130,38 @@ _FULL = (
     )),
 )
 
-SUITES: dict[str, tuple[Suite, ...]] = {"quick": _QUICK, "full": _FULL}
+# ----------------------------------------------------------------------------- sequence (long-range dependencies)
+
+# Associative recall at distance d (twopaths.data.recall): accuracy of the answer token per d in
+# 4..128 for a causal transformer, the same transformer under masked diffusion, and a causal
+# dilated convolution whose receptive field (64) is shorter than the longest distances. Kind
+# "sequence": quality is accuracy vs distance on n_eval items per distance. Context 132 holds d = 128.
+_RECALL_DATA = ("data.context=132", "data.size=1000000")
+_RECALL_GPT = ("arch.context=132", "arch.n_layer=2", "arch.n_head=2", "arch.d_model=64", "optim.lr=3e-3")
+_SEQUENCE = (
+    # ~0.1M parameters each: 2 CPU cores, 3 x 180 s of training
+    Suite("recall", "recall", "sequence", budget_s=180, seeds=1, n_eval=200, overrides=(*_QUIET, *_RECALL_DATA),
+          contenders=(
+              Contender("gpt", "gpt-nano", "autoregressive", _RECALL_GPT),
+              Contender("mdlm", "mdlm", "diffusion", _RECALL_GPT),
+              Contender("conv-lm", "conv-lm", "autoregressive", ("arch.channels=48", "optim.lr=3e-3")),
+          )),
+)
+_SEQUENCE_FULL = (  # one GPU: gpt-nano size (~0.8M), the conv at the same width (~0.6M)
+    Suite("recall", "recall", "sequence", budget_s=180, seeds=1, n_eval=1000, overrides=(*_QUIET, *_RECALL_DATA),
+          contenders=(
+              Contender("gpt", "gpt-nano", "autoregressive", ("arch.context=132",)),
+              Contender("mdlm", "mdlm", "diffusion", ("arch.context=132",)),
+              Contender("conv-lm", "conv-lm", "autoregressive", ()),
+          )),
+)
+
+SUITES: dict[str, tuple[Suite, ...]] = {"quick": _QUICK, "full": _FULL + _SEQUENCE_FULL, "sequence": _SEQUENCE}
 
 
 def select(suite: str, only: list[str] | None = None, budget_s: float | None = None,
            seeds: int | None = None) -> list[Suite]:
-    """The suites of ``suite`` (quick/full), narrowed by ``only`` entries ``SUITE`` or ``SUITE/CONTENDER``,
+    """The suites of ``suite`` (quick/full/sequence), narrowed by ``only`` entries ``SUITE`` or ``SUITE/CONTENDER``,
     with the per-contender budget and number of seeds replaced when given."""
     if suite not in SUITES:
         raise ConfigError(f"unknown suite '{suite}'; choose one of: {', '.join(SUITES)}")

@@ -274,12 +274,69 @@ def text_generation(results: dict[str, Any]) -> Row:
                + _ratio_phrase(d_name, m["tokens_per_s"], a_name, am["tokens_per_s"], "tokens per second"))
 
 
+RECALL_THRESHOLD = 0.5  # accuracy at which a distance counts as recalled (chance is 0.1)
+RECALL_MARGIN = 0.05  # mean accuracies closer than this are a tie
+
+
+def _recall_entries(results: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[int, float]]]:
+    """(name, contender entry, {distance: accuracy}) of every contender of a ``sequence`` suite."""
+    out = []
+    for suite in results.get("suites", {}).values():
+        if suite.get("kind") != "sequence":
+            continue
+        for name, e in suite.get("contenders", {}).items():
+            acc = ((e.get("quality") or {}).get("recall") or {}).get("accuracy")
+            if acc:
+                out.append((name, e, {int(d): float(a) for d, a in acc.items()}))
+    return out
+
+
 def long_range(results: dict[str, Any]) -> Row:
+    """Associative recall at growing distance (the ``sequence`` suite): the longest distance each
+    transformer recalls (accuracy >= RECALL_THRESHOLD), then the mean accuracy over the grid; the
+    convolution baseline's accuracy beyond its receptive field shows what a finite reach costs."""
     aspect = "Long-range dependencies"
+    entries = _recall_entries(results)
+    ar = [t for t in entries if t[1].get("family") == "autoregressive"
+          and not t[1]["quality"]["recall"].get("receptive_field")]
+    dl = [t for t in entries if t[1].get("family") == "diffusion"]
+    if ar and dl:
+        def longest(acc: dict[int, float]) -> int:
+            return max((d for d, a in acc.items() if a >= RECALL_THRESHOLD), default=0)
+
+        evidence = "; ".join(f"{n}" + (f" (receptive field {e['quality']['recall']['receptive_field']})"
+                                       if e["quality"]["recall"].get("receptive_field") else "")
+                             + ": " + ", ".join(f"d={d} {fmt(a, 2)}" for d, a in sorted(acc.items()))
+                             for n, e, acc in entries)
+        evidence += f" (answer accuracy; chance {fmt(entries[0][1]['quality']['recall'].get('chance'))})"
+        (a_name, _, a_acc), (d_name, _, d_acc) = ar[0], dl[0]
+        a_far, d_far = longest(a_acc), longest(d_acc)
+        a_mean, d_mean = statistics.fmean(a_acc.values()), statistics.fmean(d_acc.values())
+        if not a_far and not d_far:
+            verdict = (f"neither {a_name} nor {d_name} reaches accuracy {RECALL_THRESHOLD} at any distance within "
+                       f"this budget: no evidence either way")
+        elif a_far != d_far:
+            win, lose = (a_name, d_name) if a_far > d_far else (d_name, a_name)
+            verdict = (f"{win} recalls further: up to d = {max(a_far, d_far)} vs "
+                       + (f"d = {min(a_far, d_far)}" if min(a_far, d_far) else "no distance") + f" for {lose}")
+        elif abs(a_mean - d_mean) < RECALL_MARGIN:
+            verdict = f"tie: both recall up to d = {a_far}, mean accuracy {fmt(a_mean, 2)} vs {fmt(d_mean, 2)}"
+        else:
+            win = a_name if a_mean > d_mean else d_name
+            verdict = (f"both recall up to d = {a_far}; {win} is more accurate over the grid "
+                       f"(mean {fmt(max(a_mean, d_mean), 2)} vs {fmt(min(a_mean, d_mean), 2)})")
+        for n, e, acc in entries:
+            rf = e["quality"]["recall"].get("receptive_field")
+            beyond = [a for d, a in acc.items() if rf and d + 1 >= rf]
+            if beyond:
+                verdict += (f"; {n} beyond its receptive field of {rf}: mean accuracy {fmt(statistics.fmean(beyond), 2)}"
+                            f" (chance {fmt(e['quality']['recall'].get('chance'))})")
+        return Row(aspect, evidence, verdict)
     text = contenders(results, "fortunes")
     if not any(e.get("family") == "diffusion" for e in text.values()):
         return _missing(aspect, "no diffusion language model on the same text in this run (and no long-context probe)")
-    return _missing(aspect, "no long-context probe in this version of the arena")
+    return _missing(aspect, "needs the sequence suite (twopaths arena --suite sequence): recall accuracy of an "
+                            "autoregressive and a diffusion language model")
 
 
 def interpretability(results: dict[str, Any]) -> Row:
@@ -298,6 +355,24 @@ def vs_baselines_quality(results: dict[str, Any]) -> Row:
         return _missing(aspect, "needs FID for diffusion and at least one of GAN/VAE")
     evidence = "; ".join(f"{n}: FID {fmt(f)}" for n, f, _ in named) + f" (floor {fmt(named[0][2])})"
     return Row(aspect, evidence, _quality_compare(named))
+
+
+def denoiser_backbones(results: dict[str, Any]) -> Row:
+    """U-Net vs DiT vs latent diffusion under the same objective, budget and data: best FID of each,
+    beside what one network call costs (GFLOP per call = sampling FLOPs / sequential calls)."""
+    aspect = "Denoiser: U-Net vs DiT vs latent (same diffusion objective)"
+    named, parts = [], []
+    for name, e in by_family(results, "fashion-mnist", "diffusion"):
+        best, m = best_fid(e), main_quality(e)
+        if best is None or not m:
+            continue
+        named.append((name, best[0], best[1]))
+        per_call = m["flops_per_sample"] / m["sequential_calls"] if m.get("sequential_calls") else None
+        parts.append(f"{name}: FID {fmt(best[0])} at {best[2]} steps, "
+                     f"{fmt(per_call / 1e9 if per_call else None)} GFLOP per call, {fmt(e['runs'][0]['params'])} params")
+    if len(named) < 2:
+        return _missing(aspect, "needs FID for at least two diffusion denoisers (ddpm, dit, ldm)")
+    return Row(aspect, "; ".join(parts) + f" (floor {fmt(named[0][2])})", _quality_compare(named))
 
 
 def mode_collapse(results: dict[str, Any]) -> Row:
@@ -346,11 +421,11 @@ def single_pass_speed(results: dict[str, Any]) -> Row:
 
 SEEDS_TABLE = (core_mechanism, generation_quality, training_stability, sampling_speed, computational_cost,
                parallel_processing, text_generation, long_range, interpretability)
-BASELINES_TABLE = (vs_baselines_quality, mode_collapse, single_pass_speed)
+BASELINES_TABLE = (vs_baselines_quality, mode_collapse, single_pass_speed, denoiser_backbones)
 
 
 def comparison_rows(results: dict[str, Any]) -> tuple[list[Row], list[Row]]:
-    """(diffusion vs transformers rows, diffusion vs GAN/VAE rows)."""
+    """(diffusion vs transformers rows, diffusion vs GAN/VAE and denoiser-backbone rows)."""
     baselines = [rule(results) for rule in BASELINES_TABLE]
     baselines.insert(2, training_stability(results, ("diffusion", "gan", "vae"), "Training stability (vs GAN/VAE)"))
     return [rule(results) for rule in SEEDS_TABLE], baselines

@@ -9,9 +9,13 @@ Names (``--data NAME`` or ``--set data.name=NAME``):
 ``mixture2d``          points   2-D ring of 8 Gaussians; ``mixture2d-grid25``: a 5x5 grid
 ``fortunes``           text     Debian fortunes (~15k quotations), or ``data.path`` to any text
 ``text``               text     any UTF-8 file or folder given as ``data.path``
+``recall``             text     procedural associative recall at distance d (``data/recall.py``)
 ``numbers-LANG``       pairs    digits -> number words via num2words, e.g. ``numbers-fr``
 ``pairs``              pairs    any tab-separated parallel text file given as ``data.path``
 =====================  =======  ==========================================================
+
+Pair datasets go from the first column to the second; ``data.reverse=true`` swaps the two
+(``numbers-fr`` reversed: French words -> digits).
 """
 
 from __future__ import annotations
@@ -23,14 +27,14 @@ import numpy as np
 import torch
 
 from twopaths.config import DataConfig
-from twopaths.data import images, pairs, shapes, text, toy
+from twopaths.data import images, pairs, recall, shapes, text, toy
 from twopaths.data.base import DatasetSummary, Splits
 from twopaths.data.tokenizers import Tokenizer, load_tokenizer, train_tokenizer
 from twopaths.errors import DataError
 
 IMAGE_DATASETS = ("fashion-mnist", "shapes", "images")
 POINT_DATASETS = ("mixture2d", "mixture2d-ring8", "mixture2d-grid25")
-TEXT_DATASETS = ("fortunes", "text")
+TEXT_DATASETS = ("fortunes", "text", "recall")
 PAIR_DATASETS = ("numbers-LANG", "pairs")
 
 
@@ -140,7 +144,7 @@ def tokenizer_for_run(cfg: DataConfig, train_docs: list[str], run_dir: Path | No
     return tokenizer
 
 
-def _pair_splits(cfg: DataConfig) -> Splits:
+def _pair_splits(cfg: DataConfig, run_dir: Path | None = None) -> Splits:
     if cfg.name == "pairs":
         if not cfg.path:
             raise DataError("dataset 'pairs' needs a tab-separated file: --set data.path=/path/to/pairs.tsv")
@@ -153,8 +157,10 @@ def _pair_splits(cfg: DataConfig) -> Splits:
         split = pairs.numbers_pairs(lang, max_number=cfg.max_number, seed=cfg.seed,
                                     val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction)
         source = f"num2words ({lang})"
+    if cfg.reverse:  # the other direction: target -> source
+        split = {k: [(tgt, src) for src, tgt in v] for k, v in split.items()}
     return Splits(pairs.PairDataset(split["train"]), pairs.PairDataset(split["val"]), pairs.PairDataset(split["test"]),
-                  {"source": source})
+                  {"source": source, **pairs.pair_tokenizers(split["train"], run_dir)})
 
 
 def run_meta(cfg: DataConfig, run_dir: Path) -> dict:
@@ -164,6 +170,9 @@ def run_meta(cfg: DataConfig, run_dir: Path) -> dict:
     """
     if dataset_kind(cfg.name) == "text" and (Path(run_dir) / "tokenizer.json").is_file():
         return {"tokenizer": load_tokenizer(Path(run_dir) / "tokenizer.json"), "source": str(cfg.path or cfg.name)}
+    if dataset_kind(cfg.name) == "pairs" and all((Path(run_dir) / f"tokenizer_{side}.json").is_file()
+                                                  for side in ("src", "tgt")):
+        return {"source": str(cfg.path or cfg.name), **pairs.pair_tokenizers([], run_dir)}
     return load_splits(cfg, run_dir).meta
 
 
@@ -175,8 +184,8 @@ def load_splits(cfg: DataConfig, run_dir: Path | None = None) -> Splits:
     if kind == "points":
         return _point_splits(cfg)
     if kind == "text":
-        return _text_splits(cfg, run_dir)
-    return _pair_splits(cfg)
+        return recall.load_recall_splits(cfg, run_dir) if cfg.name == "recall" else _text_splits(cfg, run_dir)
+    return _pair_splits(cfg, run_dir)
 
 
 def inventory(path: str | None = None) -> list[DatasetSummary]:
@@ -196,6 +205,8 @@ def inventory(path: str | None = None) -> list[DatasetSummary]:
         rows.append(DatasetSummary("fortunes", "text", str(exc).split(";")[0], "-", "-", available=False))
     rows.append(DatasetSummary("text", "text", "your file or folder: --set data.path=...", "-",
                                "UTF-8; documents split on '%' lines or blank lines"))
+    rows.append(recall.summarize())
     rows.append(pairs.summarize_numbers("fr"))
-    rows.append(DatasetSummary("pairs", "pairs", "your TSV file: --set data.path=FILE", "-", "source<TAB>target lines"))
+    rows.append(DatasetSummary("pairs", "pairs", "your TSV file: --set data.path=FILE", "-",
+                               "source<TAB>target lines; data.reverse=true swaps the sides"))
     return rows

@@ -19,14 +19,20 @@ from twopaths.data.base import Splits
 from twopaths.data.registry import dataset_kind, load_splits, run_meta
 from twopaths.errors import ConfigError
 from twopaths.models.baselines import BASELINE_MODELS
+from twopaths.models.bert import BERT_MODELS
+from twopaths.models.conv_lm import CONV_MODELS
 from twopaths.models.diffusion import DIFFUSION_MODELS
+from twopaths.models.latent import LATENT_MODELS
 from twopaths.models.pixel import PIXEL_MODELS
+from twopaths.models.seq2seq import SEQ2SEQ_MODELS
 from twopaths.models.spec import ModelSpec
+from twopaths.models.superres import SUPERRES_MODELS
 from twopaths.models.text import MASKED_TEXT_MODELS, TEXT_MODELS
+from twopaths.models.vit import VIT_MODELS
 from twopaths.paradigms.base import Paradigm
 from twopaths.train.checkpoint import Checkpoint, latest_checkpoint, open_checkpoint
 
-MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [*TEXT_MODELS, *MASKED_TEXT_MODELS, *DIFFUSION_MODELS, *BASELINE_MODELS, *PIXEL_MODELS]}
+MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [*TEXT_MODELS, *MASKED_TEXT_MODELS, *CONV_MODELS, *DIFFUSION_MODELS, *LATENT_MODELS, *BASELINE_MODELS, *PIXEL_MODELS, *BERT_MODELS, *VIT_MODELS, *SUPERRES_MODELS, *SEQ2SEQ_MODELS]}
 
 
 def get_spec(name: str) -> ModelSpec:
