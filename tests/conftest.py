@@ -67,3 +67,28 @@ def fm_net():
     from twopaths.eval.features import load_feature_net
 
     return load_feature_net("fashion-mnist")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models: a second intra-op thread buys nothing and spin-waits on a busy 2-core machine.
+    A test module opts in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def perturb(model, scale: float = 0.1, only: str = ""):
+    """Give parameters (the zero-initialised ones too, or only those whose name starts with ``only``)
+    a random offset, as training would; returns the model."""
+    import torch
+
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.startswith(only):
+                p.add_(scale * torch.randn_like(p))
+    return model

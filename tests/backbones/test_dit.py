@@ -12,15 +12,10 @@ from twopaths.errors import ConfigError
 from twopaths.nn.attention import MultiHeadAttention
 from twopaths.nn.flops import forward_gflops
 from twopaths.paradigms.gaussian import GaussianConfig, GaussianDiffusion
+from conftest import perturb
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: a second intra-op thread buys nothing on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**kw) -> DiT:
@@ -28,17 +23,6 @@ def tiny(**kw) -> DiT:
     torch.manual_seed(0)
     cfg = dict(image_size=28, in_channels=1, patch_size=4, d_model=32, n_layer=2, n_head=4, freq_dim=32)
     return DiT(DiTConfig(**{**cfg, **kw}))
-
-
-def perturb(model: torch.nn.Module, scale: float = 0.1, only: str = "") -> torch.nn.Module:
-    """Give parameters (the zero-initialised ones too, or only those whose name starts with
-    ``only``) a random offset, as training would."""
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.startswith(only):
-                p.add_(scale * torch.randn_like(p))
-    return model
 
 
 def t_of(b: int, value: float = 10.0) -> torch.Tensor:

@@ -2,28 +2,15 @@ import pytest
 import torch
 
 from twopaths.backbones.mlp import MLPDenoiser, MLPDenoiserConfig
+from conftest import perturb
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one intra-op thread avoids OpenMP spin-waiting on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(**kw) -> MLPDenoiser:
     torch.manual_seed(0)
     return MLPDenoiser(MLPDenoiserConfig(width=64, num_blocks=2, **kw))
-
-
-def perturb(model: torch.nn.Module, scale: float = 0.1) -> torch.nn.Module:
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(scale * torch.randn_like(p))
-    return model.eval()
 
 
 @pytest.mark.parametrize("num_classes", [0, 8])
@@ -44,7 +31,7 @@ def test_default_size():
 
 
 def test_time_dependence():
-    model = perturb(make())
+    model = perturb(make()).eval()
     x = torch.randn(4, 2)
     a, b = model(x, torch.full((4,), 3.0)), model(x, torch.full((4,), 700.0))
     assert (a - b).abs().max() > 1e-3
@@ -52,7 +39,7 @@ def test_time_dependence():
 
 
 def test_class_conditioning():
-    model = perturb(make(num_classes=8))
+    model = perturb(make(num_classes=8)).eval()
     x = torch.randn(4, 2)
     t = torch.full((4,), 50.0)
     a, b = model(x, t, torch.full((4,), 1)), model(x, t, torch.full((4,), 6))

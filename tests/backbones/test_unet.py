@@ -3,18 +3,12 @@ import torch
 
 import twopaths.nn.attention as shared_attention
 from twopaths.backbones.unet import UNET_PRESETS, AttentionBlock, ResBlock, UNet, UNetConfig, unet_preset
+from conftest import perturb
 
 DDPM_CIFAR10_PARAMS = 35_746_307  # diffusers UNet2DModel in the DDPM CIFAR-10 config (see the test below)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: a second intra-op thread buys nothing, and on a busy 2-core machine
-    OpenMP threads that spin-wait for each other make the tests 10-50x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**kw) -> UNet:
@@ -23,15 +17,6 @@ def tiny(**kw) -> UNet:
     cfg = dict(in_channels=1, image_size=28, base_channels=16, channel_mults=(1, 2), num_res_blocks=1,
                attention_resolutions=(14,), groups=4, num_heads=2)
     return UNet(UNetConfig(**{**cfg, **kw}))
-
-
-def perturb(model: torch.nn.Module, scale: float = 0.1) -> torch.nn.Module:
-    """Give every parameter (the zero-initialised ones too) a random offset, as training would."""
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(scale * torch.randn_like(p))
-    return model
 
 
 def t_of(b: int, value: float = 10.0) -> torch.Tensor:

@@ -6,14 +6,10 @@ import torch
 
 import twopaths.nn.attention as shared_attention
 from twopaths.backbones.unet import AttentionBlock, UNet, UNetConfig
+from conftest import perturb
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**kw) -> UNet:
@@ -21,15 +17,6 @@ def tiny(**kw) -> UNet:
     cfg = dict(in_channels=3, image_size=16, base_channels=16, channel_mults=(1, 2), num_res_blocks=1,
                attention_resolutions=(8,), groups=4, num_heads=2)
     return UNet(UNetConfig(**{**cfg, **kw}))
-
-
-def perturb(model: torch.nn.Module, scale: float = 0.1) -> torch.nn.Module:
-    """Give every parameter (the zero-initialised ones too) a random offset, as training would."""
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(scale * torch.randn_like(p))
-    return model.eval()
 
 
 def inputs(b: int = 2, s: int = 5, d: int = 12):

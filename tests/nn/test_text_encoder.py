@@ -11,12 +11,7 @@ from twopaths.nn.text_encoder import (CLS, NULL_CAPTION, PAD, CaptionTokenizer, 
                                       caption_words, shapes_vocabulary, vocabulary_from_captions)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_encoder(**kw) -> TextEncoder:

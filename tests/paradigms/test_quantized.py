@@ -13,13 +13,7 @@ from twopaths.paradigms.quantized import (QuantizedAutoregressive, dequantize_im
                                           quantize_images, quantize_points)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a shared machine threads spin-wait each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def model(kind="image", shape=(1, 4, 4), levels=16, bins=32, num_classes=3, d=32, layers=2, seed=0, **kw):

@@ -14,12 +14,7 @@ from twopaths.paradigms.gaussian import EncodedPrompts, GaussianConfig, Gaussian
 PROMPTS = ["a large red circle", "a small blue square left of a large green triangle", "a small white triangle"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def text_model(cond_drop: float = 0.1, perturb: bool = True, backbone: str = "unet") -> GaussianDiffusion:
