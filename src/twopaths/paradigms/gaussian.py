@@ -311,6 +311,11 @@ class GaussianDiffusion(Paradigm):
             return self.net(x_t, t, y)
         return self.net(x_t, t, y, context=text[0], context_mask=text[1])
 
+    def network_input(self, x_t: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+        """What the network reads in training besides t and the conditioning: x_t itself here; a
+        subclass adds channels (super-resolution concatenates the upsampled low-resolution image)."""
+        return x_t
+
     def model_output(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None,
                      guidance: float = 1.0, prompts: Sequence[str] | EncodedPrompts | None = None) -> torch.Tensor:
         """The network's prediction (mean part only) at (x_t, t), with classifier-free guidance
@@ -354,7 +359,8 @@ class GaussianDiffusion(Paradigm):
         noise = torch.randn_like(x0)
         x_t = q_sample(self.schedule, x0, t, noise)
         text = self.text_encoder(self._captions(batch, n)) if self.text_encoder is not None else None
-        out, var_out = self._split(self._net(x_t, t.float(), self._labels(batch, n, x0.device), text))
+        x_in = self.network_input(x_t, batch)
+        out, var_out = self._split(self._net(x_in, t.float(), self._labels(batch, n, x0.device), text))
         target = target_for(self.cfg.prediction, x0, noise, self.schedule, t)
         mse = mean_flat((out.float() - target) ** 2)  # (B,)
         if self.cfg.weighting == "min-snr":

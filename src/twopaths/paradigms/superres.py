@@ -32,8 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from twopaths.errors import TwopathsError
-from twopaths.paradigms.gaussian import (GaussianConfig, GaussianDiffusion, mean_flat, min_snr_weight, q_sample,
-                                         target_for, to_x0)
+from twopaths.paradigms.gaussian import GaussianConfig, GaussianDiffusion, mean_flat, to_x0
 from twopaths.paradigms.samplers import Spacing, make_sampler
 
 Consistency = Literal["none", "final", "every"]
@@ -134,25 +133,11 @@ class SuperResolution(GaussianDiffusion):
 
     # ------------------------------------------------------------------ training
 
-    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
-        """SR3's L_simple (Saharia et al. eq. 5 with the eps objective; the configured objective and
-        weighting as in :meth:`GaussianDiffusion.loss`), on pairs (avgpool_f(x_0), x_0)."""
-        x0 = batch[self.data_key]  # (B, C, H, W)
-        n = x0.shape[0]
-        cond = self.condition(downsample(x0, self.factor))  # (B, C, H, W)
-        t = torch.randint(0, self.schedule.T, (n,), device=x0.device)
-        noise = torch.randn_like(x0)
-        x_t = q_sample(self.schedule, x0, t, noise)
-        out, var_out = self._split(self.net(torch.cat([x_t, cond], 1), t.float(), self._labels(batch, n, x0.device)))
-        target = target_for(self.cfg.prediction, x0, noise, self.schedule, t)
-        mse = mean_flat((out.float() - target) ** 2)  # (B,)
-        if self.cfg.weighting == "min-snr":
-            mse = mse * min_snr_weight(self.cfg.prediction, self.schedule.snr(t), self.cfg.min_snr_gamma)
-        loss = mse.mean()
-        if self.cfg.learn_sigma:  # hybrid loss, as GaussianDiffusion.loss
-            vlb = self._vlb_terms(x0, x_t, t, out.detach(), var_out)
-            loss = loss + self.cfg.vlb_weight * self.schedule.T * vlb.mean() / x0[0].numel()
-        return loss
+    def network_input(self, x_t: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+        """SR3 trains on pairs (avgpool_f(x_0), x_0) (Saharia et al. eq. 5; the loss is
+        :meth:`GaussianDiffusion.loss`): the network reads x_t beside the upsampled low-res image."""
+        cond = self.condition(downsample(batch[self.data_key], self.factor))  # (B, C, H, W)
+        return torch.cat([x_t, cond], 1)  # (B, 2C, H, W)
 
     # ------------------------------------------------------------------ sampling
 
