@@ -67,3 +67,18 @@ def test_kid_is_the_unbiased_polynomial_mmd_and_near_zero_for_one_distribution()
     near, spread = kid(same_a, same_b, subsets=20, subset_size=500)
     far, _ = kid(same_a, same_b + 0.3, subsets=20, subset_size=500)
     assert abs(near) < 3 * spread + 1e-3 and far > 20 * abs(near) and far > 0
+
+
+def test_fid_bootstrap_spread_covers_the_spread_over_fresh_samples():
+    from twopaths.eval.fid import fid_bootstrap_std
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(500, 16))
+    fresh = [fid_from_features(rng.normal(0.3, 1.0, size=(500, 16)), real) for _ in range(40)]
+    boot = fid_bootstrap_std(rng.normal(0.3, 1.0, size=(500, 16)), real, rounds=200)
+    # a verdict may rely on it: it is no smaller than the true sampling spread (it is conservative) ...
+    assert np.std(fresh, ddof=1) * 0.8 <= boot <= np.std(fresh, ddof=1) * 4
+    # ... and it shrinks as the sample grows
+    assert fid_bootstrap_std(rng.normal(0.3, 1.0, size=(4000, 16)), real, rounds=100) < boot / 2
+    with pytest.raises(TwopathsError, match="at least 2 rounds"):
+        fid_bootstrap_std(real, real, rounds=1)

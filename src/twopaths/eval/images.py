@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from twopaths.config import DataConfig
 from twopaths.errors import DataError, TwopathsError
 from twopaths.eval.features import FeatureNet, extract
-from twopaths.eval.fid import fid_from_features, kid
+from twopaths.eval.fid import fid_bootstrap_std, fid_from_features, kid
 from twopaths.eval.precision_recall import class_statistics, knn_radii, manifold_metrics
 
 __all__ = ["IMAGE_METRICS", "evaluate_images", "prepare_images", "real_images", "sample_model"]
@@ -93,14 +93,15 @@ def _features(images: torch.Tensor, net: FeatureNet, batch_size: int, progress: 
 def evaluate_images(fake: torch.Tensor | None, real_eval: torch.Tensor, real_floor: torch.Tensor, net: FeatureNet,
                     metrics: Sequence[str] = IMAGE_METRICS, batch_size: int = 500, kid_subsets: int = 100,
                     kid_subset_size: int = 1000, k_pr: int = 3, k_dc: int = 5,
-                    progress: bool = True) -> dict[str, Any]:
+                    progress: bool = True, fid_rounds: int = 0) -> dict[str, Any]:
     """Score ``fake`` images against ``real_eval``, and ``real_floor`` against ``real_eval`` as the floor.
 
     All three are (n, C, H, W) in [-1, 1] with the same n (the floor is only a floor at equal n);
     ``fake=None`` computes the floor alone. Returns ``{"n", "feature_net", "metrics": {name: value},
     "floor": {name: value}, "class_histogram", "real_class_histogram"}``; metric names are ``fid``,
     ``kid``, ``kid_std``, ``precision``, ``recall``, ``density``, ``coverage``,
-    ``class_entropy_norm`` and ``inception_score``.
+    ``class_entropy_norm`` and ``inception_score``; with ``fid_rounds`` > 1 also ``fid_std``, the
+    bootstrap spread of the FID (:func:`twopaths.eval.fid.fid_bootstrap_std`).
     """
     unknown = sorted(set(metrics) - set(IMAGE_METRICS))
     if unknown:
@@ -122,6 +123,8 @@ def evaluate_images(fake: torch.Tensor | None, real_eval: torch.Tensor, real_flo
         values = out[row]
         if "fid" in metrics:
             values["fid"] = fid_from_features(f, f_real)
+            if fid_rounds > 1:
+                values["fid_std"] = fid_bootstrap_std(f, f_real, fid_rounds)
         if "kid" in metrics:
             values["kid"], values["kid_std"] = kid(f, f_real, kid_subsets, kid_subset_size)
         if "pr" in metrics:
