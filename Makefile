@@ -38,6 +38,11 @@ demo: setup
 	@echo
 	$(TP) arena --suite quick --out $(DEMO_OUT)
 	@echo; echo "arena report: $(DEMO_OUT)/report.html (also report.md, results.json, images/)"
+	@if [ -f docs/arena-standard/report.md ]; then \
+	  echo "the standard suite (about 10x the FLOPs, ~90 min on 2 idle cores): docs/arena-standard/report.md"; \
+	else \
+	  echo "the standard suite (about 10x the FLOPs, ~90 min on 2 idle cores): twopaths arena --suite standard --out arena-standard"; \
+	fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info src/*.egg-info

@@ -16,7 +16,7 @@ TINY = ("train.progress=false", "train.eval_every=0", "train.sample_every=0", "t
 
 
 def tiny_suite() -> Suite:
-    return Suite("mixture2d", "mixture2d", "points", budget_s=1.0, seeds=2, n_eval=400, overrides=TINY,
+    return Suite("mixture2d", "mixture2d", "points", budget_flops=2e9, seeds=2, n_eval=400, n_curve=200, overrides=TINY,
                  contenders=(Contender("ddpm", "ddpm", "diffusion", ("arch.conditioning=none", "arch.mlp.width=32",
                                                                      "arch.mlp.num_blocks=1"), nfe=(5, 10)),
                              Contender("gan", "gan", "gan", ("arch.width=32",))))

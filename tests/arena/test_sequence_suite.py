@@ -76,7 +76,7 @@ def test_tiny_sequence_suite_end_to_end(tmp_path):
     tiny = ("train.progress=false", "train.eval_every=0", "train.sample_every=0", "train.batch_size=8",
             "data.context=36", "data.size=1000")
     small_gpt = ("arch.context=36", "arch.n_layer=1", "arch.n_head=2", "arch.d_model=16")
-    suite = Suite("recall", "recall", "sequence", budget_s=0.5, n_eval=3, overrides=tiny, contenders=(
+    suite = Suite("recall", "recall", "sequence", budget_flops=2e9, n_eval=3, overrides=tiny, contenders=(
         Contender("gpt", "gpt-nano", "autoregressive", small_gpt),
         Contender("mdlm", "mdlm", "diffusion", small_gpt),
         Contender("conv-lm", "conv-lm", "autoregressive", ("arch.channels=12", "arch.n_layers=3")),
@@ -100,10 +100,10 @@ def test_tiny_sequence_suite_end_to_end(tmp_path):
     assert not row.missing and "gpt: d=4" in row.evidence
 
 
-def _contrived(gpt: dict, mdlm: dict, conv: dict) -> dict:
+def _contrived(gpt: dict, mdlm: dict, conv: dict, n: int = 200) -> dict:
     def entry(family, acc, rf=None):
         return {"family": family, "quality": {"recall": {"accuracy": {str(d): a for d, a in acc.items()},
-                                                         "chance": 0.1, "receptive_field": rf}}}
+                                                         "chance": 0.1, "receptive_field": rf, "n_per_distance": n}}}
     return {"suites": {"recall": {"kind": "sequence", "contenders": {
         "gpt": entry("autoregressive", gpt), "mdlm": entry("diffusion", mdlm),
         "conv-lm": entry("autoregressive", conv, rf=64)}}}}
@@ -119,8 +119,14 @@ def test_long_range_verdict_follows_the_numbers():
     row = long_range(_contrived({4: 0.2, 128: 0.1}, {4: 0.7, 128: 0.1}, conv))
     assert row.verdict.startswith("mdlm recalls further: up to d = 4 vs no distance for gpt")
     row = long_range(_contrived({4: 0.9, 128: 0.9}, {4: 0.92, 128: 0.9}, conv))
-    assert row.verdict.startswith("tie: both recall up to d = 128")
+    assert row.verdict.startswith("inconclusive: both recall up to d = 128") and row.status == "inconclusive"
+    row = long_range(_contrived({4: 0.95, 128: 0.9}, {4: 0.7, 128: 0.6}, conv))
+    assert row.verdict.startswith("both recall up to d = 128; gpt is more accurate") and row.winner == "gpt"
+    assert row.interval[0] > 0  # the interval of the gap excludes no difference
     row = long_range(_contrived({4: 0.1}, {4: 0.2}, conv))
-    assert row.verdict.startswith("neither gpt nor mdlm")
+    assert row.verdict.startswith("inconclusive: neither gpt nor mdlm")
+    # 0.6 over 10 items is not surely above 0.5: too few items to claim a recalled distance
+    row = long_range(_contrived({4: 0.6, 128: 0.1}, {4: 0.1, 128: 0.1}, conv, n=10))
+    assert row.verdict.startswith("inconclusive: neither")
     assert long_range({"suites": {}}).missing
-    assert replace(select("sequence")[0], budget_s=1).budget_s == 1
+    assert replace(select("sequence")[0], budget_flops=1e12).budget_flops == 1e12

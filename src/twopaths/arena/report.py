@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from twopaths.arena.verdicts import Row, comparison_rows, fmt, main_quality
+from twopaths.arena.verdicts import (LEARNED_FID_MULTIPLE, LEARNED_PPL_FRACTION, Row, comparison_rows, fmt,
+                                     learned_table, main_quality)
 
 
 @dataclass
@@ -100,22 +101,38 @@ def plot_quality_vs_nfe(suite: dict[str, Any], path: Path) -> bool:
     return True
 
 
-def plot_quality_vs_time(suite: dict[str, Any], path: Path) -> bool:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    drawn = False
-    for name, e in suite["contenders"].items():
-        curve = [p for p in (e.get("quality") or {}).get("curve", []) if p.get("train_seconds") is not None]
-        if curve:
-            ax.plot([p["train_seconds"] for p in curve], [p["fid"] for p in curve], marker="o", label=name)
-            drawn = True
-    if not drawn:
-        plt.close(fig)
+_CURVE_LABEL = {"fid": "FID ↓", "high_quality": "high-quality fraction ↑", "val_loss": "validation loss ↓"}
+
+
+def plot_quality_curves(suite: dict[str, Any], path: Path) -> bool:
+    """Quality at the checkpoints along the budget for every contender: against training FLOPs (left,
+    what the budget is made of) and against training seconds (right, this machine's clock)."""
+    metric = suite.get("curve_metric", "fid")
+    curves = {n: [p for p in (e.get("quality") or {}).get("curve") or [] if p.get(metric) is not None]
+              for n, e in suite["contenders"].items()}
+    curves = {n: c for n, c in curves.items() if c}
+    if not curves:
         return False
-    ax.set_xlabel("training seconds")
-    ax.set_ylabel(f"FID (n={suite['n_curve']})")
-    ax.set_title("Quality vs training time")
-    ax.legend()
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    floor = None
+    for name, curve in curves.items():
+        axes[0].plot([p["flops"] for p in curve], [p[metric] for p in curve], marker="o", label=name)
+        timed = [p for p in curve if p.get("train_seconds") is not None]
+        axes[1].plot([p["train_seconds"] for p in timed], [p[metric] for p in timed], marker="o", label=name)
+        floor = next((p["fid_floor"] for p in curve if p.get("fid_floor") is not None), floor)
+    for ax, label in zip(axes, ("training FLOPs", "training seconds (this machine)")):
+        if floor is not None:
+            ax.axhline(floor, color="grey", ls="--", label="real-vs-real floor")
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+    if metric == "fid":
+        axes[0].set_yscale("log")
+    n = f" (n={suite.get('n_curve')})" if metric != "val_loss" else ""
+    axes[0].set_ylabel(_CURVE_LABEL.get(metric, metric) + n)
+    axes[0].set_title("Quality vs training FLOPs")
+    axes[1].set_title("Quality vs training time")
+    axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -123,8 +140,8 @@ def plot_quality_vs_time(suite: dict[str, Any], path: Path) -> bool:
 
 
 def plot_loss_curves(suite: dict[str, Any], path: Path) -> bool:
-    """Training loss against time for every contender and seed; each family's loss is in its own units,
-    so each contender gets its own panel."""
+    """Training loss against training FLOPs for every contender and seed; each family's loss is in its
+    own units, so each contender gets its own panel."""
     plt = _plt()
     names = [n for n, e in suite["contenders"].items() if any(r.get("loss_curve") for r in e["runs"])]
     if not names:
@@ -134,10 +151,11 @@ def plot_loss_curves(suite: dict[str, Any], path: Path) -> bool:
         for run in suite["contenders"][name]["runs"]:
             curve = run.get("loss_curve") or []
             if curve:
-                ax.plot([c[1] for c in curve], [c[2] for c in curve], lw=1,
+                per_step = run.get("flops_per_step") or 0
+                ax.plot([c[0] * per_step if per_step else c[1] for c in curve], [c[2] for c in curve], lw=1,
                         label=f"seed {run['seed']}" + (" (diverged)" if run.get("diverged") else ""))
         ax.set_title(name)
-        ax.set_xlabel("seconds")
+        ax.set_xlabel("training FLOPs")
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("training loss")
     fig.tight_layout()
@@ -218,6 +236,11 @@ def _comparison_table(rows: list[Row]) -> Table:
                  [[r.aspect, r.evidence, ("⚠ " if r.missing else "") + r.verdict] for r in rows])
 
 
+def _learned_table(results: dict[str, Any]) -> Table:
+    return Table(["suite", "contender", "learned the data?", "evidence (rule)"],
+                 [list(row) for row in learned_table(results)])
+
+
 def _quality_table(suite: dict[str, Any]) -> Table | None:
     kind = suite["kind"]
     rows = []
@@ -255,6 +278,20 @@ def _quality_table(suite: dict[str, Any]) -> Table | None:
     return Table(header, rows)
 
 
+def _curve_table(suite: dict[str, Any]) -> Table | None:
+    """The quality curve's numbers: one row per contender, one column per checkpoint (fraction of the budget)."""
+    metric = suite.get("curve_metric", "fid")
+    curves = {n: (e.get("quality") or {}).get("curve") or [] for n, e in suite["contenders"].items()}
+    curves = {n: c for n, c in curves.items() if c}
+    if not curves:
+        return None
+    width = max(len(c) for c in curves.values())
+    rows = [[n, _fmt(c[-1]["flops"] / 1e12)] + [_fmt(p.get(metric)) for p in c] + ["—"] * (width - len(c))
+            for n, c in curves.items()]
+    fractions = [f"{p['step'] / c[-1]['step']:.3g} of the budget" for c in [max(curves.values(), key=len)] for p in c]
+    return Table(["contender", "budget TFLOP", *fractions], rows)
+
+
 def _throughput_table(suite: dict[str, Any]) -> Table:
     rows = []
     for name, e in suite["contenders"].items():
@@ -286,9 +323,17 @@ def build_blocks(results: dict[str, Any], out: Path) -> list[Block]:
     seeds_rows, base_rows = comparison_rows(results)
     blocks += [Heading("Diffusion vs transformers: the seeds' comparison, measured"),
                Para("Every verdict is computed from the measurements beside it by a fixed rule "
-                    "(twopaths/arena/verdicts.py); ⚠ marks a row without evidence."),
+                    "(twopaths/arena/verdicts.py): a winner is named only between contenders that learned the data "
+                    "and only when the gap exceeds its 95% interval; otherwise the row says inconclusive and why. "
+                    "⚠ marks a row without evidence."),
                _comparison_table(seeds_rows),
-               Heading("Diffusion vs GANs and VAEs, and diffusion backbones"), _comparison_table(base_rows)]
+               Heading("Diffusion vs GANs and VAEs, and diffusion backbones"), _comparison_table(base_rows),
+               Heading("Which contenders learned the data"),
+               Para(f"Rules: images, FID within {LEARNED_FID_MULTIPLE:g}x the real-vs-real floor at the same n; "
+                    f"points, every mode found; text, perplexity (MDLM: its bound) at most "
+                    f"{LEARNED_PPL_FRACTION:g}x the unigram perplexity; recall, accuracy above chance (95% "
+                    f"interval) at some distance."),
+               _learned_table(results)]
     plots = out / "images"
     plots.mkdir(parents=True, exist_ok=True)
     for name, suite in results.get("suites", {}).items():
@@ -296,7 +341,7 @@ def build_blocks(results: dict[str, Any], out: Path) -> list[Block]:
         if suite.get("skipped"):
             blocks.append(Para(f"Skipped: {suite['skipped']}"))
             continue
-        blocks.append(Para(f"Budget: {suite['budget_kind']}: {_fmt(suite['budget_s'])} s, {suite['seeds']} seed(s); "
+        blocks.append(Para(f"Budget: {suite['budget_kind']}, {suite['seeds']} seed(s); "
                            f"quality from seed 0 with n = {suite['n_eval']} samples"
                            + (" (image metrics against n test images; the floor is n training images against the "
                               "same test images; feature network: " + _feature_identity(suite) + ")."
@@ -307,11 +352,15 @@ def build_blocks(results: dict[str, Any], out: Path) -> list[Block]:
             blocks += [Heading("Quality and sampling", 3), table]
         if suite["kind"] == "sequence":
             blocks += _recall_blocks(suite, plots / f"{name}-recall-vs-distance.png")
+        curve = _curve_table(suite)
+        if curve:
+            blocks += [Heading(f"Quality along the budget ({_CURVE_LABEL.get(suite.get('curve_metric'), '')})", 3),
+                       curve]
         blocks += [Heading("Training throughput and cost", 3), _throughput_table(suite)]
-        for plot, title in ((plot_quality_vs_nfe, "quality-vs-nfe"), (plot_quality_vs_time, "quality-vs-time"),
+        for plot, title in ((plot_quality_vs_nfe, "quality-vs-nfe"), (plot_quality_curves, "quality-vs-budget"),
                             (plot_loss_curves, "loss-curves")):
             path = plots / f"{name}-{title}.png"
-            if (suite["kind"] == "image" or title == "loss-curves") and plot(suite, path):
+            if (suite["kind"] == "image" or title != "quality-vs-nfe") and plot(suite, path):
                 blocks.append(Image(f"images/{path.name}", f"{name}: {title.replace('-', ' ')}"))
         grids = [(n, (e.get("quality") or {}).get("grid")) for n, e in suite["contenders"].items()]
         grids = [(n, g) for n, g in grids if g]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import platform
 import statistics
@@ -27,9 +26,9 @@ import torch
 
 from twopaths.arena.measure import (PeakMemory, count_network_calls, timed, train_step_flops,
                                     training_memory_bytes)
-from twopaths.arena.suites import PARAM_MATCH_FACTOR, Contender, Suite
+from twopaths.arena.suites import CURVE_FRACTIONS, PARAM_MATCH_FACTOR, Contender, Suite
 from twopaths.config import RunConfig
-from twopaths.errors import DataError, TrainingDiverged
+from twopaths.errors import DataError, TrainingDiverged, TwopathsError
 from twopaths.nn.flops import flops_of
 from twopaths.train.metrics import read_metrics
 
@@ -83,11 +82,14 @@ def contender_config(suite: Suite, contender: Contender, seed: int, device: str)
     return resolve_config(contender.model, None, overrides, suite.data)
 
 
-def calibrate(cfg: RunConfig, splits: Any, seconds: float = 1.5) -> dict[str, float]:
-    """Parameters, FLOPs per training step and steps/s of a fresh copy of the model.
+def calibrate(cfg: RunConfig, splits: Any, seconds: float | None = None) -> dict[str, float]:
+    """Parameters, FLOPs per training step and training memory of a fresh copy of the model; with
+    ``seconds``, also its steps/s (the ``--budget-seconds`` mode alone needs a speed, and it is
+    load-dependent: a FLOP budget never reads a clock).
 
-    Runs real optimizer steps on real batches (after two warm-up steps) for about ``seconds``;
-    the copy is thrown away, so the real run starts from the same initialisation as any other.
+    The FLOPs are counted on a real batch (:func:`twopaths.arena.measure.train_step_flops`), so
+    they are the same on every machine. The copy is thrown away, so the real run starts from the
+    same initialisation as any other.
     """
     from torch.utils.data import DataLoader
 
@@ -100,13 +102,16 @@ def calibrate(cfg: RunConfig, splits: Any, seconds: float = 1.5) -> dict[str, fl
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(cfg.train.seed)
         model = get_spec(cfg.model).build(cfg, splits.meta).to(device).train()
-        optimizer = build_adamw(model, cfg.optim, device)
         loader = DataLoader(splits.train, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,
                             generator=torch.Generator().manual_seed(0))
         batches = iter(loader)
         first = move_to(next(batches), device)
-        flops = train_step_flops(model, first)
-        memory = training_memory_bytes(model, first, ema=cfg.train.ema_decay > 0)
+        out = {"params": sum(p.numel() for p in model.parameters()), "flops_per_step": train_step_flops(model, first),
+               "memory_bytes": training_memory_bytes(model, first, ema=cfg.train.ema_decay > 0),
+               "items_per_step": model.items_in(first)}
+        if seconds is None:
+            return out
+        optimizer = build_adamw(model, cfg.optim, device)
         use_bf16 = device.type == "cuda" and cfg.train.precision != "fp32"
 
         def step(batch: Any) -> None:
@@ -129,8 +134,22 @@ def calibrate(cfg: RunConfig, splits: Any, seconds: float = 1.5) -> dict[str, fl
                     batch = next(batches)
                 step(move_to(batch, device))
                 n += 1
-    return {"params": sum(p.numel() for p in model.parameters()), "flops_per_step": flops, "memory_bytes": memory,
-            "steps_per_s": n / t["seconds"], "items_per_step": model.items_in(first)}
+    return {**out, "steps_per_s": n / t["seconds"]}
+
+
+#: checkpoints of a seed-0 run, one every 1/CHECKPOINTS of it (the curve reads those at CURVE_FRACTIONS)
+CHECKPOINTS = round(1 / CURVE_FRACTIONS[0])
+
+
+def planned_steps(suite: Suite, calibration: dict[str, float]) -> int:
+    """Optimizer steps of one contender: the FLOP budget over the FLOPs of one step (or, with a
+    wall-clock budget, the calibrated speed times 0.9 of the budget), rounded down to a multiple of
+    8 so that the checkpoints at :data:`CURVE_FRACTIONS` of the run fall on whole steps."""
+    if suite.budget_s is not None:
+        steps = int(0.9 * suite.budget_s * calibration["steps_per_s"])
+    else:
+        steps = int(suite.budget_flops // calibration["flops_per_step"])
+    return max(CHECKPOINTS, steps - steps % CHECKPOINTS)
 
 
 def _loss_curve(run_dir: Path) -> list[list[float]]:
@@ -169,16 +188,14 @@ def train_contender(suite: Suite, contender: Contender, seed: int, out: Path, de
         resume = False
         cfg = contender_config(suite, contender, seed, device)
         splits = load_splits(cfg.data, run_dir)
-        calibration = calibrate(cfg, splits)
-        # Steps that fill the budget at the calibrated speed; EMA, logging and checkpoints cost a
-        # little more than the calibration loop, hence the 0.9.
-        steps = max(10, int(0.9 * suite.budget_s * calibration["steps_per_s"]))
-        points = max(1, suite.curve_points if suite.n_curve and seed == 0 else 1)
+        calibration = calibrate(cfg, splits, seconds=1.5 if suite.budget_s is not None else None)
+        steps = planned_steps(suite, calibration)
         cfg.train.max_steps = steps
         # a preset's warmup is sized for its own (longer) schedule; inside a budget it must not eat the run
         cfg.optim.warmup_steps = min(cfg.optim.warmup_steps, max(1, steps // 10))
-        cfg.train.ckpt_every = max(1, math.ceil(steps / points))
-        cfg.train.keep_last = points + 1
+        # seed 0 keeps a checkpoint at every eighth of the run: the quality curve reads those at CURVE_FRACTIONS
+        cfg.train.ckpt_every = steps // CHECKPOINTS if seed == 0 else steps
+        cfg.train.keep_last = CHECKPOINTS
         cfg.train.log_every = max(1, steps // 100)
         calibration["planned_steps"] = steps
         write_json(run_dir / "calibration.json", calibration)
@@ -197,7 +214,7 @@ def train_contender(suite: Suite, contender: Contender, seed: int, out: Path, de
     tail = [loss for _, _, loss in curve[-max(1, len(curve) // 10):]]
     result = {
         "seed": seed, "model": cfg.model, "params": calibration["params"], "steps": trainer.step,
-        "planned_steps": calibration["planned_steps"], "budget_s": suite.budget_s,
+        "planned_steps": calibration["planned_steps"], "budget_flops": suite.budget_flops, "budget_s": suite.budget_s,
         "train_seconds": train_seconds, "item_name": trainer.model.item_name,
         "items_per_s": statistics.median(rates) if rates else None,
         "flops_per_step": calibration["flops_per_step"],
@@ -228,14 +245,24 @@ def draw(model: Any, n: int, nfe: int | None, sampler: str, generator: torch.Gen
     return sample_model(model, n, batch, sampler, nfe, progress=False, spacing=spacing, generator=generator)
 
 
-def sampling_cost(model: Any, nfe: int | None, sampler: str, device: torch.device) -> dict[str, float]:
-    """Latency of one sample alone (batch 1), its sequential network calls and its FLOPs."""
+def sampling_cost(model: Any, nfe: int | None, sampler: str, device: torch.device,
+                  repeats: int = 3) -> dict[str, float]:
+    """Latency of one sample alone (batch 1: the median, min and max of ``repeats`` timings), its
+    sequential network calls and its FLOPs (exact counts)."""
     g = torch.Generator().manual_seed(1)
     draw(model, 1, nfe, sampler, g)  # warm-up
-    with count_network_calls(model) as calls, timed(device) as one:
-        draw(model, 1, nfe, sampler, g)
+    times = []
+    for _ in range(repeats):
+        with count_network_calls(model) as calls, timed(device) as one:
+            draw(model, 1, nfe, sampler, g)
+        times.append(one["seconds"])
     flops = flops_of(lambda: draw(model, 1, nfe, sampler, g))
-    return {"latency_s": one["seconds"], "sequential_calls": calls.get("calls", 0), "flops_per_sample": flops}
+    return {"latency_s": statistics.median(times), "latency_min": min(times), "latency_max": max(times),
+            "sequential_calls": calls.get("calls", 0), "flops_per_sample": flops}
+
+
+#: bootstrap rounds behind each final FID's spread (``fid_std``), which the verdicts compare gaps with
+FID_BOOTSTRAP_ROUNDS = 100
 
 
 class QualityContext:
@@ -260,14 +287,16 @@ class QualityContext:
             self._cache[n] = (real_images(self.suite.data, n, "test")[0], real_images(self.suite.data, n, "train")[0])
         return self._cache[n]
 
-    def image_metrics(self, fake: torch.Tensor) -> dict[str, Any]:
-        """FID, KID, precision/recall/density/coverage and class statistics of ``fake``, each with its
-        real-vs-real floor at the same n (as ``NAME_floor``), plus the feature network's identity."""
+    def image_metrics(self, fake: torch.Tensor, metrics: tuple[str, ...] = ("fid", "kid", "pr", "classes"),
+                      fid_rounds: int = FID_BOOTSTRAP_ROUNDS) -> dict[str, Any]:
+        """FID (with ``fid_std``, its bootstrap spread), KID, precision/recall/density/coverage and class
+        statistics of ``fake``, each with its real-vs-real floor at the same n (as ``NAME_floor``), plus
+        the feature network's identity."""
         from twopaths.eval.images import evaluate_images
 
         real, floor = self.real(len(fake))
-        out = evaluate_images(fake, real, floor, self.feature_net(), metrics=("fid", "kid", "pr", "classes"),
-                              progress=False)
+        out = evaluate_images(fake, real, floor, self.feature_net(), metrics=metrics, progress=False,
+                              fid_rounds=fid_rounds)
         return {**out["metrics"], **{f"{k}_floor": v for k, v in out["floor"].items()},
                 "class_histogram": out.get("class_histogram"), "feature_net": out["feature_net"], "n": out["n"]}
 
@@ -298,7 +327,7 @@ def _mean_val_loss(run: Any, batches: int = 10) -> float:
 
 def evaluate_contender(suite: Suite, contender: Contender, out: Path, ctx: QualityContext,
                        log: Any = print) -> dict[str, Any]:
-    """Samples, quality metrics and sampling speed of seed 0 (cached in quality.json)."""
+    """Samples, quality metrics, sampling speed and the quality curve of seed 0 (cached in quality.json)."""
     from twopaths.models import load_run
     from twopaths.viz import save_grid, save_points
 
@@ -316,6 +345,7 @@ def evaluate_contender(suite: Suite, contender: Contender, out: Path, ctx: Quali
     images = out / "images"
     images.mkdir(parents=True, exist_ok=True)
     g = torch.Generator().manual_seed(0)
+    main_samples = None
 
     if suite.kind in ("points", "image"):
         for nfe in nfes:
@@ -342,45 +372,89 @@ def evaluate_contender(suite: Suite, contender: Contender, out: Path, ctx: Quali
                     save_grid(samples[:64], images / name, nrow=8)
                 quality["grid"] = f"images/{name}"
         quality["main_nfe"] = "single" if main_nfe is None else str(main_nfe)
-        if suite.kind == "image" and suite.n_curve:
-            quality["curve"] = _quality_curve(run, contender, main_nfe, main_samples[:suite.n_curve], ctx,
-                                              run_dir, log)
     elif suite.kind == "sequence":  # associative recall: accuracy vs distance, no free-running samples
         quality["recall"] = _recall_quality(run, suite, log)
     else:  # text
         quality.update(_text_quality(run, suite, contender, ctx, images / f"{suite.name}-{contender.name}.txt"))
+        quality["unigram_perplexity"] = _unigram_perplexity(run, ctx)
         quality["grid"] = f"images/{suite.name}-{contender.name}.txt"
+    quality["curve"] = _quality_curve(run, suite, contender, main_nfe, main_samples, val_loss, ctx, run_dir, log)
     write_json(base / "quality.json", quality)
     return read_json(base / "quality.json")
 
 
-def _quality_curve(run: Any, contender: Contender, nfe: int | None, final_samples: torch.Tensor,
-                   ctx: QualityContext, run_dir: Path, log: Any) -> list[dict[str, float]]:
-    """FID of every kept checkpoint against its training seconds, all at n = len(final_samples).
+#: what the quality curve of each kind of suite measures at a checkpoint (lower is better for all but
+#: ``high_quality``): images FID at n_curve, points the fraction of n_curve samples near a mode, text
+#: and recall the validation loss (for a masked diffusion LM its bound)
+CURVE_METRIC = {"image": "fid", "points": "high_quality", "text": "val_loss", "sequence": "val_loss"}
 
-    The final checkpoint is the model already sampled, so its point reuses those samples.
+
+def _curve_point(run: Any, suite: Suite, samples: torch.Tensor | None, val_loss: float | None,
+                 ctx: QualityContext) -> dict[str, Any]:
+    """The curve's measurement of the model as it is: from ``samples`` (points, image) or the loss."""
+    if suite.kind == "image":
+        m = ctx.image_metrics(samples, metrics=("fid",), fid_rounds=0)
+        return {"fid": m["fid"], "fid_floor": m.get("fid_floor"), "n": len(samples)}
+    if suite.kind == "points":
+        from twopaths.eval.coverage import mode_coverage
+
+        m = mode_coverage(samples, run.meta["modes"], run.meta["std"])
+        return {"high_quality": m["high_quality"], "modes_covered": m["modes_covered"], "n": len(samples)}
+    return {"val_loss": val_loss if val_loss is not None else _mean_val_loss(run)}
+
+
+def _quality_curve(run: Any, suite: Suite, contender: Contender, nfe: int | None, final_samples: torch.Tensor | None,
+                   final_val_loss: float, ctx: QualityContext, run_dir: Path, log: Any) -> list[dict[str, Any]]:
+    """Quality at the checkpoints at :data:`CURVE_FRACTIONS` of the budget (geometric, the last one the
+    final model), against training FLOPs and seconds; sampled quality at n = ``suite.n_curve``.
+
+    The final point reuses the final model's samples (or its validation loss); earlier checkpoints
+    are loaded (EMA weights where kept) and sampled with the same seed.
     """
     from twopaths.train.checkpoint import list_checkpoints, open_checkpoint
 
-    times = {step: seconds for step, seconds, _ in read_json(run_dir / "arena.json")["loss_curve"]}
-    n = len(final_samples)
-    paths = list_checkpoints(run_dir / "checkpoints")
+    arena = read_json(run_dir / "arena.json")
+    logged = [(step, seconds) for step, seconds, _ in arena["loss_curve"]]
+    total, flops_per_step = arena["steps"], arena["flops_per_step"]
+    wanted = sorted({max(1, round(f * total)) for f in CURVE_FRACTIONS})
+    by_step = {int(p.name.split("_")[-1]): p for p in list_checkpoints(run_dir / "checkpoints")}
+    sampled = suite.kind in ("points", "image")
+    n = min(suite.n_curve, suite.n_eval)
     points = []
-    for path in paths:
-        ckpt = open_checkpoint(path)
-        if path == paths[-1]:
-            samples = final_samples
-        else:
+    for step in wanted:
+        if step == total:
+            point = _curve_point(run, suite, final_samples[:n] if sampled else None, final_val_loss, ctx)
+        elif step in by_step:
+            ckpt = open_checkpoint(by_step[step])
             ckpt.load_model(run.model)
             if ckpt.has_ema:
                 ckpt.load_ema_into_model(run.model)
             run.model.eval()
-            log(f"  quality at step {ckpt.step}")
-            samples = draw(run.model, n, nfe, contender.sampler, torch.Generator().manual_seed(0))
-        metrics = ctx.image_metrics(samples)
-        points.append({"step": ckpt.step, "train_seconds": times.get(ckpt.step), "fid": metrics["fid"],
-                       "fid_floor": metrics.get("fid_floor"), "n": n})
+            log(f"  quality at step {step} of {total}")
+            try:
+                samples = draw(run.model, n, nfe, contender.sampler, torch.Generator().manual_seed(0)) if sampled else None
+            except TwopathsError as err:  # e.g. a latent diffusion model still training its autoencoder
+                points.append({"step": step, "flops": step * flops_per_step, "train_seconds": None,
+                               CURVE_METRIC[suite.kind]: None, "note": str(err)})
+                continue
+            point = _curve_point(run, suite, samples, None, ctx)
+        else:
+            continue  # that checkpoint was not kept (a run trained before curves were recorded)
+        seconds = max((t for s, t in logged if s <= step), default=None)
+        points.append({"step": step, "flops": step * flops_per_step, "train_seconds": seconds, **point})
     return points
+
+
+def _unigram_perplexity(run: Any, ctx: QualityContext) -> float:
+    """Perplexity of the validation text under the training text's token frequencies (add-one
+    smoothed): what a model that learned nothing but the alphabet's frequencies would score. A
+    language model has learned the data when its perplexity is well below this."""
+    from twopaths.data.text import encode_documents
+
+    tok, docs = run.meta["tokenizer"], ctx.text_documents(run.cfg)
+    counts = 1.0 + torch.bincount(encode_documents(tok, docs["train"]), minlength=tok.vocab_size).double()
+    logp = (counts / counts.sum()).log()  # (vocab,)
+    return float(torch.exp(-logp[encode_documents(tok, docs["val"])].mean()))
 
 
 def _text_quality(run: Any, suite: Suite, contender: Contender, ctx: QualityContext,
@@ -437,6 +511,50 @@ def _fmt_eta(seconds: float) -> str:
     return f"{m}m{s:02d}s"
 
 
+class ArenaClock:
+    """The arena's ETA, from what it measured so far: each suite's training FLOP/s over its finished
+    jobs (small models run at a fraction of a big one's FLOP/s, so the rate is per suite; a guess of
+    ``assumed_flops_per_s`` before a suite's first job) times the FLOPs it has left, plus the
+    evaluation seconds per contender measured so far (``assumed_eval_s`` before the first) times the
+    evaluations left."""
+
+    def __init__(self, jobs: list[tuple[Suite, Contender, int]], assumed_flops_per_s: float = 5e10,
+                 assumed_eval_s: float = 30.0):
+        self.flops_left: dict[str, float] = {}
+        for s, _, _ in jobs:
+            self.flops_left[s.name] = self.flops_left.get(s.name, 0.0) + s.budget_flops
+        self.evals_left = sum(1 for _, _, seed in jobs if seed == 0)
+        self.rate: dict[str, tuple[float, float]] = {}  # suite -> (FLOPs trained, seconds)
+        self.eval_s, self.evals = 0.0, 0
+        self.assumed_flops_per_s, self.assumed_eval_s = assumed_flops_per_s, assumed_eval_s
+
+    def trained(self, suite: Suite, result: dict[str, Any], seconds: float) -> None:
+        self.flops_left[suite.name] -= suite.budget_flops
+        if seconds > 1.0:  # a cached job says nothing about speed
+            flops, spent = self.rate.get(suite.name, (0.0, 0.0))
+            self.rate[suite.name] = (flops + (result.get("total_flops") or 0.0), spent + seconds)
+
+    def evaluated(self, seconds: float, cached: bool) -> None:
+        self.evals_left -= 1
+        if not cached:
+            self.eval_s, self.evals = self.eval_s + seconds, self.evals + 1
+
+    def eta(self) -> float:
+        train = 0.0
+        for name, left in self.flops_left.items():
+            flops, spent = self.rate.get(name, (0.0, 0.0))
+            train += max(left, 0.0) / (flops / spent if spent and flops else self.assumed_flops_per_s)
+        per_eval = self.eval_s / self.evals if self.evals else self.assumed_eval_s
+        return train + max(self.evals_left, 0) * per_eval
+
+
+def budget_kind(suite: Suite) -> str:
+    if suite.budget_s is not None:
+        return (f"equal wall-clock seconds of training per contender and seed ({suite.budget_s:g} s; load-dependent: "
+                f"a busy machine trains every model less)")
+    return f"equal training FLOPs per contender and seed ({suite.budget_flops / 1e12:.3g} TFLOP, counted)"
+
+
 def run_arena(suites: list[Suite], out: Path, suite_size: str, device: str = "auto",
               log: Any = print) -> dict[str, Any]:
     """Train and evaluate every contender of ``suites`` into ``out``; returns (and writes) results.json."""
@@ -445,8 +563,7 @@ def run_arena(suites: list[Suite], out: Path, suite_size: str, device: str = "au
     out.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
     jobs = [(s, c, seed) for s in suites for c in s.contenders for seed in range(s.seeds)]
-    # ETA: budgets left plus a rough allowance for calibration and evaluation per job
-    remaining = sum(s.budget_s * 1.25 + (15 if seed == 0 else 3) for s, _, seed in jobs)
+    clock = ArenaClock(jobs)
     started = time.perf_counter()
     results: dict[str, Any] = {"suite": suite_size, "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                                "environment": environment(dev), "suites": {}}
@@ -455,8 +572,9 @@ def run_arena(suites: list[Suite], out: Path, suite_size: str, device: str = "au
     for i, (suite, contender, seed) in enumerate(jobs, 1):
         if suite.name in skipped:
             continue
-        log(f"[{i}/{len(jobs)}] {suite.name} · {contender.name} (seed {seed}) · budget {suite.budget_s:g}s · "
-            f"arena ETA {_fmt_eta(remaining)}")
+        budget = f"{suite.budget_s:g} s" if suite.budget_s is not None else f"{suite.budget_flops / 1e12:.3g} TFLOP"
+        log(f"[{i}/{len(jobs)}] {suite.name} · {contender.name} (seed {seed}) · budget {budget} · "
+            f"arena ETA {_fmt_eta(clock.eta())}")
         job_start = time.perf_counter()
         try:
             train = train_contender(suite, contender, seed, out, device, log)
@@ -466,19 +584,24 @@ def run_arena(suites: list[Suite], out: Path, suite_size: str, device: str = "au
                                              "contenders": {}}
             log(f"  skipping suite {suite.name}: {err}")
             continue
+        clock.trained(suite, train, time.perf_counter() - job_start)
         entry = results["suites"].setdefault(suite.name, {
-            "data": suite.data, "kind": suite.kind, "budget_s": suite.budget_s, "seeds": suite.seeds,
-            "budget_kind": "equal wall-clock seconds of training per contender and seed",
-            "n_eval": suite.n_eval, "n_curve": suite.n_curve, "param_match_factor": PARAM_MATCH_FACTOR,
-            "contenders": {}})
+            "data": suite.data, "kind": suite.kind, "budget_flops": suite.budget_flops, "budget_s": suite.budget_s,
+            "seeds": suite.seeds, "budget_kind": budget_kind(suite), "n_eval": suite.n_eval,
+            "n_curve": min(suite.n_curve, suite.n_eval), "curve_metric": CURVE_METRIC[suite.kind],
+            "param_match_factor": PARAM_MATCH_FACTOR, "contenders": {}})
         c_entry = entry["contenders"].setdefault(contender.name, {
             "model": contender.model, "family": contender.family,
             "sampler": f"{contender.sampler}, trailing spacing" if contender.nfe else None, "runs": []})
         c_entry["runs"].append(train)
         if seed == 0 and not train.get("diverged"):
             ctx = contexts.setdefault(suite.name, QualityContext(suite, dev, log))
+            eval_start = time.perf_counter()
+            cached = (out / "runs" / suite.name / contender.name / "quality.json").exists()
             c_entry["quality"] = evaluate_contender(suite, contender, out, ctx, log)
-        remaining -= suite.budget_s * 1.25 + (15 if seed == 0 else 3)
+            clock.evaluated(time.perf_counter() - eval_start, cached)
+        elif seed == 0:
+            clock.evaluated(0.0, True)
         log(f"  done in {time.perf_counter() - job_start:.0f}s")
     results["arena_seconds"] = time.perf_counter() - started
     write_json(out / "results.json", results)

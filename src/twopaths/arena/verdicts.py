@@ -1,12 +1,23 @@
 """The seeds' comparison table, filled from measurements: one row per aspect, evidence and verdict.
 
 Every verdict is computed from the numbers in ``results.json`` by a rule written here, never
-typed in: change the numbers and the verdicts change (tests feed contrived results). A row whose
-evidence is missing says so.
+typed in: change the numbers and the verdicts change (tests feed contrived results and curves).
+A verdict is a record (:class:`Row`: status, winner, metric, ratio, interval, qualifier) rendered
+to one sentence. A row whose evidence is missing says so.
 
-Conventions: a quality difference counts only when it exceeds both 10% of the better value and
-the real-vs-real floor at that sample count (differences inside the metric's own noise are
-ties); a speed or cost difference counts when the ratio exceeds 1.2.
+A row names a winner only when both hold:
+
+1. **The contenders it ranks have learned the data**, by a stated rule per kind of data
+   (:func:`learned`): images, FID within ``LEARNED_FID_MULTIPLE`` x the real-vs-real floor at
+   the same n; points, every mixture mode found; text, perplexity (or MDLM's bound) at most
+   ``LEARNED_PPL_FRACTION`` of the unigram perplexity; recall, accuracy above chance (95% Wilson
+   interval) at some distance. Comparing models that learned nothing compares initialisations.
+2. **The gap exceeds the uncertainty**: 95% intervals (z = 1.96) from the FID's bootstrap spread,
+   binomial intervals for accuracies, the min-max range of repeated latencies, and for stability
+   an F-test of the spread over >= 3 seeds. Exact counts (FLOPs, network calls) have no noise.
+
+Otherwise the row says *inconclusive* and why. A winner at a budget where the quality curves still
+fall gets a qualifier ("at 25 TFLOP; ddpm still improving 30% per doubling").
 """
 
 from __future__ import annotations
@@ -16,20 +27,44 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-SPEED_RATIO = 1.2  # below this, "about the same"
-QUALITY_MARGIN = 0.10  # relative FID difference needed, on top of the floor
+SPEED_RATIO = 1.2  # exact-count ratios below this are "about the same"
+Z = 1.96  # two-sided 95% normal interval
+LEARNED_FID_MULTIPLE = 5.0  # images: learned when FID <= this x the real-vs-real floor at the same n
+LEARNED_PPL_FRACTION = 0.5  # text: learned when perplexity <= this x the unigram perplexity
+STILL_IMPROVING = 0.10  # a curve that improved more than this over its last doubling of FLOPs still falls
+MIN_STABILITY_SEEDS = 3
 
 
 @dataclass
 class Row:
+    """One verdict as a record. ``status``: winner, inconclusive, measured (a description, no ranking)
+    or missing. ``ratio`` is loser/winner on the metric (>= 1), ``interval`` the 95% interval of the
+    gap it rests on, ``qualifier`` what limits the claim."""
+
     aspect: str
     evidence: str
     verdict: str
     missing: bool = False
+    status: str = "measured"
+    winner: str | None = None
+    metric: str | None = None
+    ratio: float | None = None
+    interval: tuple[float, float] | None = None
+    qualifier: str = ""
 
 
 def _missing(aspect: str, why: str) -> Row:
-    return Row(aspect, "—", f"evidence missing: {why}", missing=True)
+    return Row(aspect, "—", f"evidence missing: {why}", missing=True, status="missing")
+
+
+def _inconclusive(aspect: str, evidence: str, why: str) -> Row:
+    return Row(aspect, evidence, f"inconclusive: {why}", status="inconclusive")
+
+
+def _winner(aspect: str, evidence: str, sentence: str, winner: str, metric: str, ratio: float | None,
+            interval: tuple[float, float] | None, qualifier: str = "") -> Row:
+    return Row(aspect, evidence, sentence + (f" ({qualifier})" if qualifier else ""), status="winner", winner=winner,
+               metric=metric, ratio=ratio, interval=interval, qualifier=qualifier)
 
 
 # ----------------------------------------------------------------------------- reading results
@@ -47,13 +82,13 @@ def main_quality(entry: dict[str, Any]) -> dict[str, Any] | None:
     return q["by_nfe"].get(q.get("main_nfe", "single")) or next(iter(q["by_nfe"].values()))
 
 
-def best_fid(entry: dict[str, Any]) -> tuple[float, float | None, str] | None:
-    """(FID, its floor, the setting) at the contender's best NFE."""
+def best_fid(entry: dict[str, Any]) -> tuple[float, float | None, str, float] | None:
+    """(FID, its floor, the setting, its bootstrap spread or 0) at the contender's best NFE."""
     q = entry.get("quality") or {}
     best = None
     for nfe, m in (q.get("by_nfe") or {}).items():
         if m.get("fid") is not None and (best is None or m["fid"] < best[0]):
-            best = (float(m["fid"]), m.get("fid_floor"), nfe)
+            best = (float(m["fid"]), m.get("fid_floor"), nfe, float(m.get("fid_std") or 0.0))
     return best
 
 
@@ -77,28 +112,165 @@ def fmt(x: Any, digits: int = 3, missing: str = "n/a") -> str:
     return str(x)
 
 
+def wilson(successes: float, n: int, z: float = Z) -> tuple[float, float]:
+    """95% Wilson score interval of a binomial proportion (Wilson 1927); (0, 1) for n = 0."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def _ratio_phrase(a_name: str, a: float, b_name: str, b: float, what: str, higher_better: bool = True) -> str:
+# ----------------------------------------------------------------------------- learned?
+
+
+def learned(kind: str, entry: dict[str, Any]) -> tuple[bool | None, str]:
+    """Whether a contender has learned its data by the rule for ``kind`` (see the module docstring),
+    and the evidence in words; (None, why) when the numbers are missing."""
+    q = entry.get("quality") or {}
+    if kind == "image":
+        best = best_fid(entry)
+        if best is None or not best[1]:
+            return None, "no FID with a floor"
+        fid, floor = best[0], float(best[1])
+        return fid <= LEARNED_FID_MULTIPLE * floor, (f"FID {fmt(fid)} = {fmt(fid / floor, 2)}x the floor "
+                                                     f"{fmt(floor)} (rule: <= {LEARNED_FID_MULTIPLE:g}x)")
+    if kind == "points":
+        m = main_quality(entry)
+        if not m or m.get("modes_covered") is None:
+            return None, "no mode coverage"
+        return m["modes_covered"] >= m["modes"], f"{m['modes_covered']}/{m['modes']} modes (rule: all)"
+    if kind == "text":
+        val, unigram = q.get("val") or {}, q.get("unigram_perplexity")
+        ppl = val.get("perplexity", val.get("perplexity_bound"))
+        if ppl is None or not unigram:
+            return None, "no perplexity or unigram perplexity"
+        return ppl <= LEARNED_PPL_FRACTION * unigram, (f"perplexity {fmt(ppl)} vs unigram {fmt(unigram)} "
+                                                       f"(rule: <= {LEARNED_PPL_FRACTION:g}x)")
+    if kind == "sequence":
+        rec = q.get("recall") or {}
+        if not rec.get("accuracy"):
+            return None, "no recall accuracy"
+        n, chance = int(rec.get("n_per_distance") or 0), float(rec.get("chance") or 0.0)
+        above = [d for d, a in rec["accuracy"].items() if wilson(a * n, n)[0] > chance]
+        return bool(above), (f"above chance at d = {', '.join(above)}" if above else
+                             f"at chance ({fmt(chance)}) at every distance") + " (rule: 95% interval above chance)"
+    return None, f"no rule for {kind}"
+
+
+def learned_table(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(suite, contender, learned yes/no/unknown, the evidence) for every evaluated contender."""
+    rows = []
+    for s_name, suite in results.get("suites", {}).items():
+        for name, e in suite.get("contenders", {}).items():
+            ok, why = learned(suite.get("kind", ""), e)
+            rows.append((s_name, name, "unknown" if ok is None else ("yes" if ok else "no"), why))
+    return rows
+
+
+def _not_learned(kind: str, named: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """'name (evidence)' of every named contender that has not learned the data."""
+    out = []
+    for name, e in named:
+        ok, why = learned(kind, e)
+        if not ok:
+            out.append(f"{name} ({why})")
+    return out
+
+
+def _curve_trend(entry: dict[str, Any], metric: str) -> float | None:
+    """Relative improvement of the quality curve over its last doubling of training FLOPs (positive:
+    still improving), for lower-is-better metrics; None without two points a doubling apart."""
+    curve = [p for p in (entry.get("quality") or {}).get("curve") or [] if p.get(metric) is not None]
+    if len(curve) < 2 or not curve[-2][metric]:
+        return None
+    before, last = float(curve[-2][metric]), float(curve[-1][metric])
+    return (before - last) / before
+
+
+def _still_improving(named: list[tuple[str, dict[str, Any]]], metric: str, budget: str) -> str:
+    falling = [(n, t) for n, e in named if (t := _curve_trend(e, metric)) is not None and t > STILL_IMPROVING]
+    if not falling:
+        return ""
+    return f"at {budget}; " + ", ".join(f"{n} still improving {100 * t:.0f}% per doubling" for n, t in falling)
+
+
+def _budget(results: dict[str, Any], suite: str) -> str:
+    s = results.get("suites", {}).get(suite, {})
+    if s.get("budget_s") is not None:
+        return f"{fmt(s['budget_s'])} s"
+    return f"{fmt((s.get('budget_flops') or 0) / 1e12)} TFLOP" if s.get("budget_flops") else "this budget"
+
+
+# ----------------------------------------------------------------------------- shared comparisons
+
+
+def _fid_compare(aspect: str, evidence: str, results: dict[str, Any],
+                 named: list[tuple[str, dict[str, Any]]], what: str = "generates better images") -> Row:
+    """Rank image contenders by their best FID: the best learned one wins only when its gap to the
+    next learned one exceeds 1.96 x the combined bootstrap spread."""
+    not_learned = _not_learned("image", named)
+    ranked = sorted(((best_fid(e), n, e) for n, e in named if learned("image", e)[0]), key=lambda t: t[0][0])
+    if len(ranked) < 2:
+        if not ranked:
+            floor = next((best_fid(e)[1] for _, e in named if best_fid(e)), None)
+            return _inconclusive(aspect, evidence, f"no image model within {LEARNED_FID_MULTIPLE:g}x of the floor "
+                                                   f"({fmt(floor)}) at this budget: " + "; ".join(not_learned))
+        return _inconclusive(aspect, evidence, f"only {ranked[0][1]} has learned the data; not learned: "
+                                               + "; ".join(not_learned))
+    (b, b_name, b_e), (r, r_name, r_e) = ranked[0], ranked[1]
+    gap, sigma = r[0] - b[0], math.hypot(b[3], r[3])
+    interval = (gap - Z * sigma, gap + Z * sigma)
+    tail = ("; not learned: " + "; ".join(not_learned)) if not_learned else ""
+    if interval[0] <= 0:
+        return _inconclusive(aspect, evidence, f"{b_name} (FID {fmt(b[0])}) and {r_name} ({fmt(r[0])}) differ by "
+                                               f"{fmt(gap)} ± {fmt(Z * sigma)} (95%), an interval that includes 0"
+                             + tail)
+    qualifier = _still_improving([(b_name, b_e), (r_name, r_e)], "fid", _budget(results, "fashion-mnist"))
+    return _winner(aspect, evidence, f"{b_name} {what} (FID {fmt(b[0])} vs {fmt(r[0])} for {r_name}, gap "
+                                     f"{fmt(gap)} ± {fmt(Z * sigma)} at 95%){tail}", b_name, "FID",
+                   r[0] / b[0] if b[0] > 0 else None, interval, qualifier)
+
+
+def _count_compare(aspect: str, evidence: str, a_name: str, a: float, b_name: str, b: float, what: str,
+                   kind: str, named: list[tuple[str, dict[str, Any]]]) -> Row:
+    """An exact count (FLOPs, network calls; lower is better) between two contenders that learned."""
+    not_learned = _not_learned(kind, named)
+    if not_learned:
+        return _inconclusive(aspect, evidence, f"{what} at equal quality needs models that learned the data; "
+                                               "not learned: " + "; ".join(not_learned))
     if a <= 0 or b <= 0:
-        return f"cannot compare {what} (a zero measurement)"
-    ratio = a / b if a >= b else b / a
+        return _missing(aspect, f"a zero measurement of {what}")
+    ratio = max(a, b) / min(a, b)
     if ratio < SPEED_RATIO:
-        return f"{a_name} and {b_name} are about the same on {what} (ratio {ratio:.2f})"
-    winner = (a_name if a > b else b_name) if higher_better else (a_name if a < b else b_name)
-    return f"{winner} is {ratio:.1f}x better on {what}"
+        return Row(aspect, evidence, f"{a_name} and {b_name} are about the same on {what} (ratio {ratio:.2f}, "
+                                     f"exact counts)", status="measured", metric=what, ratio=ratio)
+    win = a_name if a < b else b_name
+    return _winner(aspect, evidence, f"{win} needs {ratio:.1f}x less {what} (exact counts)", win, what, ratio,
+                   (ratio, ratio))
 
 
-def _quality_compare(named: list[tuple[str, float, float | None]]) -> str:
-    """named: (name, fid, floor). The best, and whether its lead is outside the noise."""
-    named = sorted(named, key=lambda t: t[1])
-    (b_name, b_fid, b_floor), (r_name, r_fid, _) = named[0], named[1]
-    margin = max(QUALITY_MARGIN * b_fid, b_floor or 0.0)
-    rest = "" if len(named) == 2 else "; then " + ", ".join(f"{n} ({fmt(f)})" for n, f, _ in named[2:])
-    if r_fid - b_fid <= margin:
-        return (f"tie: {b_name} (FID {fmt(b_fid)}) and {r_name} ({fmt(r_fid)}) differ by less than the noise "
-                f"margin {fmt(margin)}{rest}")
-    return f"{b_name} generates better images (FID {fmt(b_fid)} vs {fmt(r_fid)} for {r_name}{rest})"
+def _latency_compare(aspect: str, evidence: str, a_name: str, a: dict[str, Any], b_name: str, b: dict[str, Any],
+                     kind: str, named: list[tuple[str, dict[str, Any]]]) -> Row:
+    """Latency of one sample alone, repeated: a winner only when the ratio of the ranges excludes 1."""
+    not_learned = _not_learned(kind, named)
+    if not_learned:
+        return _inconclusive(aspect, evidence, "speed at equal quality needs models that learned the data; "
+                                               "not learned: " + "; ".join(not_learned))
+    a_lo, a_hi = a.get("latency_min", a.get("latency_s")), a.get("latency_max", a.get("latency_s"))
+    b_lo, b_hi = b.get("latency_min", b.get("latency_s")), b.get("latency_max", b.get("latency_s"))
+    if not all(v and v > 0 for v in (a_lo, a_hi, b_lo, b_hi)):
+        return _missing(aspect, "latencies were not measured")
+    lo, hi = b_lo / a_hi, b_hi / a_lo  # how many times faster a is: its range over the repeats
+    if lo <= 1 <= hi:
+        return _inconclusive(aspect, evidence, f"the latency ratio {b_name}/{a_name} ranges {lo:.2f}-{hi:.2f} over "
+                                               f"the repeats, which includes 1")
+    win, lose, interval = (a_name, b_name, (lo, hi)) if lo > 1 else (b_name, a_name, (1 / hi, 1 / lo))
+    ratio = math.sqrt(interval[0] * interval[1])
+    return _winner(aspect, evidence, f"{win} is {ratio:.1f}x faster per sample than {lose} (range "
+                                     f"{interval[0]:.1f}-{interval[1]:.1f}x over repeated timings)",
+                   win, "latency per sample", ratio, interval)
 
 
 # ----------------------------------------------------------------------------- rows
@@ -132,67 +304,87 @@ def core_mechanism(results: dict[str, Any]) -> Row:
     d_calls, a_calls = dq.get("sequential_calls", 0), aq.get("sequential_calls", 0)
     evidence = (f"{diff[0]}: denoises the whole image {d_calls} times (NFE {diff[1]['quality'].get('main_nfe')}); "
                 f"{ar[0]}: predicts one token per network call, {a_calls} calls per image")
-    if d_calls and a_calls:
-        verdict = (f"iterative refinement vs sequential generation: the diffusion model needs "
-                   f"{a_calls / d_calls:.0f}x fewer sequential network calls per image" if a_calls >= d_calls else
-                   f"the autoregressive model needs {d_calls / a_calls:.1f}x fewer sequential calls per image")
-    else:
-        verdict = "evidence missing: network calls were not counted"
-    return Row(aspect, evidence, verdict, missing=not (d_calls and a_calls))
+    if not (d_calls and a_calls):
+        return _missing(aspect, "network calls were not counted")
+    verdict = (f"iterative refinement vs sequential generation: the diffusion model makes "
+               f"{a_calls / d_calls:.0f}x fewer sequential network calls per image (exact counts)"
+               if a_calls >= d_calls else
+               f"the autoregressive model makes {d_calls / a_calls:.1f}x fewer sequential calls per image")
+    return Row(aspect, evidence, verdict, status="measured", metric="sequential calls")
 
 
 def generation_quality(results: dict[str, Any]) -> Row:
     aspect = "Generation quality"
-    named = []
+    named, parts = [], []
     for family in ("diffusion", "autoregressive"):
         rep = _family_rep(results, "fashion-mnist", family)
         if rep and best_fid(rep[1]):
-            fid, floor, nfe = best_fid(rep[1])
-            named.append((f"{rep[0]} ({family}{', NFE ' + nfe if nfe != 'single' else ''})", fid, floor))
+            fid, floor, nfe, std = best_fid(rep[1])
+            named.append(rep)
+            parts.append(f"{rep[0]} ({family}{', NFE ' + nfe if nfe != 'single' else ''}): FID {fmt(fid)} ± "
+                         f"{fmt(Z * std)}")
     if len(named) < 2:
         return _missing(aspect, "needs FID for a diffusion and an autoregressive image contender")
-    floor = named[0][2]
-    evidence = "; ".join(f"{n}: FID {fmt(f)}" for n, f, _ in named) + f" (real-vs-real floor {fmt(floor)})"
-    return Row(aspect, evidence, _quality_compare(named))
+    evidence = "; ".join(parts) + f" (real-vs-real floor {fmt(best_fid(named[0][1])[1])})"
+    return _fid_compare(aspect, evidence, results, named)
 
 
-def _stability(results: dict[str, Any], family: str) -> tuple[float, int, int] | None:
-    """(worst relative spread of final loss over seeds, diverged runs, runs) for a family's contenders
-    that ran with at least 2 seeds, over every suite."""
-    spreads, diverged, runs = [], 0, 0
+def _stability(results: dict[str, Any], family: str) -> dict[str, Any] | None:
+    """Over every suite, a family's contenders run with >= 2 seeds: relative final losses (each run's
+    final loss over its contender's mean), diverged runs, runs, and the contenders themselves."""
+    rel, diverged, runs, members = [], 0, 0, []
     for suite in results.get("suites", {}).values():
-        for entry in suite.get("contenders", {}).values():
+        for name, entry in suite.get("contenders", {}).items():
             if entry.get("family") != family or len(entry.get("runs", [])) < 2:
                 continue
             finals = [r["final_train_loss"] for r in entry["runs"] if r.get("final_train_loss") is not None]
             diverged += sum(1 for r in entry["runs"] if r.get("diverged"))
             runs += len(entry["runs"])
-            if len(finals) >= 2:
-                mean = statistics.fmean(finals)
-                spreads.append(statistics.stdev(finals) / abs(mean) if mean else math.inf)
+            members.append((suite.get("kind", ""), name, entry))
+            mean = statistics.fmean(finals) if finals else 0.0
+            rel += [f / mean for f in finals] if mean else []
     if runs == 0:
         return None
-    return (max(spreads) if spreads else math.inf), diverged, runs
+    spread = statistics.stdev(rel) if len(rel) >= 2 else math.inf
+    return {"spread": spread, "diverged": diverged, "runs": runs, "n": len(rel), "members": members}
 
 
 def training_stability(results: dict[str, Any], families: tuple[str, ...] = ("diffusion", "autoregressive"),
                        aspect: str = "Training stability") -> Row:
-    stats = {f: _stability(results, f) for f in families}
-    have = {f: s for f, s in stats.items() if s is not None}
-    if len(have) < 2:
-        return _missing(aspect, "needs at least 2 seeds per contender for two families (--seeds 3)")
-    evidence = "; ".join(f"{f}: final-loss spread {100 * s[0]:.1f}% over seeds, {s[1]}/{s[2]} runs diverged"
-                         for f, s in have.items())
-    ranked = sorted(have.items(), key=lambda kv: (kv[1][1] / kv[1][2], kv[1][0]))
-    (best, bs), (_, ws) = ranked[0], ranked[-1]
-    if bs[1] == ws[1] and ws[0] - bs[0] < 0.02:
-        verdict = "equally stable: no divergences and final losses within 2% across seeds" if bs[1] == 0 else \
-            "equally unstable"
-    elif bs[1] < ws[1]:
-        verdict = f"{best} is more stable: fewer diverged runs"
-    else:
-        verdict = f"{best} is more stable: final loss varies less across seeds"
-    return Row(aspect, evidence, verdict)
+    """Diverged runs (Fisher's exact test) and the spread of relative final losses over seeds (F-test
+    of the variance ratio), both at 95%, between two families whose contenders learned their data."""
+    from scipy import stats
+
+    have = {f: s for f in families if (s := _stability(results, f)) is not None}
+    if len(have) < 2 or any(s["runs"] < MIN_STABILITY_SEEDS for s in have.values()):
+        return _missing(aspect, f"needs at least {MIN_STABILITY_SEEDS} seeds per contender for two families "
+                                f"(--seeds {MIN_STABILITY_SEEDS})")
+    evidence = "; ".join(f"{f}: final-loss spread {100 * s['spread']:.1f}% over seeds, {s['diverged']}/{s['runs']} "
+                         f"runs diverged" for f, s in have.items())
+    not_learned = [x for s in have.values() for kind, n, e in s["members"] for x in _not_learned(kind, [(n, e)])]
+    if not_learned:
+        return _inconclusive(aspect, evidence, "stability of models that have not learned the data says little; "
+                                               "not learned: " + "; ".join(not_learned))
+    ranked = sorted(have.items(), key=lambda kv: (kv[1]["diverged"] / kv[1]["runs"], kv[1]["spread"]))
+    (best, bs), (worst, ws) = ranked[0], ranked[-1]
+    if bs["diverged"] != ws["diverged"]:
+        table = [[bs["diverged"], bs["runs"] - bs["diverged"]], [ws["diverged"], ws["runs"] - ws["diverged"]]]
+        p = stats.fisher_exact(table)[1]
+        if p < 0.05:
+            return _winner(aspect, evidence, f"{best} is more stable: fewer diverged runs (Fisher's exact test "
+                                             f"p = {p:.2g})", best, "diverged runs", None, None)
+        return _inconclusive(aspect, evidence, f"{bs['diverged']}/{bs['runs']} vs {ws['diverged']}/{ws['runs']} "
+                                               f"diverged runs is within chance (Fisher's exact test p = {p:.2g})")
+    if bs["n"] < 2 or ws["n"] < 2 or not bs["spread"] or not math.isfinite(ws["spread"]):
+        return _inconclusive(aspect, evidence, "too few finished runs to compare spreads")
+    ratio = (ws["spread"] / bs["spread"]) ** 2
+    critical = stats.f.ppf(0.975, ws["n"] - 1, bs["n"] - 1)
+    if ratio <= critical:
+        return _inconclusive(aspect, evidence, f"variance ratio {ratio:.2g} of the final losses is within the 95% "
+                                               f"F bound {critical:.2g} for {ws['n']} and {bs['n']} runs")
+    return _winner(aspect, evidence, f"{best} is more stable: its final loss varies less across seeds (variance "
+                                     f"ratio {ratio:.2g} > 95% F bound {critical:.2g})", best, "final-loss spread",
+                   ratio, (critical, math.inf))
 
 
 def sampling_speed(results: dict[str, Any]) -> Row:
@@ -205,8 +397,7 @@ def sampling_speed(results: dict[str, Any]) -> Row:
     evidence = (f"{diff[0]} (NFE {diff[1]['quality'].get('main_nfe')}): {fmt(dq['samples_per_s'])} images/s, "
                 f"{fmt(dq['latency_s'])} s per image alone; {ar[0]}: {fmt(aq['samples_per_s'])} images/s, "
                 f"{fmt(aq['latency_s'])} s per image alone")
-    return Row(aspect, evidence, _ratio_phrase(diff[0], dq["samples_per_s"], ar[0], aq["samples_per_s"],
-                                               "images per second"))
+    return _latency_compare(aspect, evidence, diff[0], dq, ar[0], aq, "image", [diff, ar])
 
 
 def computational_cost(results: dict[str, Any]) -> Row:
@@ -220,9 +411,8 @@ def computational_cost(results: dict[str, Any]) -> Row:
     evidence = (f"training FLOPs in the budget: {diff[0]} {fmt(d_run['total_flops'] / 1e12)} TFLOP, "
                 f"{ar[0]} {fmt(a_run['total_flops'] / 1e12)} TFLOP; sampling: {fmt(dq['flops_per_sample'] / 1e9)} vs "
                 f"{fmt(aq['flops_per_sample'] / 1e9)} GFLOP per image")
-    verdict = _ratio_phrase(diff[0], dq["flops_per_sample"], ar[0], aq["flops_per_sample"],
-                            "FLOPs per generated image", higher_better=False)
-    return Row(aspect, evidence, verdict)
+    return _count_compare(aspect, evidence, diff[0], dq["flops_per_sample"], ar[0], aq["flops_per_sample"],
+                          "FLOPs per generated image", "image", [diff, ar])
 
 
 def parallel_processing(results: dict[str, Any]) -> Row:
@@ -237,19 +427,20 @@ def parallel_processing(results: dict[str, Any]) -> Row:
                 f"{d_run['item_name']}/s, {ar[0]} {fmt(a_run['items_per_s'])} {a_run['item_name']}/s; "
                 f"sampling depth: {d_calls} vs {a_calls} sequential calls per image")
     if not d_calls or not a_calls:
-        return Row(aspect, evidence, "evidence missing: network calls were not counted", missing=True)
+        return _missing(aspect, "network calls were not counted")
     deeper, shallower = (ar[0], diff[0]) if a_calls > d_calls else (diff[0], ar[0])
     ratio = max(a_calls, d_calls) / min(a_calls, d_calls)
     verdict = ("both parallelise equally at sampling time" if ratio < SPEED_RATIO else
                f"both train in parallel; at sampling {shallower} parallelises over the whole image while "
-               f"{deeper} is {ratio:.0f}x deeper in sequential steps")
-    return Row(aspect, evidence, verdict)
+               f"{deeper} is {ratio:.0f}x deeper in sequential steps (exact counts)")
+    return Row(aspect, evidence, verdict, status="measured", metric="sequential calls", ratio=ratio)
 
 
 def text_generation(results: dict[str, Any]) -> Row:
     """The seeds' claim that diffusion LMs can generate faster: the fewest denoising steps at which the
     diffusion LM's gen-PPL is within 20% of the autoregressive model's at no less than 90% of its
-    sample entropy, and who is faster there."""
+    sample entropy, and whether it makes fewer sequential network calls there. Both must have learned
+    the text (perplexity well below the unigram perplexity)."""
     aspect = "Text generation: speed at equal quality"
     text = contenders(results, "fortunes")
     ar = [(n, e) for n, e in text.items() if e.get("family") == "autoregressive" and main_quality(e)]
@@ -263,80 +454,103 @@ def text_generation(results: dict[str, Any]) -> Row:
                 f"{fmt(am.get('tokens_per_s'))} tokens/s; {d_name} at T = "
                 + ", ".join(f"{k}: {fmt(m.get('gen_ppl'))} / {fmt(m.get('entropy_per_sample'))} / "
                             f"{fmt(m.get('tokens_per_s'))} tok/s" for k, m in steps))
+    not_learned = _not_learned("text", [(a_name, a), (d_name, d)])
+    if not_learned:
+        return _inconclusive(aspect, evidence, "speed at equal quality needs language models that learned the text; "
+                                               "not learned: " + "; ".join(not_learned))
     matched = [(k, m) for k, m in steps if m.get("gen_ppl") is not None and am.get("gen_ppl") is not None
                and m["gen_ppl"] <= 1.2 * am["gen_ppl"]
                and (m.get("entropy_per_sample") or 0) >= 0.9 * (am.get("entropy_per_sample") or 0)]
     if not matched:
-        return Row(aspect, evidence, f"{a_name} wins: at no measured step count does {d_name} come within 20% of "
-                                     f"its gen-PPL at similar entropy")
+        return _winner(aspect, evidence, f"{a_name} wins: at no measured step count does {d_name} come within 20% "
+                                         f"of its gen-PPL at similar entropy", a_name, "gen-PPL", None, None)
     k, m = matched[0]
-    return Row(aspect, evidence, f"{d_name} matches {a_name}'s quality from T = {k}; there "
-               + _ratio_phrase(d_name, m["tokens_per_s"], a_name, am["tokens_per_s"], "tokens per second"))
+    calls_a, calls_d = am.get("sequential_calls") or 0, m.get("sequential_calls") or 0
+    if not calls_a or not calls_d:
+        return Row(aspect, evidence, f"{d_name} matches {a_name}'s quality from T = {k}", status="measured")
+    ratio = max(calls_a, calls_d) / min(calls_a, calls_d)
+    faster = d_name if calls_d < calls_a else a_name
+    return _winner(aspect, evidence, f"{d_name} matches {a_name}'s quality from T = {k}; there {faster} makes "
+                                     f"{ratio:.1f}x fewer sequential network calls (exact counts)", faster,
+                   "sequential calls at equal quality", ratio, (ratio, ratio))
 
 
-RECALL_THRESHOLD = 0.5  # accuracy at which a distance counts as recalled (chance is 0.1)
-RECALL_MARGIN = 0.05  # mean accuracies closer than this are a tie
+RECALL_THRESHOLD = 0.5  # accuracy whose 95% interval lies above this counts as recalled (chance is 0.1)
 
 
-def _recall_entries(results: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[int, float]]]:
-    """(name, contender entry, {distance: accuracy}) of every contender of a ``sequence`` suite."""
+def _recall_entries(results: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[int, float], int]]:
+    """(name, contender entry, {distance: accuracy}, items per distance) of every ``sequence`` contender."""
     out = []
     for suite in results.get("suites", {}).values():
         if suite.get("kind") != "sequence":
             continue
         for name, e in suite.get("contenders", {}).items():
-            acc = ((e.get("quality") or {}).get("recall") or {}).get("accuracy")
-            if acc:
-                out.append((name, e, {int(d): float(a) for d, a in acc.items()}))
+            rec = (e.get("quality") or {}).get("recall") or {}
+            if rec.get("accuracy"):
+                out.append((name, e, {int(d): float(a) for d, a in rec["accuracy"].items()},
+                            int(rec.get("n_per_distance") or 0)))
     return out
 
 
 def long_range(results: dict[str, Any]) -> Row:
     """Associative recall at growing distance (the ``sequence`` suite): the longest distance each
-    transformer recalls (accuracy >= RECALL_THRESHOLD), then the mean accuracy over the grid; the
-    convolution baseline's accuracy beyond its receptive field shows what a finite reach costs."""
+    transformer recalls (the 95% Wilson interval of its accuracy above RECALL_THRESHOLD), then the
+    mean accuracy over the grid with its binomial interval; the convolution baseline's accuracy beyond
+    its receptive field shows what a finite reach costs."""
     aspect = "Long-range dependencies"
     entries = _recall_entries(results)
     ar = [t for t in entries if t[1].get("family") == "autoregressive"
           and not t[1]["quality"]["recall"].get("receptive_field")]
     dl = [t for t in entries if t[1].get("family") == "diffusion"]
-    if ar and dl:
-        def longest(acc: dict[int, float]) -> int:
-            return max((d for d, a in acc.items() if a >= RECALL_THRESHOLD), default=0)
+    if not (ar and dl):
+        text = contenders(results, "fortunes")
+        if not any(e.get("family") == "diffusion" for e in text.values()):
+            return _missing(aspect, "no diffusion language model on the same text in this run (and no long-context "
+                                    "probe)")
+        return _missing(aspect, "needs the sequence suite (twopaths arena --suite sequence): recall accuracy of an "
+                                "autoregressive and a diffusion language model")
+    evidence = "; ".join(f"{n}" + (f" (receptive field {e['quality']['recall']['receptive_field']})"
+                                   if e["quality"]["recall"].get("receptive_field") else "")
+                         + ": " + ", ".join(f"d={d} {fmt(a, 2)}" for d, a in sorted(acc.items()))
+                         for n, e, acc, _ in entries)
+    evidence += (f" (answer accuracy over {entries[0][3]} items per distance; chance "
+                 f"{fmt(entries[0][1]['quality']['recall'].get('chance'))})")
+    (a_name, _, a_acc, a_n), (d_name, _, d_acc, d_n) = ar[0], dl[0]
 
-        evidence = "; ".join(f"{n}" + (f" (receptive field {e['quality']['recall']['receptive_field']})"
-                                       if e["quality"]["recall"].get("receptive_field") else "")
-                             + ": " + ", ".join(f"d={d} {fmt(a, 2)}" for d, a in sorted(acc.items()))
-                             for n, e, acc in entries)
-        evidence += f" (answer accuracy; chance {fmt(entries[0][1]['quality']['recall'].get('chance'))})"
-        (a_name, _, a_acc), (d_name, _, d_acc) = ar[0], dl[0]
-        a_far, d_far = longest(a_acc), longest(d_acc)
-        a_mean, d_mean = statistics.fmean(a_acc.values()), statistics.fmean(d_acc.values())
-        if not a_far and not d_far:
-            verdict = (f"neither {a_name} nor {d_name} reaches accuracy {RECALL_THRESHOLD} at any distance within "
-                       f"this budget: no evidence either way")
-        elif a_far != d_far:
-            win, lose = (a_name, d_name) if a_far > d_far else (d_name, a_name)
-            verdict = (f"{win} recalls further: up to d = {max(a_far, d_far)} vs "
-                       + (f"d = {min(a_far, d_far)}" if min(a_far, d_far) else "no distance") + f" for {lose}")
-        elif abs(a_mean - d_mean) < RECALL_MARGIN:
-            verdict = f"tie: both recall up to d = {a_far}, mean accuracy {fmt(a_mean, 2)} vs {fmt(d_mean, 2)}"
-        else:
-            win = a_name if a_mean > d_mean else d_name
-            verdict = (f"both recall up to d = {a_far}; {win} is more accurate over the grid "
-                       f"(mean {fmt(max(a_mean, d_mean), 2)} vs {fmt(min(a_mean, d_mean), 2)})")
-        for n, e, acc in entries:
-            rf = e["quality"]["recall"].get("receptive_field")
-            beyond = [a for d, a in acc.items() if rf and d + 1 >= rf]
-            if beyond:
-                verdict += (f"; {n} beyond its receptive field of {rf}: mean accuracy {fmt(statistics.fmean(beyond), 2)}"
-                            f" (chance {fmt(e['quality']['recall'].get('chance'))})")
-        return Row(aspect, evidence, verdict)
-    text = contenders(results, "fortunes")
-    if not any(e.get("family") == "diffusion" for e in text.values()):
-        return _missing(aspect, "no diffusion language model on the same text in this run (and no long-context probe)")
-    return _missing(aspect, "needs the sequence suite (twopaths arena --suite sequence): recall accuracy of an "
-                            "autoregressive and a diffusion language model")
+    def longest(acc: dict[int, float], n: int) -> int:
+        return max((d for d, a in acc.items() if wilson(a * n, n)[0] > RECALL_THRESHOLD), default=0)
+
+    def mean_and_se(acc: dict[int, float], n: int) -> tuple[float, float]:
+        k = len(acc)
+        return statistics.fmean(acc.values()), math.sqrt(sum(a * (1 - a) / max(n, 1) for a in acc.values())) / k
+
+    a_far, d_far = longest(a_acc, a_n), longest(d_acc, d_n)
+    (a_mean, a_se), (d_mean, d_se) = mean_and_se(a_acc, a_n), mean_and_se(d_acc, d_n)
+    gap, half = abs(a_mean - d_mean), Z * math.hypot(a_se, d_se)
+    beyond = ""
+    for n, e, acc, _ in entries:
+        rf = e["quality"]["recall"].get("receptive_field")
+        out = [a for d, a in acc.items() if rf and d + 1 >= rf]
+        if out:
+            beyond += (f"; {n} beyond its receptive field of {rf}: mean accuracy {fmt(statistics.fmean(out), 2)}"
+                       f" (chance {fmt(e['quality']['recall'].get('chance'))})")
+    if not a_far and not d_far:
+        return _inconclusive(aspect, evidence, f"neither {a_name} nor {d_name} recalls above {RECALL_THRESHOLD} "
+                                               f"(95% interval) at any distance within this budget" + beyond)
+    if a_far != d_far:
+        win, lose = (a_name, d_name) if a_far > d_far else (d_name, a_name)
+        return _winner(aspect, evidence, f"{win} recalls further: up to d = {max(a_far, d_far)} vs "
+                       + (f"d = {min(a_far, d_far)}" if min(a_far, d_far) else "no distance") + f" for {lose}" + beyond,
+                       win, "longest distance recalled", max(a_far, d_far) / max(min(a_far, d_far), 1), None)
+    if gap <= half:
+        return _inconclusive(aspect, evidence, f"both recall up to d = {a_far}; mean accuracy {fmt(a_mean, 2)} vs "
+                                               f"{fmt(d_mean, 2)} differ by less than the 95% interval ±{fmt(half, 2)}"
+                             + beyond)
+    win = a_name if a_mean > d_mean else d_name
+    return _winner(aspect, evidence, f"both recall up to d = {a_far}; {win} is more accurate over the grid (mean "
+                                     f"{fmt(max(a_mean, d_mean), 2)} vs {fmt(min(a_mean, d_mean), 2)}, ±{fmt(half, 2)} "
+                                     f"at 95%)" + beyond, win, "mean recall accuracy",
+                   max(a_mean, d_mean) / max(min(a_mean, d_mean), 1e-9), (gap - half, gap + half))
 
 
 def interpretability(results: dict[str, Any]) -> Row:
@@ -345,16 +559,13 @@ def interpretability(results: dict[str, Any]) -> Row:
 
 def vs_baselines_quality(results: dict[str, Any]) -> Row:
     aspect = "Quality: diffusion vs GAN vs VAE"
-    named = []
-    for family in ("diffusion", "gan", "vae"):
-        rep = _family_rep(results, "fashion-mnist", family)
-        if rep and best_fid(rep[1]):
-            fid, floor, nfe = best_fid(rep[1])
-            named.append((rep[0], fid, floor))
+    named = [rep for family in ("diffusion", "gan", "vae")
+             if (rep := _family_rep(results, "fashion-mnist", family)) and best_fid(rep[1])]
     if len(named) < 2:
         return _missing(aspect, "needs FID for diffusion and at least one of GAN/VAE")
-    evidence = "; ".join(f"{n}: FID {fmt(f)}" for n, f, _ in named) + f" (floor {fmt(named[0][2])})"
-    return Row(aspect, evidence, _quality_compare(named))
+    evidence = ("; ".join(f"{n}: FID {fmt(best_fid(e)[0])} ± {fmt(Z * best_fid(e)[3])}" for n, e in named)
+                + f" (floor {fmt(best_fid(named[0][1])[1])})")
+    return _fid_compare(aspect, evidence, results, named)
 
 
 def denoiser_backbones(results: dict[str, Any]) -> Row:
@@ -366,40 +577,43 @@ def denoiser_backbones(results: dict[str, Any]) -> Row:
         best, m = best_fid(e), main_quality(e)
         if best is None or not m:
             continue
-        named.append((name, best[0], best[1]))
+        named.append((name, e))
         per_call = m["flops_per_sample"] / m["sequential_calls"] if m.get("sequential_calls") else None
         parts.append(f"{name}: FID {fmt(best[0])} at {best[2]} steps, "
                      f"{fmt(per_call / 1e9 if per_call else None)} GFLOP per call, {fmt(e['runs'][0]['params'])} params")
     if len(named) < 2:
         return _missing(aspect, "needs FID for at least two diffusion denoisers (ddpm, dit, ldm)")
-    return Row(aspect, "; ".join(parts) + f" (floor {fmt(named[0][2])})", _quality_compare(named))
+    return _fid_compare(aspect, "; ".join(parts) + f" (floor {fmt(best_fid(named[0][1])[1])})", results, named)
 
 
 def mode_collapse(results: dict[str, Any]) -> Row:
-    """Collapse = fewer mixture modes covered than exist, or a class histogram with normalised entropy < 0.9."""
+    """Collapse = fewer mixture modes covered than exist, or a class histogram with normalised entropy
+    < 0.9, judged only for contenders that learned their data (an untrained model's odd histogram is
+    not collapse)."""
     aspect = "Mode collapse"
-    parts, collapsed, seen = [], [], 0
-    modes_total = None
+    parts, collapsed, unjudged, seen = [], [], [], 0
     for name, e in contenders(results, "mixture2d").items():
         m = main_quality(e)
         if m and m.get("modes_covered") is not None:
             seen += 1
-            modes_total = m.get("modes", modes_total)
             parts.append(f"{name}: {m['modes_covered']}/{m.get('modes', '?')} modes")
-            if modes_total and m["modes_covered"] < modes_total:
+            if m.get("modes") and m["modes_covered"] < m["modes"]:
                 collapsed.append(f"{name} (mixture2d)")
     for name, e in contenders(results, "fashion-mnist").items():
         m = main_quality(e)
         if m and m.get("class_entropy_norm") is not None:
             seen += 1
             parts.append(f"{name}: class entropy {m['class_entropy_norm']:.2f}, recall {fmt(m.get('recall'))}")
-            if m["class_entropy_norm"] < 0.9:
+            if not learned("image", e)[0]:
+                unjudged.append(name)
+            elif m["class_entropy_norm"] < 0.9:
                 collapsed.append(f"{name} (fashion-mnist)")
     if seen < 2:
         return _missing(aspect, "needs mode coverage or class histograms for at least two contenders")
-    verdict = ("no collapse detected: every contender covers every mode and class" if not collapsed else
+    tail = (f"; not judged on fashion-mnist (not learned): {', '.join(unjudged)}" if unjudged else "")
+    verdict = ("no collapse detected among the contenders judged" if not collapsed else
                "collapse detected in " + ", ".join(collapsed))
-    return Row(aspect, "; ".join(parts), verdict)
+    return Row(aspect, "; ".join(parts), verdict + tail, status="measured")
 
 
 def single_pass_speed(results: dict[str, Any]) -> Row:
@@ -415,8 +629,7 @@ def single_pass_speed(results: dict[str, Any]) -> Row:
     f = main_quality(e)
     evidence = (f"{name}: {fmt(f['samples_per_s'])} images/s in {f.get('sequential_calls', 1)} call; "
                 f"{diff[0]} at its fewest steps (NFE {lowest}): {fmt(d['samples_per_s'])} images/s")
-    return Row(aspect, evidence, _ratio_phrase(name, f["samples_per_s"], diff[0], d["samples_per_s"],
-                                               "images per second"))
+    return _latency_compare(aspect, evidence, name, f, diff[0], d, "image", [(name, e), diff])
 
 
 SEEDS_TABLE = (core_mechanism, generation_quality, training_stability, sampling_speed, computational_cost,
