@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from twopaths.arena.runner import planned_steps, run_arena
+from twopaths.arena.runner import ArenaClock, planned_steps, run_arena
 from twopaths.arena.suites import Contender, Suite, parse_flops, select
 from twopaths.errors import ConfigError
 
@@ -93,3 +93,14 @@ def test_a_seconds_budget_is_separate_and_labelled():
         select("quick", budget_flops=1e12, budget_s=5)
     with pytest.raises(ConfigError, match="--budget-seconds"):
         select("quick", budget_s=float("nan"))
+
+
+def test_the_eta_learns_each_suites_speed():
+    fast, slow = tiny_suite(), Suite("fashion-mnist", "fashion-mnist", "image", budget_flops=1e12, contenders=())
+    jobs = [(fast, fast.contenders[0], 0), (fast, fast.contenders[0], 1), (slow, None, 0)]
+    clock = ArenaClock(jobs, assumed_flops_per_s=1e9, assumed_eval_s=10.0)
+    assert clock.eta() == pytest.approx(2 * 6e8 / 1e9 + 1e12 / 1e9 + 2 * 10.0)
+    clock.trained(fast, {"total_flops": 6e8}, seconds=3.0)  # 2e8 FLOP/s on the small model
+    clock.evaluated(fast, 4.0, cached=False)
+    # the small model's speed and evaluation time stand for its own suite only
+    assert clock.eta() == pytest.approx(6e8 / 2e8 + 1e12 / 1e9 + 10.0)

@@ -512,40 +512,44 @@ def _fmt_eta(seconds: float) -> str:
 
 
 class ArenaClock:
-    """The arena's ETA, from what it measured so far: each suite's training FLOP/s over its finished
-    jobs (small models run at a fraction of a big one's FLOP/s, so the rate is per suite; a guess of
-    ``assumed_flops_per_s`` before a suite's first job) times the FLOPs it has left, plus the
-    evaluation seconds per contender measured so far (``assumed_eval_s`` before the first) times the
-    evaluations left."""
+    """The arena's ETA, from what it measured so far, per suite (a small model runs at a fraction of a
+    big one's FLOP/s, and 2-D points evaluate in seconds where images take a minute): each suite's
+    training FLOP/s over its finished jobs times the FLOPs it has left, plus its evaluation seconds
+    per contender times the evaluations it has left. Before a suite's first job it assumes
+    ``assumed_flops_per_s`` and ``assumed_eval_s``."""
 
     def __init__(self, jobs: list[tuple[Suite, Contender, int]], assumed_flops_per_s: float = 5e10,
-                 assumed_eval_s: float = 30.0):
+                 assumed_eval_s: float = 60.0):
         self.flops_left: dict[str, float] = {}
-        for s, _, _ in jobs:
+        self.evals_left: dict[str, int] = {}
+        for s, _, seed in jobs:
             self.flops_left[s.name] = self.flops_left.get(s.name, 0.0) + s.budget_flops
-        self.evals_left = sum(1 for _, _, seed in jobs if seed == 0)
-        self.rate: dict[str, tuple[float, float]] = {}  # suite -> (FLOPs trained, seconds)
-        self.eval_s, self.evals = 0.0, 0
+            self.evals_left[s.name] = self.evals_left.get(s.name, 0) + (seed == 0)
+        self.train: dict[str, tuple[float, float]] = {}  # suite -> (FLOPs trained, seconds)
+        self.eval: dict[str, tuple[int, float]] = {}  # suite -> (evaluations, seconds)
         self.assumed_flops_per_s, self.assumed_eval_s = assumed_flops_per_s, assumed_eval_s
 
     def trained(self, suite: Suite, result: dict[str, Any], seconds: float) -> None:
         self.flops_left[suite.name] -= suite.budget_flops
         if seconds > 1.0:  # a cached job says nothing about speed
-            flops, spent = self.rate.get(suite.name, (0.0, 0.0))
-            self.rate[suite.name] = (flops + (result.get("total_flops") or 0.0), spent + seconds)
+            flops, spent = self.train.get(suite.name, (0.0, 0.0))
+            self.train[suite.name] = (flops + (result.get("total_flops") or 0.0), spent + seconds)
 
-    def evaluated(self, seconds: float, cached: bool) -> None:
-        self.evals_left -= 1
+    def evaluated(self, suite: Suite, seconds: float, cached: bool) -> None:
+        self.evals_left[suite.name] -= 1
         if not cached:
-            self.eval_s, self.evals = self.eval_s + seconds, self.evals + 1
+            count, spent = self.eval.get(suite.name, (0, 0.0))
+            self.eval[suite.name] = (count + 1, spent + seconds)
 
     def eta(self) -> float:
-        train = 0.0
+        total = 0.0
         for name, left in self.flops_left.items():
-            flops, spent = self.rate.get(name, (0.0, 0.0))
-            train += max(left, 0.0) / (flops / spent if spent and flops else self.assumed_flops_per_s)
-        per_eval = self.eval_s / self.evals if self.evals else self.assumed_eval_s
-        return train + max(self.evals_left, 0) * per_eval
+            flops, spent = self.train.get(name, (0.0, 0.0))
+            rate = flops / spent if flops and spent else self.assumed_flops_per_s
+            count, eval_s = self.eval.get(name, (0, 0.0))
+            per_eval = eval_s / count if count else self.assumed_eval_s
+            total += max(left, 0.0) / rate + max(self.evals_left[name], 0) * per_eval
+        return total
 
 
 def budget_kind(suite: Suite) -> str:
@@ -599,9 +603,9 @@ def run_arena(suites: list[Suite], out: Path, suite_size: str, device: str = "au
             eval_start = time.perf_counter()
             cached = (out / "runs" / suite.name / contender.name / "quality.json").exists()
             c_entry["quality"] = evaluate_contender(suite, contender, out, ctx, log)
-            clock.evaluated(time.perf_counter() - eval_start, cached)
+            clock.evaluated(suite, time.perf_counter() - eval_start, cached)
         elif seed == 0:
-            clock.evaluated(0.0, True)
+            clock.evaluated(suite, 0.0, True)
         log(f"  done in {time.perf_counter() - job_start:.0f}s")
     results["arena_seconds"] = time.perf_counter() - started
     write_json(out / "results.json", results)
