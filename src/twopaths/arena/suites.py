@@ -58,13 +58,7 @@ class Suite:
                           + ", ".join(c.name for c in self.contenders))
 
 
-# Every contender: a progress bar, no sampling or evaluation inside training, and a cosine learning
-# rate that anneals to 0.1x by the end of the budget (the budget is known before training starts, so
-# every schedule can finish; a constant rate leaves the last iterates noisy).
-_QUIET = ("train.progress=true", "train.sample_every=0", "train.eval_every=0", "optim.min_lr_ratio=0.1")
-#: the Gaussian diffusion contenders' loss weighting: Min-SNR-5 (Hang et al. 2023), which converges
-#: several times faster than the uniform weighting at small compute
-_MIN_SNR = ("arch.diffusion.weighting=min-snr",)
+_QUIET = ("train.progress=true", "train.sample_every=0", "train.eval_every=0")
 
 #: the quality curve: checkpoints at these fractions of the budget (geometric, ending at the budget)
 CURVE_FRACTIONS = (0.125, 0.25, 0.5, 1.0)
@@ -77,7 +71,7 @@ _QUICK = (
     Suite("mixture2d", "mixture2d", "points", budget_flops=100 * G, seeds=3, n_eval=2000, n_curve=1000,
           overrides=_QUIET, contenders=(
         Contender("ddpm", "ddpm", "diffusion",
-                  ("arch.conditioning=none", "arch.mlp.width=48", "arch.mlp.num_blocks=2", *_MIN_SNR),
+                  ("arch.conditioning=none", "arch.mlp.width=48", "arch.mlp.num_blocks=2"),
                   nfe=(10, 20, 50)),
         Contender("gan", "gan", "gan", ("arch.width=128",)),
         Contender("vae", "vae", "vae", ("arch.width=128",)),
@@ -89,21 +83,21 @@ _QUICK = (
               Contender("ddpm", "ddpm", "diffusion",
                         ("arch.conditioning=none", "arch.unet.base_channels=24", "arch.unet.channel_mults=[1,2]",
                          "arch.unet.num_res_blocks=1", "arch.unet.groups=8", "train.batch_size=32",
-                         "optim.lr=1e-3", *_MIN_SNR),
+                         "optim.lr=1e-3"),
                         nfe=(5, 10)),
               # the U-Net's Gflops per forward (0.25 at 28x28) matched by a DiT (0.255: width 80, 6 blocks,
               # 2x2 patches = 196 tokens; Peebles & Xie 2023 find Gflops, not parameters, predict quality)
               Contender("dit", "dit", "diffusion",
                         ("arch.conditioning=none", "arch.dit_size=custom", "arch.dit.d_model=80",
                          "arch.dit.n_layer=6", "arch.dit.n_head=4", "arch.dit.patch_size=2", "train.batch_size=32",
-                         "optim.lr=1e-3", "optim.warmup_steps=50", *_MIN_SNR),
+                         "optim.lr=1e-3", "optim.warmup_steps=50"),
                         nfe=(5, 10)),
               # the same U-Net width on 7x7x4 latents of a KL autoencoder trained in the first 30% of
               # the budget: 0.03 Gflops per denoising step instead of 0.25
               Contender("ldm", "ldm", "diffusion",
                         ("arch.conditioning=none", "arch.ae_fraction=0.3", "arch.autoencoder.base_channels=16",
                          "arch.unet.base_channels=48", "arch.unet.head_channels=16", "arch.unet.num_res_blocks=1",
-                         "arch.unet.groups=8", "train.batch_size=32", "optim.lr=1e-3", *_MIN_SNR),
+                         "arch.unet.groups=8", "train.batch_size=32", "optim.lr=1e-3"),
                         nfe=(5, 10)),
               Contender("pixel-gpt", "pixel-gpt", "autoregressive",
                         ("arch.conditioning=none", "arch.transformer.n_layer=3", "arch.transformer.d_model=96")),
