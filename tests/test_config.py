@@ -29,6 +29,12 @@ def test_float_field_accepts_int():
     ("train.precision=fp16", "config key 'train.precision': 'fp16' is not allowed; allowed values: 'auto', 'fp32', 'bf16'"),
     ("optim.betas=[0.9]", "config key 'optim.betas': expected 2 values, got 1"),
     ("train.batch_size=0", "config key 'train.batch_size' must be >= 1, got 0"),
+    ("optim.betas=[2,3]", "config key 'optim.betas' must hold two values in [0, 1), got [2.0, 3.0]"),
+    ("optim.eps=-1", "config key 'optim.eps' must be > 0, got -1.0"),
+    ("optim.grad_clip=.nan", "config key 'optim.grad_clip': expected a finite number, got nan"),
+    ("optim.lr=.inf", "config key 'optim.lr': expected a finite number, got inf"),
+    ("train.eval_batches=0", "config key 'train.eval_batches' must be >= 1, got 0"),
+    ("train.ckpt_minutes=-1", "config key 'train.ckpt_minutes' must be >= 0, got -1.0"),
     ("train.max_steps.x=1", "'train.max_steps' has no sub-keys"),
     ("noequals", "must look like key=value"),
 ])

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from twopaths import __version__
-from twopaths.errors import TwopathsError
+from twopaths.errors import TrainingInterrupted, TwopathsError
 
 # --sampler values, spelled here so building the parser does not import torch; a test checks they
 # match the samplers of twopaths.paradigms (gaussian / masked_sampling.SAMPLERS)
@@ -746,13 +746,11 @@ def _diffusion_nll(run, dataset, max_batches: int | None) -> dict[str, float]:
 
 def cmd_arena(args: argparse.Namespace) -> int:
     from twopaths.arena.report import write_report
-    from twopaths.arena.runner import read_json, run_arena
+    from twopaths.arena.runner import load_results, run_arena
     from twopaths.arena.suites import select
 
     if args.report_only:
-        results = read_json(args.out / "results.json")
-        if results is None:
-            raise TwopathsError(f"no readable {args.out / 'results.json'}; run the arena into {args.out} first")
+        results = load_results(args.out / "results.json")
     else:
         from twopaths.arena.suites import parse_flops
 
@@ -812,10 +810,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except TrainingInterrupted as exc:  # a checkpoint was written; not an error of the user's
+        print(f"\n{exc}", file=sys.stderr)
+        return 130
     except TwopathsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted; a training run continues from its newest checkpoint with --resume RUN",
+        print("\ninterrupted at once; a training run continues from its newest checkpoint with --resume RUN",
               file=sys.stderr)
         return 130

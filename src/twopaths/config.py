@@ -17,6 +17,7 @@ and reloaded by ``--resume``, ``sample`` and ``eval``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -76,6 +77,7 @@ class TrainConfig:
     eval_batches: int = 20  # validation batches per pass
     sample_every: int = 0  # steps between sample hooks; 0 disables
     ckpt_every: int = 200  # steps between checkpoints (one is always written at the end)
+    ckpt_minutes: float = 5.0  # also one when this many minutes passed since the last; 0: by steps only
     keep_last: int = 3  # checkpoints kept on disk
     num_workers: int = 0  # DataLoader workers (0 keeps resume bit-exact)
     progress: bool = True  # tqdm progress bar on rank 0
@@ -173,6 +175,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         raise bad
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):  # YAML's .nan / .inf: no setting of ours means "infinite"
+                raise ConfigError(f"config key '{key}': expected a finite number, got {value!r}")
             return float(value)
         raise bad
     if tp is str:
@@ -299,17 +303,23 @@ def validate(cfg: RunConfig) -> None:
     positive = {"train.max_steps": t.max_steps, "train.batch_size": t.batch_size,
                 "train.grad_accum": t.grad_accum, "train.log_every": t.log_every,
                 "train.ckpt_every": t.ckpt_every, "train.keep_last": t.keep_last,
+                "train.eval_batches": t.eval_batches,
                 "data.context": d.context, "data.resolution": d.resolution, "data.size": d.size}
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"config key '{key}' must be >= 1, got {value}")
     for key, value in {"train.eval_every": t.eval_every, "train.sample_every": t.sample_every,
                        "train.num_workers": t.num_workers, "optim.warmup_steps": o.warmup_steps,
-                       "optim.weight_decay": o.weight_decay, "optim.grad_clip": o.grad_clip}.items():
+                       "optim.weight_decay": o.weight_decay, "optim.grad_clip": o.grad_clip,
+                       "train.ckpt_minutes": t.ckpt_minutes}.items():
         if value < 0:
             raise ConfigError(f"config key '{key}' must be >= 0, got {value}")
     if not o.lr > 0:
         raise ConfigError(f"config key 'optim.lr' must be > 0, got {o.lr}")
+    if not all(0 <= b < 1 for b in o.betas):
+        raise ConfigError(f"config key 'optim.betas' must hold two values in [0, 1), got {list(o.betas)}")
+    if not o.eps > 0:
+        raise ConfigError(f"config key 'optim.eps' must be > 0, got {o.eps}")
     if not 0 <= o.min_lr_ratio <= 1:
         raise ConfigError(f"config key 'optim.min_lr_ratio' must be in [0, 1], got {o.min_lr_ratio}")
     if not 0 <= t.ema_decay < 1:

@@ -25,3 +25,7 @@ class CheckpointError(TwopathsError):
 
 class TrainingDiverged(TwopathsError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class TrainingInterrupted(TwopathsError):
+    """SIGINT or SIGTERM stopped training after a checkpoint at a step boundary."""

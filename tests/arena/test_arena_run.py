@@ -103,3 +103,21 @@ def test_cli_rebuilds_the_report_and_refuses_a_missing_results_file(tmp_path, ca
     assert "Generation quality" in (tmp_path / "report.md").read_text()
     with pytest.raises(SystemExit):
         main(["arena", "--out", str(tmp_path), "--only", "fashion-mnist", "--suite", "huge"])
+
+
+def test_malformed_results_and_foreign_folders_are_refused_without_changes(tmp_path, capsys):
+    from twopaths.cli import main
+
+    for text in ('{"suites": [1]}', '[]', '{"suites": {"s": {"contenders": {"c": {"runs": "x"}}}}}', '{"suites"'):
+        (tmp_path / "results.json").write_text(text)
+        assert main(["arena", "--report-only", "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error:"), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.md").write_text("my notes")
+    assert main(["arena", "--suite", "quick", "--only", "mixture2d/gan", "--budget", "1G", "--out", str(mine)]) == 2
+    assert "files the arena did not write (report.md)" in capsys.readouterr().err
+    assert [p.name for p in mine.iterdir()] == ["report.md"] and (mine / "report.md").read_text() == "my notes"

@@ -2,6 +2,7 @@
 noise raises FID and lowers precision, one class lowers recall and the class entropy."""
 
 import json
+import re
 import shutil
 
 import pytest
@@ -76,3 +77,17 @@ def test_one_class_lowers_recall_and_class_entropy(fashion, fm_net):
     logits = fm_net.logits(other)
     assert (logits.argmax(1) == labels).float().mean() > 0.88
     assert max(class_statistics(logits)["histogram"]) < 0.15
+
+
+@pytest.mark.parametrize("convert, expected", [
+    (lambda x: ((x + 1) * 127.5).round().to(torch.uint8), "the images are torch.uint8"),
+    (lambda x: (x + 1) * 127.5, "(from 0..255: x / 127.5 - 1)"),
+    (lambda x: (x + 1) / 2, "images in [0, 1]?"),
+    (lambda x: x * 1.2, "clamp a sampler's overshoot first"),
+    (lambda x: x.masked_fill(torch.zeros_like(x, dtype=torch.bool).index_fill_(0, torch.tensor([3]), True),
+                             float("nan")), "NaN or infinite"),
+])
+def test_images_in_another_convention_are_refused_not_clamped(fashion, fm_net, convert, expected):
+    real, other = fashion["test"][0][:64], fashion["train"][0][:64]
+    with pytest.raises(TwopathsError, match=re.escape(expected)):
+        evaluate_images(convert(other), real, real, fm_net, metrics=("fid",), progress=False)

@@ -1,5 +1,7 @@
+import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -178,3 +180,47 @@ def test_writer_killed_mid_write_leaves_previous_checkpoint_loadable(tmp_path):
     # the next save cleans the debris of the killed writer
     save_checkpoint(root, 3, fresh, opt, None, {}, keep_last=5)
     assert not any(p.name.startswith(".tmp-") for p in root.iterdir())
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda s: s.update(step="abc"), "'step' must be a whole number >= 0, got 'abc'"),
+    (lambda s: s.update(step=-20), "'step' must be a whole number >= 0, got -20"),
+    (lambda s: s.pop("step"), "'step' must be a whole number >= 0, got None"),
+    (lambda s: s.pop("files"), "'files' must list model.safetensors"),
+    (lambda s: s.update(version="1"), "'version' must be an integer"),
+    (lambda s: s["files"]["model.safetensors"].pop("sha256"), "needs 'bytes' (an integer) and 'sha256'"),
+    (lambda s: s["files"].update({"../escape": {"bytes": 1, "sha256": "x"}}), "the entry for file '../escape'"),
+    (lambda s: s.update(rng="x"), "'rng' must be a list"),
+])
+def test_edited_state_json_is_one_clear_error(tmp_path, edit, expected):
+    path = _save(tmp_path / "ckpt", 3, Net())
+    state = json.loads((path / "state.json").read_text())
+    edit(state)
+    (path / "state.json").write_text(json.dumps(state))
+    with pytest.raises(CheckpointError, match=re.escape(expected)):
+        open_checkpoint(path)
+
+
+def test_optimizer_state_with_python_objects_is_refused_without_suggesting_unpickling(tmp_path):
+    path = _save(tmp_path / "ckpt", 3, Net())
+    torch.save({"state": {}, "param_groups": [], "evil": Path("x")}, path / "optimizer.pt")  # a pickled object
+    state = json.loads((path / "state.json").read_text())  # with checksums that match, as an attacker would
+    data = (path / "optimizer.pt").read_bytes()
+    state["files"]["optimizer.pt"] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (path / "state.json").write_text(json.dumps(state))
+    model = Net()
+    with pytest.raises(CheckpointError, match="never unpickles") as err:
+        open_checkpoint(path).load_optimizer(torch.optim.AdamW(model.parameters()))
+    assert "weights_only" not in str(err.value)
+
+
+def test_metrics_reader_skips_junk_and_a_fresh_start_drops_a_killed_attempts_lines(tmp_path):
+    from twopaths.train.metrics import MetricsLog, read_metrics
+
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\njunk\n[1, 2]\n"abc"\n{"loss": 1}\n'
+                                            '{"step": "x"}\n{"step": 2, "loss": 1.5}\n{"step": 3, "lo')
+    assert [r["step"] for r in read_metrics(tmp_path)] == [1, 2]
+    MetricsLog(tmp_path, resume_step=1).close()  # resume from checkpoint 1
+    assert [r["step"] for r in read_metrics(tmp_path)] == [1]
+    MetricsLog(tmp_path, resume_step=0).close()  # a fresh start: nothing of the killed attempt stays
+    assert read_metrics(tmp_path) == []

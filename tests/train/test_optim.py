@@ -6,7 +6,7 @@ from torch import nn
 
 from twopaths.config import OptimConfig
 from twopaths.train.ema import EMA
-from twopaths.train.optim import build_adamw, lr_at, param_groups
+from twopaths.train.optim import build_adamw, effective_warmup, lr_at, param_groups
 
 
 class Tied(nn.Module):
@@ -71,3 +71,12 @@ def test_ema_applied_restores_weights():
     with ema.applied(m):
         assert torch.all(m.weight == 0)
     assert torch.equal(m.weight, before)
+
+
+def test_warmup_is_capped_to_a_tenth_of_the_run():
+    cfg = OptimConfig(lr=1.0, warmup_steps=500, min_lr_ratio=0.1)
+    assert effective_warmup(cfg, 200) == 20  # a 200-step run must still reach its learning rate
+    assert lr_at(20, cfg, 200) == pytest.approx(1.0)
+    assert max(lr_at(s, cfg, 200) for s in range(1, 201)) == pytest.approx(1.0)
+    assert effective_warmup(cfg, 10_000) == 500  # long runs keep the preset's warmup
+    assert effective_warmup(OptimConfig(warmup_steps=0), 200) == 0

@@ -31,6 +31,7 @@ from twopaths.config import RunConfig
 from twopaths.errors import DataError, TrainingDiverged, TwopathsError
 from twopaths.nn.flops import flops_of
 from twopaths.train.metrics import read_metrics
+from twopaths.train.optim import effective_warmup
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -54,6 +55,53 @@ def read_json(path: Path) -> Any | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
+
+
+ARENA_MARKER = ".twopaths-arena"
+
+
+def claim_output(out: Path) -> None:
+    """Refuse an output folder that holds files the arena did not write; mark it as the arena's.
+
+    A folder is the arena's when it carries the marker file (written on first use) or holds a
+    ``results.json`` from an earlier arena; an empty or new folder is claimed. So a rerun resumes,
+    and a report.md the user keeps elsewhere in that folder is never overwritten.
+    """
+    if out.exists() and not out.is_dir():
+        raise TwopathsError(f"--out {out} is a file; the arena writes a folder (runs, results.json, report.*)")
+    entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    previous = read_json(out / "results.json")
+    ours = (out / ARENA_MARKER).is_file() or (isinstance(previous, dict) and "suites" in previous)
+    if entries and not ours:
+        raise TwopathsError(f"{out} already holds files the arena did not write ({', '.join(entries[:3])}"
+                            f"{', ...' if len(entries) > 3 else ''}); choose a new or empty folder (nothing was changed)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ARENA_MARKER).write_text("written by twopaths arena; the folder may be resumed and its report rebuilt\n",
+                                        encoding="utf-8")
+    except OSError as exc:
+        raise TwopathsError(f"cannot write into {out}: {exc.strerror}") from None
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """``results.json`` as the arena wrote it, checked enough that a report can be built from it."""
+    results = read_json(path)
+    if results is None:
+        raise TwopathsError(f"no readable {path}; run the arena into {path.parent} first")
+    problem = None
+    if not isinstance(results, dict) or not isinstance(results.get("suites"), dict):
+        problem = "it has no 'suites' mapping"
+    else:
+        for name, suite in results["suites"].items():
+            if not isinstance(suite, dict) or not isinstance(suite.get("contenders"), dict):
+                problem = f"suite {name!r} has no 'contenders' mapping"
+            elif not all(isinstance(c, dict) and isinstance(c.get("runs", []), list) for c in suite["contenders"].values()):
+                problem = f"a contender of suite {name!r} is not a mapping with a list of 'runs'"
+            if problem:
+                break
+    if problem:
+        raise TwopathsError(f"{path} is not an arena results file ({problem}); rerun the arena to rebuild it")
+    return results
 
 
 def environment(device: torch.device) -> dict[str, Any]:
@@ -192,7 +240,7 @@ def train_contender(suite: Suite, contender: Contender, seed: int, out: Path, de
         steps = planned_steps(suite, calibration)
         cfg.train.max_steps = steps
         # a preset's warmup is sized for its own (longer) schedule; inside a budget it must not eat the run
-        cfg.optim.warmup_steps = min(cfg.optim.warmup_steps, max(1, steps // 10))
+        cfg.optim.warmup_steps = effective_warmup(cfg.optim, steps)
         # seed 0 keeps a checkpoint at every eighth of the run: the quality curve reads those at CURVE_FRACTIONS
         cfg.train.ckpt_every = steps // CHECKPOINTS if seed == 0 else steps
         cfg.train.keep_last = CHECKPOINTS
@@ -562,9 +610,16 @@ def budget_kind(suite: Suite) -> str:
 def run_arena(suites: list[Suite], out: Path, suite_size: str, device: str = "auto",
               log: Any = print) -> dict[str, Any]:
     """Train and evaluate every contender of ``suites`` into ``out``; returns (and writes) results.json."""
+    from twopaths.train.lock import hold
+
+    claim_output(out)
+    with hold(out, "arena folder"):
+        return _run_arena(suites, out, suite_size, device, log)
+
+
+def _run_arena(suites: list[Suite], out: Path, suite_size: str, device: str, log: Any) -> dict[str, Any]:
     from twopaths.train.distributed import resolve_device
 
-    out.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
     jobs = [(s, c, seed) for s in suites for c in s.contenders for seed in range(s.seeds)]
     clock = ArenaClock(jobs)
@@ -612,4 +667,4 @@ def run_arena(suites: list[Suite], out: Path, suite_size: str, device: str = "au
     return results
 
 
-__all__ = ["run_arena", "train_contender", "evaluate_contender", "calibrate", "draw", "write_json", "read_json"]
+__all__ = ["run_arena", "claim_output", "load_results", "train_contender", "evaluate_contender", "calibrate", "draw", "write_json", "read_json"]

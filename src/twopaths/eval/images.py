@@ -71,16 +71,30 @@ def real_images(data: str | DataConfig, n: int, split: str = "test", seed: int =
 
 
 def prepare_images(images: torch.Tensor, net: FeatureNet) -> torch.Tensor:
-    """Check and adapt (N, C, H, W) images for ``net``: clamp to [-1, 1] (what a uint8 image file
-    would hold) and resize bilinearly (with antialiasing) to the net's resolution if it differs."""
+    """Check and adapt (N, C, H, W) float images in [-1, 1] for ``net``; resize bilinearly (with
+    antialiasing) to the net's resolution if it differs.
+
+    Images in another convention are refused, not clamped: integers (0..255), values outside [-1, 1],
+    or a set that never goes below 0 (0..1 images, which would score as a washed-out data set).
+    """
     images = torch.as_tensor(images)
     c, r = net.arch["in_channels"], net.arch["resolution"]
     if images.ndim != 4 or images.shape[1] != c:
         raise TwopathsError(f"feature net {net.identity} takes {c}-channel images (N, {c}, H, W), "
                             f"got shape {tuple(images.shape)}")
+    if not images.is_floating_point():
+        raise TwopathsError(f"the images are {images.dtype}; the evaluator takes floats in [-1, 1] "
+                            f"(from 0..255 integers: x / 127.5 - 1)")
     if not torch.isfinite(images).all():
         raise TwopathsError("the images contain NaN or infinite values")
-    images = images.float().clamp(-1.0, 1.0)
+    lo, hi = float(images.min()), float(images.max())
+    if lo < -1.0 or hi > 1.0:
+        raise TwopathsError(f"the images range over [{lo:.4g}, {hi:.4g}]; the evaluator takes [-1, 1]"
+                            + (" (from 0..255: x / 127.5 - 1)" if hi > 2 else " (clamp a sampler's overshoot first)"))
+    if lo >= 0.0 and len(images) > 1:
+        raise TwopathsError(f"the images range over [{lo:.4g}, {hi:.4g}], never below 0: images in [0, 1]? "
+                            f"the evaluator takes [-1, 1] (x * 2 - 1)")
+    images = images.float()
     if tuple(images.shape[2:]) != (r, r):
         images = F.interpolate(images, size=(r, r), mode="bilinear", antialias=True, align_corners=False)
     return images
@@ -168,6 +182,6 @@ def sample_model(model: Any, n: int, batch_size: int = 500, sampler: str = "ddim
                 x = model.sample(b, labels=y, generator=gen)
             else:
                 x = model.sample(b, generator=gen)
-            out.append(torch.as_tensor(x).float().cpu())
+            out.append(torch.as_tensor(x).float().cpu().clamp(-1.0, 1.0))  # an image holds [-1, 1], as its PNG
             bar.update(b)
     return torch.cat(out)

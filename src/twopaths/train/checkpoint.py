@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import random
 import re
 import shutil
@@ -199,6 +200,9 @@ class Checkpoint:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
             optimizer.load_state_dict(state)
+        except pickle.UnpicklingError:  # weights_only refused an object: say so, never suggest unpickling
+            raise CheckpointError(f"optimizer state {path} holds Python objects beyond tensors and plain containers; "
+                                  "twopaths never unpickles them (the file is not one we wrote)") from None
         except (RuntimeError, ValueError, KeyError, OSError, EOFError) as exc:
             raise CheckpointError(f"optimizer state {path} does not fit this model/optimizer: {exc}") from None
 
@@ -224,6 +228,31 @@ def _load_weights_into(model: nn.Module, path: Path) -> None:
     _raise_on_mismatch(sorted(missing), sorted(unexpected), path)
 
 
+def _check_state(state: dict[str, Any], state_path: Path) -> None:
+    """The schema of ``state.json``: what a resume reads must be there and of the right type."""
+    version = state.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{state_path} is corrupt: 'version' must be an integer, got {version!r}")
+    if version > VERSION:
+        raise CheckpointError(f"{state_path} was written by a newer twopaths (format version {version})")
+    step = state.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise CheckpointError(f"{state_path} is corrupt: 'step' must be a whole number >= 0, got {step!r}")
+    files = state.get("files")
+    if not isinstance(files, dict) or "model.safetensors" not in files:
+        raise CheckpointError(f"{state_path} is corrupt: 'files' must list model.safetensors with its size and SHA-256")
+    for name, meta in files.items():
+        if (not isinstance(name, str) or "/" in name or name.startswith(".") or not isinstance(meta, dict)
+                or not isinstance(meta.get("bytes"), int) or not isinstance(meta.get("sha256"), str)):
+            raise CheckpointError(f"{state_path} is corrupt: the entry for file {name!r} needs 'bytes' (an integer) "
+                                  f"and 'sha256' (text)")
+    data = state.get("data")
+    if data is not None and not isinstance(data, dict):
+        raise CheckpointError(f"{state_path} is corrupt: 'data' must be a mapping, got {type(data).__name__}")
+    if not isinstance(state.get("rng", []), list):
+        raise CheckpointError(f"{state_path} is corrupt: 'rng' must be a list")
+
+
 def open_checkpoint(path: Path, verify: bool = True) -> Checkpoint:
     """Open one checkpoint directory, checking its format and (by default) every file's checksum."""
     path = Path(path)
@@ -238,8 +267,7 @@ def open_checkpoint(path: Path, verify: bool = True) -> Checkpoint:
         raise CheckpointError(f"checkpoint file {state_path} is corrupt: {exc}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{state_path} is not a twopaths checkpoint (no '{FORMAT}' format marker)")
-    if state.get("version", 0) > VERSION:
-        raise CheckpointError(f"{state_path} was written by a newer twopaths (format version {state['version']})")
+    _check_state(state, state_path)
     for name, meta in state["files"].items():
         file = path / name
         if not file.is_file():

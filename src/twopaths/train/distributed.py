@@ -68,6 +68,15 @@ def all_reduce_mean(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return t
 
 
+def any_rank(flags: list[bool], info: DistInfo, device: torch.device) -> list[bool]:
+    """Each flag OR-ed over ranks, so every rank takes the same decision (e.g. "checkpoint now")."""
+    if not info.enabled:
+        return flags
+    t = torch.tensor([float(f) for f in flags], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in t.tolist()]
+
+
 def gather_objects(obj: Any, info: DistInfo) -> list[Any]:
     """Every rank's ``obj``, in rank order (used to save each rank's RNG state)."""
     if not info.enabled:

@@ -2,7 +2,9 @@
 
 ``metrics.jsonl`` is the source of truth: one object per line with at least ``step``; plots,
 the arena and tests read it. On resume, lines past the checkpoint's step are dropped (they
-describe steps that will be run again), just as TensorBoard's ``purge_step`` does.
+describe steps that will be run again), just as TensorBoard's ``purge_step`` does; a fresh start
+drops every line a killed earlier attempt left. Lines that are not objects with an integer
+``step`` (a junk line, a line cut short by a kill) are skipped by the reader.
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
         line = line.strip()
         if line:
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:  # a line cut short by a kill: ignore it
                 continue
+            step = record.get("step") if isinstance(record, dict) else None
+            if isinstance(step, int) and not isinstance(step, bool):  # anything else is not one of our lines
+                records.append(record)
     return records
 
 

@@ -41,15 +41,26 @@ def build_adamw(model: nn.Module, cfg: OptimConfig, device: torch.device) -> tor
                              eps=cfg.eps, fused=device.type == "cuda")
 
 
+#: warmup takes at most this fraction of a run: a 500-step warmup in a 200-step run would never
+#: reach the learning rate (the CLI prints a note when it shortens one)
+MAX_WARMUP_FRACTION = 0.1
+
+
+def effective_warmup(cfg: OptimConfig, max_steps: int) -> int:
+    """``optim.warmup_steps``, capped to :data:`MAX_WARMUP_FRACTION` of ``max_steps`` (at least 1 when set)."""
+    return min(cfg.warmup_steps, max(1, int(max_steps * MAX_WARMUP_FRACTION)))
+
+
 def lr_at(step: int, cfg: OptimConfig, max_steps: int) -> float:
     """Learning rate for 1-indexed optimizer ``step``: linear warmup, then cosine to ``lr * min_lr_ratio``.
 
     The cosine half-period ends exactly at ``max_steps`` (Loshchilov & Hutter 2017, SGDR, eq. 5,
-    without restarts).
+    without restarts). The warmup is :func:`effective_warmup`.
     """
-    if cfg.warmup_steps and step <= cfg.warmup_steps:
-        return cfg.lr * step / cfg.warmup_steps
+    warmup = effective_warmup(cfg, max_steps)
+    if warmup and step <= warmup:
+        return cfg.lr * step / warmup
     min_lr = cfg.lr * cfg.min_lr_ratio
-    span = max(1, max_steps - cfg.warmup_steps)
-    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    span = max(1, max_steps - warmup)
+    progress = min(1.0, (step - warmup) / span)
     return min_lr + 0.5 * (cfg.lr - min_lr) * (1.0 + math.cos(math.pi * progress))

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,13 +31,14 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from twopaths.config import RunConfig, save_config
-from twopaths.errors import DataError, TrainingDiverged
+from twopaths.errors import DataError, TrainingDiverged, TrainingInterrupted
 from twopaths.paradigms.base import Paradigm
 from twopaths.train import distributed
 from twopaths.train.checkpoint import (capture_rng, clean_partial, latest_checkpoint, list_checkpoints,
                                        restore_rng, save_checkpoint)
 from twopaths.train.ema import EMA
-from twopaths.train.metrics import MetricsLog
+from twopaths.train.lock import hold
+from twopaths.train.metrics import MetricsLog, read_metrics
 from twopaths.train.optim import build_adamw, lr_at
 from twopaths.train.sampler import ResumableBatchSampler
 
@@ -120,6 +123,8 @@ class Trainer:
         self.ema = EMA(self.model, self.tc.ema_decay, self.tc.ema_warmup) if self.tc.ema_decay > 0 else None
         self.step = 0
         self.last_checkpoint: Path | None = None
+        self._stop_signal: int | None = None  # set by SIGINT/SIGTERM: checkpoint at the next step boundary
+        self._last_save = time.perf_counter()
 
     # ------------------------------------------------------------------ helpers for hooks and eval
 
@@ -169,6 +174,7 @@ class Trainer:
                 self.run_dir / "checkpoints", self.step, self.model, self.optimizer,
                 self.ema.state_dict() if self.ema is not None else None, extra, self.tc.keep_last)
         distributed.barrier(self.dist)
+        self._last_save = time.perf_counter()
 
     def _resume(self) -> None:
         ckpt = latest_checkpoint(self.run_dir)
@@ -210,19 +216,55 @@ class Trainer:
         return TrainingDiverged(f"{what} became {value} at step {self.step}; training stopped without saving. "
                                 f"{keep} Also check the data for NaN/inf values.")
 
+    @contextlib.contextmanager
+    def _interruptible(self) -> Iterator[None]:
+        """SIGINT (Ctrl-C) and SIGTERM ask for a checkpoint at the next step boundary; a second one stops at once."""
+        if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+            yield
+            return
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+        def request(signum: int, frame: Any) -> None:
+            if self._stop_signal is not None:  # the second signal: stop now, keep the last checkpoint
+                for s, handler in previous.items():
+                    signal.signal(s, handler)
+                raise KeyboardInterrupt
+            self._stop_signal = signum
+            tqdm.write(f"{signal.Signals(signum).name}: writing a checkpoint after this step, then stopping "
+                       f"(press Ctrl-C again to stop at once)", file=sys.stderr)
+
+        for s in previous:
+            signal.signal(s, request)
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
     def fit(self, resume: bool = False) -> dict[str, Any]:
-        """Train until ``train.max_steps``; returns a short summary (final step, last loss, seconds)."""
+        """Train until ``train.max_steps``; returns a short summary (final step, last loss, seconds).
+
+        The run directory is locked for the whole call (:mod:`twopaths.train.lock`); ``config.yaml`` is
+        written only after a resumed checkpoint has loaded into this config's model, so a failed resume
+        changes nothing on disk. SIGINT/SIGTERM end the run with a checkpoint (:class:`TrainingInterrupted`).
+        """
+        with hold(self.run_dir) if self.is_main else contextlib.nullcontext(), self._interruptible():
+            return self._fit(resume)
+
+    def _fit(self, resume: bool) -> dict[str, Any]:
         tc = self.tc
         if self.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
             clean_partial(self.run_dir / "checkpoints")
-            save_config(self.cfg, self.run_dir / "config.yaml")
         if resume:
             self._resume()
         else:
             torch.manual_seed(tc.seed + 1_000 * self.dist.rank)  # stochastic losses differ per rank
+        if self.is_main:
+            save_config(self.cfg, self.run_dir / "config.yaml")
+        first_step = self.step
         batches = self._loader(self.step * tc.grad_accum)
-        log = MetricsLog(self.run_dir, enabled=self.is_main, resume_step=self.step if resume else None)
+        # From the restored step (0 on a fresh start): lines a killed attempt wrote past it are dropped
+        log = MetricsLog(self.run_dir, enabled=self.is_main, resume_step=self.step)
 
         model: torch.nn.Module = self.model
         if self.dist.enabled:
@@ -294,13 +336,23 @@ class Trainer:
                             result = hook.fn(self, self.step)
                         if result:
                             log.write({"step": self.step, "split": hook.name, **result})
-                if self.step % tc.ckpt_every == 0 or self.step == tc.max_steps:
+                by_time = tc.ckpt_minutes > 0 and time.perf_counter() - self._last_save >= 60 * tc.ckpt_minutes
+                stop, by_time = distributed.any_rank([self._stop_signal is not None, by_time], self.dist, self.device)
+                if self.step % tc.ckpt_every == 0 or self.step == tc.max_steps or by_time or stop:
                     self._save()
+                if stop and self.step < tc.max_steps:
+                    raise TrainingInterrupted(
+                        f"interrupted: checkpoint {self.last_checkpoint} written at step {self.step} of "
+                        f"{tc.max_steps}; continue exactly from there with: twopaths train --resume {self.run_dir}")
         finally:
             bar.close()
             log.close()
+        if self.step == first_step:  # nothing left to do: report the loss the run ended with, not NaN
+            last_loss = next((r["loss"] for r in reversed(read_metrics(self.run_dir))
+                              if "split" not in r and isinstance(r.get("loss"), (int, float))), math.nan)
         return {"step": self.step, "loss": last_loss, "seconds": time.perf_counter() - started,
-                "checkpoint": str(self.last_checkpoint) if self.last_checkpoint else None}
+                "checkpoint": str(self.last_checkpoint) if self.last_checkpoint else None,
+                "steps_run": self.step - first_step}
 
     # ------------------------------------------------------------------ dry run
 

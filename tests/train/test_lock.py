@@ -1,0 +1,61 @@
+"""One writer per directory: the advisory lock of twopaths.train.lock."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from twopaths.errors import TwopathsError
+from twopaths.train.lock import DirectoryBusy, hold
+
+HOLDER = textwrap.dedent("""
+    import sys, time
+    from twopaths.train.lock import hold
+    with hold(sys.argv[1]):
+        print("held", flush=True)
+        time.sleep(60)
+""")
+
+
+def test_second_process_is_refused_and_the_lock_dies_with_its_holder(tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        with pytest.raises(DirectoryBusy, match=rf"{run} is in use by another twopaths process \(pid {proc.pid} on "):
+            with hold(run):
+                pass
+    finally:
+        proc.kill()  # SIGKILL: the kernel releases the lock with the process
+        proc.wait()
+    with hold(run):  # no stale lock after a kill
+        assert (run / ".lock").is_file()
+    assert not (run / ".lock").exists()  # a holder that ends normally leaves the folder as it found it
+
+
+def test_reentrant_within_one_process(tmp_path):
+    with hold(tmp_path / "a"):
+        with hold(tmp_path / "a"):  # the CLI and the trainer it calls both hold it
+            pass
+        with hold(tmp_path / "a"):
+            pass
+
+
+def test_unwritable_or_file_paths_are_one_clear_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(TwopathsError, match="exists and is not a directory"):
+        with hold(tmp_path / "file"):
+            pass
+    if os.geteuid() == 0:
+        return  # root writes into read-only directories; the rest was checked
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        with pytest.raises(TwopathsError, match="cannot write into"):
+            with hold(ro):
+                pass
+    finally:
+        ro.chmod(0o700)
