@@ -42,7 +42,7 @@ from torch import nn
 
 from twopaths.backbones.unet import AttentionBlock, Downsample, Upsample, conv3x3, group_norm
 from twopaths.errors import ConfigError
-from twopaths.paradigms.vae import gaussian_kl_to_standard
+from twopaths.nn.distributions import DiagonalGaussian
 
 
 @dataclass
@@ -91,29 +91,6 @@ class AutoencoderConfig:
             raise ConfigError(f"image side {resolution} does not divide by the autoencoder's factor {self.factor}; "
                              f"choose a factor that divides it (28: 1, 2 or 4; 32: up to 32)")
         return self.latent_channels, resolution // self.factor, resolution // self.factor
-
-
-class DiagonalGaussian:
-    """The posterior q(z | x) = N(mean, diag(exp(logvar))) over (B, c, h, w) latents."""
-
-    def __init__(self, mean: torch.Tensor, logvar: torch.Tensor):
-        self.mean = mean  # (B, c, h, w)
-        self.logvar = logvar.clamp(-30.0, 20.0)  # (B, c, h, w); clamped as in LDM so exp() stays finite
-        self.std = torch.exp(0.5 * self.logvar)
-
-    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z = mean + std * eps, eps ~ N(0, I): the reparameterisation (Kingma & Welling 2014, sec. 2.4)."""
-        eps = torch.randn(self.mean.shape, generator=generator, dtype=self.mean.dtype,
-                          device=self.mean.device if generator is None else generator.device)
-        return self.mean + self.std * eps.to(self.mean.device)  # (B, c, h, w)
-
-    def mode(self) -> torch.Tensor:
-        """The most likely latent, the mean (B, c, h, w)."""
-        return self.mean
-
-    def kl(self) -> torch.Tensor:
-        """KL(q(z | x) || N(0, I)) summed over the latent's dimensions, (B,) nats."""
-        return gaussian_kl_to_standard(self.mean.flatten(1).float(), self.logvar.flatten(1).float())
 
 
 class ResnetBlock(nn.Module):

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from twopaths.errors import DataError
+from twopaths.nn.distributions import discretized_gaussian_log_likelihood, normal_kl
 from twopaths.paradigms.base import Paradigm
 
 Prediction = Literal["eps", "x0", "v"]
@@ -183,30 +184,6 @@ def min_snr_weight(prediction: Prediction, snr: torch.Tensor, gamma: float) -> t
 
 
 # ----------------------------------------------------------------------------- the variational bound
-
-
-def normal_kl(mean1: torch.Tensor, logvar1: torch.Tensor, mean2: torch.Tensor, logvar2: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean1, e^logvar1) || N(mean2, e^logvar2)), elementwise, in nats."""
-    return 0.5 * (-1.0 + logvar2 - logvar1 + torch.exp(logvar1 - logvar2) + (mean1 - mean2) ** 2 * torch.exp(-logvar2))
-
-
-def _std_normal_cdf(x: torch.Tensor) -> torch.Tensor:
-    return 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
-
-
-def discretized_gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor,
-                                        bins: int = 256) -> torch.Tensor:
-    """log P(x) for data on ``bins`` levels in [-1, 1] under N(mean, e^(2 log_scale)) integrated over
-    each bin, with open-ended edge bins (Ho et al. 2020, eq. 13), elementwise, in nats."""
-    half = 1.0 / (bins - 1)
-    centered = x - mean
-    inv = torch.exp(-log_scale)
-    cdf_plus = _std_normal_cdf(inv * (centered + half))
-    cdf_min = _std_normal_cdf(inv * (centered - half))
-    log_cdf_plus = torch.log(cdf_plus.clamp(min=1e-12))
-    log_one_minus_cdf_min = torch.log((1.0 - cdf_min).clamp(min=1e-12))
-    log_delta = torch.log((cdf_plus - cdf_min).clamp(min=1e-12))
-    return torch.where(x < -0.999, log_cdf_plus, torch.where(x > 0.999, log_one_minus_cdf_min, log_delta))
 
 
 def mean_flat(x: torch.Tensor) -> torch.Tensor:
