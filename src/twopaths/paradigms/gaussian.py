@@ -17,7 +17,7 @@ Conditioning is a class label or a caption. Either way classifier-free guidance 
 2022) trains one network that is conditional and unconditional at once, by dropping the condition
 to a *null* one (the null label; the empty caption) with probability ``cond_drop``, and samples
 with ``uncond + w (cond - uncond)`` (their eq. 6). A caption is encoded by a text encoder that the
-paradigm owns and trains jointly with the denoiser (:mod:`twopaths.nn.text_encoder`); the denoiser
+paradigm owns and trains jointly with the denoiser (:mod:`twopaths.backbones.text_encoder`); the denoiser
 cross-attends to the encoding (``net(x_t, t, y, context=..., context_mask=...)``).
 
 Timesteps are indices 0..T-1 (t = 0 is the least noisy). Schedules are computed in float64.
@@ -234,7 +234,7 @@ class GaussianDiffusion(Paradigm):
                  data_key: str = "image", clip: float | None = 1.0, text_encoder: nn.Module | None = None):
         """``sample_shape``: one item's shape, e.g. (1, 28, 28) or (2,). ``clip``: bound for the x0
         estimate while sampling (1.0 for images in [-1, 1]; None for unbounded data such as 2-D points).
-        ``text_encoder``: a :class:`~twopaths.nn.text_encoder.TextEncoder`, trained with the net."""
+        ``text_encoder``: a :class:`~twopaths.backbones.text_encoder.TextEncoder`, trained with the net."""
         super().__init__()
         self.net, self.cfg, self.num_classes, self.data_key = net, cfg, num_classes, data_key
         self.text_encoder = text_encoder
@@ -256,7 +256,7 @@ class GaussianDiffusion(Paradigm):
 
     def _captions(self, batch: dict[str, Any], n: int) -> list[str]:
         """The batch's captions, each dropped to the null caption with probability cond_drop in training."""
-        from twopaths.nn.text_encoder import NULL_CAPTION
+        from twopaths.backbones.text_encoder import NULL_CAPTION
 
         if "caption" not in batch:
             raise DataError("this model is text-conditioned (arch.conditioning=text) but the data has no captions; "
@@ -269,7 +269,7 @@ class GaussianDiffusion(Paradigm):
 
     def encode_prompts(self, prompts: Sequence[str] | None, n: int) -> EncodedPrompts:
         """Run n prompts (None: n null captions) and one null caption through the text encoder, once."""
-        from twopaths.nn.text_encoder import NULL_CAPTION
+        from twopaths.backbones.text_encoder import NULL_CAPTION
 
         if self.text_encoder is None:
             raise ValueError("this model has no text encoder; it takes no prompts")
