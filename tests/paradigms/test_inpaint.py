@@ -5,8 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from twopaths.paradigms.gaussian import GaussianConfig, GaussianDiffusion, gather
+from twopaths.paradigms.gaussian import GaussianConfig, GaussianDiffusion
 from twopaths.paradigms.inpaint import inpaint, network_evaluations, repaint_levels
+from twopaths.paradigms.schedule import gather
 
 SHAPE = (1, 8, 8)
 

@@ -32,8 +32,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from twopaths.errors import TwopathsError
-from twopaths.paradigms.gaussian import GaussianConfig, GaussianDiffusion, mean_flat, to_x0
+from twopaths.paradigms.gaussian import GaussianConfig, GaussianDiffusion, mean_flat
 from twopaths.paradigms.samplers import Spacing, make_sampler
+from twopaths.paradigms.schedule import to_x0
 
 Consistency = Literal["none", "final", "every"]
 
