@@ -2,15 +2,15 @@
 
 - ``sr3``: super-resolution by iterative refinement (Saharia et al. 2022), a Gaussian diffusion model
   of the high-resolution image whose denoiser also sees the bicubic-upsampled low-resolution image
-  (:mod:`twopaths.paradigms.superres`). Its backbone is built by
+  (:mod:`twopaths.restore.superres`). Its backbone is built by
   :func:`~twopaths.models.diffusion.image_denoiser` with 2C input channels, so any image backbone
   of ``ddpm`` serves. Trains on any image dataset: pairs are made by average pooling by ``arch.factor``.
-- ``twopaths inpaint RUN``: RePaint (Lugmayr et al. 2022, :mod:`twopaths.paradigms.inpaint`) with any
+- ``twopaths inpaint RUN``: RePaint (Lugmayr et al. 2022, :mod:`twopaths.restore.inpaint`) with any
   trained Gaussian diffusion image run.
 - ``twopaths upscale RUN``: an ``sr3`` run applied to a small image.
 
 Image files are read with Pillow. Masks follow image editors: **white = the region to fill**, black =
-keep; internally that becomes the keep-mask of :func:`~twopaths.paradigms.inpaint.inpaint` (1 = keep).
+keep; internally that becomes the keep-mask of :func:`~twopaths.restore.inpaint.inpaint` (1 = keep).
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ from twopaths.config import RunConfig
 from twopaths.errors import ConfigError, DataError, TwopathsError
 from twopaths.models.diffusion import DDPMArch, class_labels, image_denoiser
 from twopaths.models.spec import HookFn, ModelSpec
+from twopaths.nn.functional import psnr
 from twopaths.paradigms.base import Paradigm
 from twopaths.paradigms.gaussian import GaussianDiffusion
-from twopaths.paradigms.inpaint import inpaint, network_evaluations
-from twopaths.paradigms.superres import (SuperResolution, downsample, psnr, upsample_nearest, upsample_smooth)
+from twopaths.restore.inpaint import inpaint, network_evaluations
+from twopaths.restore.superres import SuperResolution, downsample, upsample_nearest, upsample_smooth
 from twopaths.viz import image_grid, save_grid
 
 

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from twopaths.errors import TwopathsError
-from twopaths.paradigms.gaussian import GaussianConfig, GaussianDiffusion, mean_flat
+from twopaths.paradigms.gaussian import GaussianConfig, GaussianDiffusion
 from twopaths.paradigms.samplers import Spacing, make_sampler
 from twopaths.paradigms.schedule import to_x0
 
@@ -86,12 +86,6 @@ def consistency_projection(x: torch.Tensor, low: torch.Tensor, factor: int,
         lo = torch.where(too_high, lo, mid)
     v = (u + (lo + hi) / 2).clamp(-bound, bound)  # (N, C, h, w, f*f)
     return v.reshape(N, C, h, w, factor, factor).permute(0, 1, 2, 4, 3, 5).reshape(N, C, H, W).to(x.dtype)
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
-    """Peak signal-to-noise ratio in dB per image, 10 log10(range^2 / MSE); range 2 for [-1, 1]."""
-    mse = mean_flat((a.float() - b.float()) ** 2).clamp(min=1e-12)
-    return 10 * torch.log10(data_range**2 / mse)
 
 
 # ----------------------------------------------------------------------------- the paradigm
