@@ -11,7 +11,7 @@ import torch
 
 from twopaths.data.recall import query_index
 from twopaths.paradigms.autoregressive import Autoregressive
-from twopaths.paradigms.masked import MaskedDiffusion
+from twopaths.paradigms.mdlm import MaskedDiffusion
 
 
 @torch.no_grad()

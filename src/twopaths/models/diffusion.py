@@ -31,6 +31,7 @@ from twopaths.models.spec import HookFn, ModelSpec
 from twopaths.nn.flops import forward_gflops
 from twopaths.paradigms.base import Paradigm
 from twopaths.paradigms.gaussian import GaussianConfig, GaussianDiffusion
+from twopaths.paradigms.samplers import SamplerName
 from twopaths.viz import save_grid, save_points, save_trajectory
 
 
@@ -46,7 +47,7 @@ class DDPMArch:
     mlp: MLPDenoiserConfig = field(default_factory=MLPDenoiserConfig)  # 2-D point backbone
     conditioning: Literal["auto", "class", "text", "none"] = "auto"  # auto: class labels for image data with classes
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)  # caption encoder (conditioning=text)
-    sampler: Literal["ddpm", "ddim", "dpmpp", "euler", "heun"] = "ddim"  # used by the training sample hook
+    sampler: SamplerName = "ddim"  # used by the training sample hook
     sample_steps: int = 50  # steps of that sampler
 
 

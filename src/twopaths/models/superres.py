@@ -32,6 +32,7 @@ from twopaths.models.spec import HookFn, ModelSpec
 from twopaths.nn.functional import psnr
 from twopaths.paradigms.base import Paradigm
 from twopaths.paradigms.gaussian import GaussianDiffusion
+from twopaths.paradigms.samplers import SamplerName
 from twopaths.restore.inpaint import inpaint, network_evaluations
 from twopaths.restore.superres import SuperResolution, downsample, upsample_nearest, upsample_smooth
 from twopaths.viz import image_grid, save_grid
@@ -46,7 +47,7 @@ class SR3Arch(DDPMArch):
     consistency: Literal["none", "final", "every"] = "final"  # project so downsample(out) == input (see upscale)
     # SR3 samples ancestrally; deterministic DDIM strays on short-trained models (Fashion-MNIST x4, 800 steps:
     # 15.7 dB PSNR with ddim 50 vs 17.9 dB with ddpm 100)
-    sampler: Literal["ddpm", "ddim", "dpmpp", "euler", "heun"] = "ddpm"  # used by upscale and the sample hook
+    sampler: SamplerName = "ddpm"  # used by upscale and the sample hook
     sample_steps: int = 100  # steps of that sampler
 
 

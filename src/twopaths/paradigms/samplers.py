@@ -574,8 +574,14 @@ class Heun(_SigmaSampler):
 
 SAMPLERS: dict[str, type[Sampler]] = {"ddpm": DDPM, "ddim": DDIM, "dpmpp": DPMSolverPP2M, "euler": Euler, "heun": Heun}
 
+#: a sampler's name as configs spell it, built from the registry so the two cannot drift apart
+SamplerName = Literal[tuple(SAMPLERS)]  # type: ignore[valid-type]
 
-def make_sampler(name: str, schedule: NoiseSchedule, steps: int, **kw) -> Sampler:
+#: the samplers whose state is x_t itself (noise scale 1), so a step may project or replace x_t
+X_T_SAMPLERS: tuple[str, ...] = tuple(name for name, cls in SAMPLERS.items() if issubclass(cls, _DiscreteSampler))
+
+
+def make_sampler(name: SamplerName, schedule: NoiseSchedule, steps: int, **kw) -> Sampler:
     """A sampler by name (``SAMPLERS``) with the shared arguments and its own options as keywords."""
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler '{name}'; choose one of {', '.join(SAMPLERS)}")

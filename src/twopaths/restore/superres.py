@@ -33,7 +33,7 @@ from torch import nn
 
 from twopaths.errors import TwopathsError
 from twopaths.paradigms.gaussian import GaussianConfig, GaussianDiffusion
-from twopaths.paradigms.samplers import Spacing, make_sampler
+from twopaths.paradigms.samplers import X_T_SAMPLERS, Spacing, make_sampler
 from twopaths.paradigms.schedule import to_x0
 
 Consistency = Literal["none", "final", "every"]
@@ -155,9 +155,9 @@ class SuperResolution(GaussianDiffusion):
                              f"got {tuple(low.shape)}")
         if consistency not in ("none", "final", "every"):
             raise ValueError(f"consistency must be none, final or every, got '{consistency}'")
-        if consistency == "every" and sampler not in ("ddpm", "ddim", "dpmpp"):
+        if consistency == "every" and sampler not in X_T_SAMPLERS:
             raise ValueError(f"consistency 'every' projects x_t, which needs a sampler whose state is x_t "
-                             f"(ddpm, ddim, dpmpp), not '{sampler}'")
+                             f"({', '.join(X_T_SAMPLERS)}), not '{sampler}'")
         device = next(self.parameters()).device
         low = low.to(device, torch.float32).clamp(-1, 1)
         cond = self.condition(low)
