@@ -3,9 +3,9 @@
     python scripts/make_restoration_examples.py --ddpm runs/ddpm --sr3 runs/sr3 [--out-dir docs]
 
 - ``docs/inpainting.png``: for a few test images, rows original | masked input | RePaint result, for a
-  centre box and for the right half removed (Lugmayr et al. 2022, :mod:`twopaths.paradigms.inpaint`).
+  centre box and for the right half removed (Lugmayr et al. 2022, :mod:`twopaths.restore.inpaint`).
 - ``docs/superres.png``: rows low-res input (nearest) | bilinear | SR3 | original (Saharia et al. 2022,
-  :mod:`twopaths.paradigms.superres`).
+  :mod:`twopaths.restore.superres`).
 
 Prints PSNR (dB, range [-1, 1]) of the filled hole and of the upscaled images against the originals,
 beside simple baselines (the hole filled with the mean of the known pixels; bilinear and bicubic
@@ -24,9 +24,10 @@ import torch
 
 from twopaths.eval.images import real_images
 from twopaths.models import load_run
+from twopaths.nn.functional import psnr
 from twopaths.paradigms.gaussian import GaussianDiffusion
-from twopaths.paradigms.inpaint import inpaint, network_evaluations
-from twopaths.paradigms.superres import SuperResolution, downsample, psnr, upsample_nearest, upsample_smooth
+from twopaths.restore.inpaint import inpaint, network_evaluations
+from twopaths.restore.superres import SuperResolution, downsample, upsample_nearest, upsample_smooth
 from twopaths.viz import image_grid
 
 

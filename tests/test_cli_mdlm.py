@@ -60,7 +60,7 @@ def test_bad_sampler_choices_are_one_clear_line(mdlm_run):
 
 def test_cli_sampler_names_match_the_paradigms():
     from twopaths import cli
-    from twopaths.paradigms import masked_sampling, samplers
+    from twopaths.paradigms import mdlm_sampling, samplers
 
-    assert tuple(cli.MASKED_SAMPLERS) == masked_sampling.SAMPLERS
+    assert tuple(cli.MASKED_SAMPLERS) == mdlm_sampling.SAMPLERS
     assert tuple(cli.GAUSSIAN_SAMPLERS) == tuple(samplers.SAMPLERS)

@@ -15,7 +15,7 @@ from twopaths import __version__
 from twopaths.errors import TrainingInterrupted, TwopathsError
 
 # --sampler values, spelled here so building the parser does not import torch; a test checks they
-# match the samplers of twopaths.paradigms (gaussian / masked_sampling.SAMPLERS)
+# match the samplers of twopaths.paradigms (gaussian / mdlm_sampling.SAMPLERS)
 GAUSSIAN_SAMPLERS = ("ddpm", "ddim", "dpmpp", "euler", "heun")
 MASKED_SAMPLERS = ("ancestral", "remask", "block")
 
@@ -268,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "default loss (classifiers: loss,accuracy), or the sample metrics with --real-vs-real)")
     _add_checkpoint_args(p)
     g = p.add_argument_group("sample metrics")
-    g.add_argument("--sampler", choices=["ddpm", "ddim", "dpmpp", "euler", "heun"], default="ddim",
+    g.add_argument("--sampler", choices=GAUSSIAN_SAMPLERS, default="ddim",
                    help="diffusion sampler (default ddim)")
     g.add_argument("--steps", type=int, default=None,
                    help="sampling steps (default: T for ddpm, the run's arch.sample_steps otherwise)")

@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 from twopaths.arena.suites import Contender, Suite, select
-from twopaths.data.recall import accuracy_by_distance, eval_set, recall_tokenizer
+from twopaths.data.recall import eval_set, recall_tokenizer
+from twopaths.eval.recall import accuracy_by_distance
 from twopaths.paradigms.autoregressive import Autoregressive
-from twopaths.paradigms.masked import MaskedDiffusion
+from twopaths.paradigms.mdlm import MaskedDiffusion
 
 TOK = recall_tokenizer()
 V = TOK.vocab_size

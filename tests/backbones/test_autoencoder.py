@@ -5,8 +5,9 @@ reconstruct 16 Fashion-MNIST images."""
 import pytest
 import torch
 
-from twopaths.backbones.autoencoder import Autoencoder, AutoencoderConfig, DiagonalGaussian
+from twopaths.backbones.autoencoder import Autoencoder, AutoencoderConfig
 from twopaths.errors import ConfigError
+from twopaths.nn.distributions import DiagonalGaussian
 
 
 def tiny(channels=1, factor=4, latent=4, mults=(1, 2, 2), base=8):

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 import twopaths.nn.attention as shared_attention
-from twopaths.backbones.unet import UNET_PRESETS, AttentionBlock, ResBlock, UNet, UNetConfig, unet_preset
+from twopaths.backbones.unet import UNET_PRESETS, UNet, UNetConfig, unet_preset
+from twopaths.nn.blocks import AttentionBlock, ResBlock
 from conftest import perturb
 
 DDPM_CIFAR10_PARAMS = 35_746_307  # diffusers UNet2DModel in the DDPM CIFAR-10 config (see the test below)

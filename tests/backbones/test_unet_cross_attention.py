@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import twopaths.nn.attention as shared_attention
-from twopaths.backbones.unet import AttentionBlock, UNet, UNetConfig
+from twopaths.backbones.unet import UNet, UNetConfig
+from twopaths.nn.blocks import AttentionBlock
 from conftest import perturb
 
 

@@ -6,8 +6,9 @@ import math
 import pytest
 import torch
 
-from twopaths.paradigms.gaussian import (GaussianConfig, GaussianDiffusion, NoiseSchedule, discretized_gaussian_log_likelihood,
-                                         make_betas, min_snr_weight, normal_kl, q_sample, target_for, to_eps, to_x0)
+from twopaths.nn.distributions import discretized_gaussian_log_likelihood, normal_kl
+from twopaths.paradigms.gaussian import GaussianConfig, GaussianDiffusion
+from twopaths.paradigms.schedule import NoiseSchedule, make_betas, min_snr_weight, q_sample, target_for, to_eps, to_x0
 
 
 def test_closed_form_matches_iterating_the_markov_chain():

@@ -14,7 +14,6 @@ import functools
 import pytest
 import torch
 
-from twopaths.paradigms.gaussian import NoiseSchedule
 from twopaths.paradigms.samplers import (
     DDIM,
     DDPM,
@@ -28,6 +27,7 @@ from twopaths.paradigms.samplers import (
     sigma_to_t,
     t_to_sigma,
 )
+from twopaths.paradigms.schedule import NoiseSchedule
 
 T = 1000
 SHAPE = (2, 3, 4, 4)

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from twopaths.backbones.mlp import MLPDenoiser, MLPDenoiserConfig
+from twopaths.backbones.text_encoder import NULL_CAPTION, TextEncoder, TextEncoderConfig
 from twopaths.backbones.unet import UNet, UNetConfig
 from twopaths.errors import DataError
-from twopaths.nn.text_encoder import NULL_CAPTION, TextEncoder, TextEncoderConfig
 from twopaths.paradigms.gaussian import EncodedPrompts, GaussianConfig, GaussianDiffusion
 
 PROMPTS = ["a large red circle", "a small blue square left of a large green triangle", "a small white triangle"]

@@ -10,7 +10,8 @@ from torch import nn
 
 from twopaths.backbones.conv import MLP, ConvDown, ConvUp
 from twopaths.data.toy import sample_mixture
-from twopaths.paradigms.vae import VAE, VAEConfig, gaussian_kl_to_standard
+from twopaths.nn.distributions import gaussian_kl_to_standard
+from twopaths.paradigms.vae import VAE, VAEConfig
 
 
 def image_vae(latent=4, side=8, channels=1):

@@ -539,13 +539,14 @@ def _text_quality(run: Any, suite: Suite, contender: Contender, ctx: QualityCont
 
 def _recall_quality(run: Any, suite: Suite, log: Any) -> dict[str, Any]:
     """Answer accuracy per distance on ``suite.n_eval`` held-out recall items per distance
-    (:func:`twopaths.data.recall.accuracy_by_distance`), with chance and the model's reach."""
+    (:func:`twopaths.eval.recall.accuracy_by_distance`), with chance and the model's reach."""
     from twopaths.data import recall
+    from twopaths.eval.recall import accuracy_by_distance
 
     context = run.cfg.data.context
     tokens, distances = recall.eval_set(context, suite.n_eval, seed=run.cfg.data.seed)
     log(f"  recall accuracy at distances {', '.join(map(str, recall.distance_grid(context)))}")
-    accuracy = recall.accuracy_by_distance(run.model, tokens, distances)
+    accuracy = accuracy_by_distance(run.model, tokens, distances)
     return {"accuracy": {str(d): a for d, a in accuracy.items()}, "n_per_distance": suite.n_eval,
             "chance": recall.chance_accuracy(), "max_distance": recall.max_distance(context),
             "receptive_field": getattr(run.model.net, "receptive_field", None)}

@@ -25,10 +25,10 @@ losses LDM adds for sharp 256x256 photographs are *not* needed here: on 28x28 Fa
 32x32 shapes an L1 or MSE reconstruction loss alone reconstructs well (see
 :func:`twopaths.paradigms.latent.autoencoder_loss`).
 
-The self-attention, GroupNorm and resampling convs are the U-Net's (:mod:`twopaths.backbones.unet`).
-Its ``ResBlock`` needs a timestep embedding, which an autoencoder has none of, so
-:class:`ResnetBlock` here is the same block without that input (as LDM's ``ResnetBlock`` with
-``temb_channels=0``).
+The self-attention, GroupNorm and resampling convs are the U-Net's, shared in :mod:`twopaths.nn.blocks`.
+The U-Net's ``ResBlock`` needs a timestep embedding, which an autoencoder has none of, so
+:class:`~twopaths.nn.blocks.ResnetBlock` is the same block without that input (as LDM's ``ResnetBlock``
+with ``temb_channels=0``).
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from twopaths.backbones.unet import AttentionBlock, Downsample, Upsample, conv3x3, group_norm
 from twopaths.errors import ConfigError
-from twopaths.paradigms.vae import gaussian_kl_to_standard
+from twopaths.nn.blocks import AttentionBlock, Downsample, ResnetBlock, Upsample, conv3x3, group_norm
+from twopaths.nn.distributions import DiagonalGaussian
 
 
 @dataclass
@@ -91,47 +91,6 @@ class AutoencoderConfig:
             raise ConfigError(f"image side {resolution} does not divide by the autoencoder's factor {self.factor}; "
                              f"choose a factor that divides it (28: 1, 2 or 4; 32: up to 32)")
         return self.latent_channels, resolution // self.factor, resolution // self.factor
-
-
-class DiagonalGaussian:
-    """The posterior q(z | x) = N(mean, diag(exp(logvar))) over (B, c, h, w) latents."""
-
-    def __init__(self, mean: torch.Tensor, logvar: torch.Tensor):
-        self.mean = mean  # (B, c, h, w)
-        self.logvar = logvar.clamp(-30.0, 20.0)  # (B, c, h, w); clamped as in LDM so exp() stays finite
-        self.std = torch.exp(0.5 * self.logvar)
-
-    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z = mean + std * eps, eps ~ N(0, I): the reparameterisation (Kingma & Welling 2014, sec. 2.4)."""
-        eps = torch.randn(self.mean.shape, generator=generator, dtype=self.mean.dtype,
-                          device=self.mean.device if generator is None else generator.device)
-        return self.mean + self.std * eps.to(self.mean.device)  # (B, c, h, w)
-
-    def mode(self) -> torch.Tensor:
-        """The most likely latent, the mean (B, c, h, w)."""
-        return self.mean
-
-    def kl(self) -> torch.Tensor:
-        """KL(q(z | x) || N(0, I)) summed over the latent's dimensions, (B,) nats."""
-        return gaussian_kl_to_standard(self.mean.flatten(1).float(), self.logvar.flatten(1).float())
-
-
-class ResnetBlock(nn.Module):
-    """out = skip(x) + conv2(SiLU(GN(conv1(SiLU(GN(x)))))); skip is a 1x1 conv when the width changes.
-    The U-Net's ResBlock without the timestep input (LDM's ResnetBlock with temb_channels=0)."""
-
-    def __init__(self, c_in: int, c_out: int, groups: int = 32):
-        super().__init__()
-        self.norm1 = group_norm(c_in, groups)
-        self.conv1 = conv3x3(c_in, c_out)
-        self.norm2 = group_norm(c_out, groups)
-        self.conv2 = conv3x3(c_out, c_out)
-        self.skip = nn.Conv2d(c_in, c_out, kernel_size=1) if c_in != c_out else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))  # (B, C_out, H, W)
-        h = self.conv2(F.silu(self.norm2(h)))  # (B, C_out, H, W)
-        return self.skip(x) + h  # (B, C_out, H, W)
 
 
 def _middle(ch: int, cfg: AutoencoderConfig) -> nn.Sequential:

@@ -28,14 +28,9 @@ import torch
 from twopaths.config import DataConfig
 from twopaths.errors import DataError, TwopathsError
 from twopaths.eval.features import FeatureNet
+from twopaths.nn.functional import psnr
 
-__all__ = ["psnr", "reconstruct_in_batches", "reconstruction_metrics", "recon_command"]
-
-
-def psnr(x: torch.Tensor, recon: torch.Tensor, peak_to_peak: float = 2.0) -> torch.Tensor:
-    """Per-image PSNR in dB, (N,), for (N, ...) images with values spanning ``peak_to_peak``."""
-    mse = (recon.float() - x.float()).pow(2).flatten(1).mean(1)  # (N,)
-    return 10 * torch.log10(peak_to_peak**2 / mse.clamp(min=1e-10))
+__all__ = ["reconstruct_in_batches", "reconstruction_metrics", "recon_command"]
 
 
 @torch.no_grad()

@@ -9,7 +9,7 @@ for a letter. ``--set data.tokenizer=char`` still works.
 
 Use a trained run as a text encoder (hidden states and a pooled vector) with
 ``load_run(RUN).model.encode(ids, key_mask)`` or ``.encode_texts(texts)``; see
-:mod:`twopaths.paradigms.masked_lm`.
+:mod:`twopaths.paradigms.bert`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from twopaths.config import RunConfig
 from twopaths.errors import ConfigError, TwopathsError
 from twopaths.models.spec import HookFn, ModelSpec
 from twopaths.paradigms.base import Paradigm
-from twopaths.paradigms.masked_lm import MaskedLM
+from twopaths.paradigms.bert import MaskedLM
 
 #: sentences the training hook fills (RUN/samples/step_N.txt): proverbs a fortunes model may know
 PROBES = (

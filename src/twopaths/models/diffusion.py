@@ -2,7 +2,7 @@
 
 Images can be conditioned on a class label (``arch.conditioning=class``, the default for data
 with classes) or on a caption (``arch.conditioning=text``, or the ``ddpm-text`` model): a text
-encoder trained jointly with the denoiser, which cross-attends to it (:mod:`twopaths.nn.text_encoder`).
+encoder trained jointly with the denoiser, which cross-attends to it (:mod:`twopaths.backbones.text_encoder`).
 """
 
 from __future__ import annotations
@@ -22,15 +22,16 @@ from tqdm.auto import tqdm
 
 from twopaths.backbones.dit import DIT_SIZES, SIZE_FIELDS, DiT, DiTConfig, dit_preset
 from twopaths.backbones.mlp import MLPDenoiser, MLPDenoiserConfig
+from twopaths.backbones.text_encoder import TextEncoder, TextEncoderConfig
 from twopaths.backbones.unet import UNet, UNetConfig, unet_preset
 from twopaths.config import RunConfig
 from twopaths.data.registry import dataset_kind
 from twopaths.errors import ConfigError, TwopathsError
 from twopaths.models.spec import HookFn, ModelSpec
 from twopaths.nn.flops import forward_gflops
-from twopaths.nn.text_encoder import TextEncoder, TextEncoderConfig
 from twopaths.paradigms.base import Paradigm
 from twopaths.paradigms.gaussian import GaussianConfig, GaussianDiffusion
+from twopaths.paradigms.samplers import SamplerName
 from twopaths.viz import save_grid, save_points, save_trajectory
 
 
@@ -46,7 +47,7 @@ class DDPMArch:
     mlp: MLPDenoiserConfig = field(default_factory=MLPDenoiserConfig)  # 2-D point backbone
     conditioning: Literal["auto", "class", "text", "none"] = "auto"  # auto: class labels for image data with classes
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)  # caption encoder (conditioning=text)
-    sampler: Literal["ddpm", "ddim", "dpmpp", "euler", "heun"] = "ddim"  # used by the training sample hook
+    sampler: SamplerName = "ddim"  # used by the training sample hook
     sample_steps: int = 50  # steps of that sampler
 
 

@@ -21,13 +21,14 @@ import numpy as np
 import torch
 
 from twopaths.backbones.autoencoder import Autoencoder, AutoencoderConfig
+from twopaths.backbones.text_encoder import TextEncoder
 from twopaths.backbones.unet import UNetConfig
 from twopaths.config import RunConfig
 from twopaths.errors import ConfigError, TwopathsError
-from twopaths.eval.reconstruction import psnr, reconstruct_in_batches
+from twopaths.eval.reconstruction import reconstruct_in_batches
 from twopaths.models.diffusion import DDPMArch, diffusion_sample_hook, image_denoiser, sample_diffusion
 from twopaths.models.spec import HookFn, ModelSpec
-from twopaths.nn.text_encoder import TextEncoder
+from twopaths.nn.functional import psnr
 from twopaths.paradigms.base import Paradigm
 from twopaths.paradigms.gaussian import GaussianDiffusion
 from twopaths.paradigms.latent import AutoencoderTraining, LatentDiffusion

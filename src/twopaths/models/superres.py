@@ -2,15 +2,15 @@
 
 - ``sr3``: super-resolution by iterative refinement (Saharia et al. 2022), a Gaussian diffusion model
   of the high-resolution image whose denoiser also sees the bicubic-upsampled low-resolution image
-  (:mod:`twopaths.paradigms.superres`). Its backbone is built by
+  (:mod:`twopaths.restore.superres`). Its backbone is built by
   :func:`~twopaths.models.diffusion.image_denoiser` with 2C input channels, so any image backbone
   of ``ddpm`` serves. Trains on any image dataset: pairs are made by average pooling by ``arch.factor``.
-- ``twopaths inpaint RUN``: RePaint (Lugmayr et al. 2022, :mod:`twopaths.paradigms.inpaint`) with any
+- ``twopaths inpaint RUN``: RePaint (Lugmayr et al. 2022, :mod:`twopaths.restore.inpaint`) with any
   trained Gaussian diffusion image run.
 - ``twopaths upscale RUN``: an ``sr3`` run applied to a small image.
 
 Image files are read with Pillow. Masks follow image editors: **white = the region to fill**, black =
-keep; internally that becomes the keep-mask of :func:`~twopaths.paradigms.inpaint.inpaint` (1 = keep).
+keep; internally that becomes the keep-mask of :func:`~twopaths.restore.inpaint.inpaint` (1 = keep).
 """
 
 from __future__ import annotations
@@ -29,10 +29,12 @@ from twopaths.config import RunConfig
 from twopaths.errors import ConfigError, DataError, TwopathsError
 from twopaths.models.diffusion import DDPMArch, class_labels, image_denoiser
 from twopaths.models.spec import HookFn, ModelSpec
+from twopaths.nn.functional import psnr
 from twopaths.paradigms.base import Paradigm
 from twopaths.paradigms.gaussian import GaussianDiffusion
-from twopaths.paradigms.inpaint import inpaint, network_evaluations
-from twopaths.paradigms.superres import (SuperResolution, downsample, psnr, upsample_nearest, upsample_smooth)
+from twopaths.paradigms.samplers import SamplerName
+from twopaths.restore.inpaint import inpaint, network_evaluations
+from twopaths.restore.superres import SuperResolution, downsample, upsample_nearest, upsample_smooth
 from twopaths.viz import image_grid, save_grid
 
 
@@ -45,7 +47,7 @@ class SR3Arch(DDPMArch):
     consistency: Literal["none", "final", "every"] = "final"  # project so downsample(out) == input (see upscale)
     # SR3 samples ancestrally; deterministic DDIM strays on short-trained models (Fashion-MNIST x4, 800 steps:
     # 15.7 dB PSNR with ddim 50 vs 17.9 dB with ddpm 100)
-    sampler: Literal["ddpm", "ddim", "dpmpp", "euler", "heun"] = "ddpm"  # used by upscale and the sample hook
+    sampler: SamplerName = "ddpm"  # used by upscale and the sample hook
     sample_steps: int = 100  # steps of that sampler
 
 

@@ -9,7 +9,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
@@ -20,8 +20,9 @@ from twopaths.errors import ConfigError, TwopathsError
 from twopaths.models.spec import HookFn, ModelSpec
 from twopaths.paradigms.autoregressive import Autoregressive, generate_text
 from twopaths.paradigms.base import Paradigm
-from twopaths.paradigms.masked import MaskedDiffusion
-from twopaths.paradigms.masked_sampling import SAMPLERS as MASKED_SAMPLERS
+from twopaths.paradigms.mdlm import MaskedDiffusion
+from twopaths.paradigms.mdlm_sampling import SAMPLERS as MASKED_SAMPLERS
+from twopaths.paradigms.mdlm_sampling import MDLMSamplerName
 
 
 def language_model_report(loss: float, meta: dict[str, Any]) -> dict[str, float]:
@@ -117,16 +118,16 @@ TEXT_MODELS = [
 
 
 @dataclass
-class MaskedLMConfig(TransformerConfig):
+class MDLMConfig(TransformerConfig):
     """The GPT's transformer, bidirectional, plus what masked diffusion adds (MDLM, Sahoo et al. 2024)."""
 
     causal: bool = False  # the denoiser sees the whole sequence; must stay False
     eps: float = 1e-3  # smallest training time: t ~ U(eps, 1)
-    sampler: Literal["ancestral", "remask", "block"] = "ancestral"  # used by the training sample hook
+    sampler: MDLMSamplerName = "ancestral"  # used by the training sample hook
     sample_steps: int = 128  # steps of that sampler
 
 
-def masked_lm_report(loss: float, meta: dict[str, Any]) -> dict[str, float]:
+def mdlm_report(loss: float, meta: dict[str, Any]) -> dict[str, float]:
     """MDLM's loss is itself the per-token NELBO (nats), so its mean bounds the NLL: exp() bounds perplexity."""
     return {"loss": loss, "perplexity_bound": math.exp(min(loss, 700.0)), "bits_per_token_bound": loss / math.log(2)}
 
@@ -228,8 +229,8 @@ def _build_mdlm(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
 MASKED_TEXT_MODELS = [
     ModelSpec(name="mdlm", summary="masked diffusion language model (MDLM) on the gpt-nano transformer, "
                                    "bidirectional; eval prints a perplexity bound",
-              data_kinds=("text",), arch_cls=MaskedLMConfig, build=_build_mdlm,
+              data_kinds=("text",), arch_cls=MDLMConfig, build=_build_mdlm,
               preset={"arch": _NANO, "data": {"name": "fortunes", "context": _NANO["context"]}, **_NANO_TRAIN},
-              report=masked_lm_report, sample_hook=masked_text_sample_hook, sample_command=sample_masked_text,
+              report=mdlm_report, sample_hook=masked_text_sample_hook, sample_command=sample_masked_text,
               samplers=MASKED_SAMPLERS),
 ]

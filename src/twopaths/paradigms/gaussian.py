@@ -8,7 +8,8 @@ The forward process is a Markov chain that adds Gaussian noise under a variance 
 A network learns to undo it. What it predicts is a choice of *objective*: the noise eps (Ho et al.),
 the clean sample x0, or the velocity v = sqrt(abar) eps - sqrt(1 - abar) x0 (Salimans & Ho 2022,
 "Progressive Distillation", sec. 4); all three carry the same information given x_t and t, and
-:func:`to_x0` / :func:`to_eps` convert between them. Training minimises a weighted MSE (Ho et al.
+:func:`~twopaths.paradigms.schedule.to_x0` / :func:`~twopaths.paradigms.schedule.to_eps` (with the
+schedule itself, :mod:`twopaths.paradigms.schedule`) convert between them. Training minimises a weighted MSE (Ho et al.
 eq. 14, "L_simple"), optionally with Min-SNR-gamma weighting (Hang et al. 2023) and, with a learned
 variance, the hybrid loss L_simple + lambda * L_vlb of improved DDPM (Nichol & Dhariwal 2021, sec. 3.1).
 :meth:`GaussianDiffusion.nll_bits_per_dim` evaluates the full variational bound (Ho et al. eq. 5).
@@ -17,7 +18,7 @@ Conditioning is a class label or a caption. Either way classifier-free guidance 
 2022) trains one network that is conditional and unconditional at once, by dropping the condition
 to a *null* one (the null label; the empty caption) with probability ``cond_drop``, and samples
 with ``uncond + w (cond - uncond)`` (their eq. 6). A caption is encoded by a text encoder that the
-paradigm owns and trains jointly with the denoiser (:mod:`twopaths.nn.text_encoder`); the denoiser
+paradigm owns and trains jointly with the denoiser (:mod:`twopaths.backbones.text_encoder`); the denoiser
 cross-attends to the encoding (``net(x_t, t, y, context=..., context_mask=...)``).
 
 Timesteps are indices 0..T-1 (t = 0 is the least noisy). Schedules are computed in float64.
@@ -34,179 +35,12 @@ import torch
 from torch import nn
 
 from twopaths.errors import DataError
+from twopaths.nn.distributions import discretized_gaussian_log_likelihood, normal_kl
 from twopaths.paradigms.base import Paradigm
-
-Prediction = Literal["eps", "x0", "v"]
-
-
-# ----------------------------------------------------------------------------- schedules
-
-
-def make_betas(kind: str, T: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
-    """beta_t for t = 0..T-1, float64.
-
-    - ``linear``: beta_start..beta_end evenly (Ho et al. 2020, sec. 4), scaled by 1000/T so any T
-      covers the same total noise (as improved DDPM does).
-    - ``cosine``: abar(t) = cos^2(((t/T + s) / (1 + s)) pi/2), s = 0.008, betas clipped at 0.999
-      (Nichol & Dhariwal 2021, eq. 17).
-    - ``sigmoid``: sigmoid of an even grid on [-6, 6], scaled into [beta_start, beta_end] (the
-      form diffusers calls "sigmoid"; Jabri et al. 2023 use a sigmoid schedule).
-    """
-    if kind == "linear":
-        scale = 1000 / T
-        return torch.linspace(scale * beta_start, scale * beta_end, T, dtype=torch.float64)
-    if kind == "cosine":
-        s = 0.008
-        steps = torch.arange(T + 1, dtype=torch.float64) / T
-        abar = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
-        return (1 - abar[1:] / abar[:-1]).clamp(max=0.999)
-    if kind == "sigmoid":
-        return torch.sigmoid(torch.linspace(-6, 6, T, dtype=torch.float64)) * (beta_end - beta_start) + beta_start
-    raise ValueError(f"unknown schedule '{kind}'; choose linear, cosine or sigmoid")
-
-
-def rescale_zero_terminal_snr(betas: torch.Tensor) -> torch.Tensor:
-    """Shift and scale sqrt(abar) so the last step is pure noise (SNR = 0) while the first is unchanged
-    (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps are Flawed", Algorithm 1)."""
-    sqrt_abar = torch.cumprod(1 - betas, 0).sqrt()
-    first, last = sqrt_abar[0].clone(), sqrt_abar[-1].clone()
-    sqrt_abar = (sqrt_abar - last) * first / (first - last)
-    abar = sqrt_abar**2
-    alphas = torch.cat([abar[:1], abar[1:] / abar[:-1]])
-    return 1 - alphas
-
-
-@dataclass
-class NoiseSchedule:
-    """Everything derived from beta_t (all float64, shape (T,))."""
-
-    betas: torch.Tensor
-
-    @classmethod
-    def make(cls, kind: str = "linear", T: int = 1000, zero_terminal_snr: bool = False) -> NoiseSchedule:
-        betas = make_betas(kind, T)
-        return cls(rescale_zero_terminal_snr(betas) if zero_terminal_snr else betas)
-
-    def __post_init__(self) -> None:
-        b = self.betas.double()
-        self.betas = b
-        self.alphas = 1 - b
-        self.alphas_cumprod = torch.cumprod(self.alphas, 0)  # abar_t
-        self.alphas_cumprod_prev = torch.cat([torch.ones(1, dtype=torch.float64), self.alphas_cumprod[:-1]])
-        # posterior q(x_{t-1} | x_t, x_0) = N(c0 x_0 + ct x_t, beta_tilde)   (Ho et al. eq. 6-7)
-        self.posterior_variance = b * (1 - self.alphas_cumprod_prev) / (1 - self.alphas_cumprod)
-        # beta_tilde_0 = 0; its log is clipped to beta_tilde_1 (as in Ho et al.'s code)
-        self.posterior_log_variance = torch.log(torch.cat([self.posterior_variance[1:2], self.posterior_variance[1:]]))
-        self.posterior_coef_x0 = b * self.alphas_cumprod_prev.sqrt() / (1 - self.alphas_cumprod)
-        self.posterior_coef_xt = (1 - self.alphas_cumprod_prev) * self.alphas.sqrt() / (1 - self.alphas_cumprod)
-
-    @property
-    def T(self) -> int:
-        return len(self.betas)
-
-    def snr(self, t: torch.Tensor) -> torch.Tensor:
-        """Signal-to-noise ratio abar_t / (1 - abar_t)."""
-        ab = gather(self.alphas_cumprod, t)
-        return ab / (1 - ab)
-
-    def sigmas(self) -> torch.Tensor:
-        """EDM noise levels sigma_t = sqrt((1 - abar_t) / abar_t): x_t / sqrt(abar_t) = x_0 + sigma_t eps."""
-        return ((1 - self.alphas_cumprod) / self.alphas_cumprod).sqrt()
-
-
-def gather(values: torch.Tensor, t: torch.Tensor, ndim: int | None = None) -> torch.Tensor:
-    """values[t] as float32 on t's device, shaped (B, 1, ..., 1) to broadcast over ``ndim`` dims."""
-    out = values.to(t.device)[t.long()].float()
-    return out.view(-1, *([1] * (ndim - 1))) if ndim else out
-
-
-# ----------------------------------------------------------------------------- forward process and objectives
-
-
-def q_sample(schedule: NoiseSchedule, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """Draw x_t ~ q(x_t | x_0) in one step: sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps (Ho et al. eq. 4)."""
-    ab = gather(schedule.alphas_cumprod, t, x0.ndim)
-    return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
-
-
-def target_for(prediction: Prediction, x0: torch.Tensor, noise: torch.Tensor, schedule: NoiseSchedule,
-               t: torch.Tensor) -> torch.Tensor:
-    if prediction == "eps":
-        return noise
-    if prediction == "x0":
-        return x0
-    ab = gather(schedule.alphas_cumprod, t, x0.ndim)
-    return ab.sqrt() * noise - (1 - ab).sqrt() * x0  # v
-
-
-def x0_coefficients(prediction: Prediction, a: Any, s: Any) -> tuple[Any, Any]:
-    """(c_skip, c_out) with x0 = c_skip * x_t + c_out * output for x_t = a x0 + s eps (a = sqrt(abar),
-    s = sqrt(1 - abar); floats or tensors): eps: (x_t - s eps) / a;  x0: output;  v: a x_t - s v
-    (Salimans & Ho 2022, sec. 4)."""
-    if prediction == "eps":
-        return 1.0 / a, -s / a
-    if prediction == "x0":
-        return 0.0, 1.0
-    return a, -s
-
-
-def to_x0(prediction: Prediction, output: torch.Tensor, x_t: torch.Tensor, schedule: NoiseSchedule,
-          t: torch.Tensor) -> torch.Tensor:
-    """The model's estimate of x_0 from its raw output at integer timesteps ``t`` (see :func:`x0_coefficients`)."""
-    if prediction == "x0":
-        return output
-    ab = gather(schedule.alphas_cumprod, t, x_t.ndim)
-    c_skip, c_out = x0_coefficients(prediction, ab.sqrt(), (1 - ab).sqrt())
-    return c_skip * x_t + c_out * output
-
-
-def to_eps(prediction: Prediction, output: torch.Tensor, x_t: torch.Tensor, schedule: NoiseSchedule,
-           t: torch.Tensor) -> torch.Tensor:
-    """The model's estimate of eps: eps: itself;  x0: (x_t - a x0) / s;  v: s x_t + a v."""
-    if prediction == "eps":
-        return output
-    ab = gather(schedule.alphas_cumprod, t, x_t.ndim)
-    a, s = ab.sqrt(), (1 - ab).sqrt()
-    return (x_t - a * output) / s if prediction == "x0" else s * x_t + a * output
-
-
-def min_snr_weight(prediction: Prediction, snr: torch.Tensor, gamma: float) -> torch.Tensor:
-    """Min-SNR-gamma loss weight (Hang et al. 2023, "Efficient Diffusion Training via Min-SNR
-    Weighting Strategy", eq. 8 and its eps/v forms): the x0-MSE weight min(SNR, gamma), expressed
-    for the chosen objective (eps-MSE = x0-MSE * SNR; v-MSE = x0-MSE * (SNR + 1))."""
-    clipped = snr.clamp(max=gamma)
-    if prediction == "x0":
-        return clipped
-    if prediction == "eps":
-        return clipped / snr
-    return clipped / (snr + 1)
-
+from twopaths.paradigms.samplers import make_sampler
+from twopaths.paradigms.schedule import NoiseSchedule, gather, min_snr_weight, q_sample, target_for, to_x0
 
 # ----------------------------------------------------------------------------- the variational bound
-
-
-def normal_kl(mean1: torch.Tensor, logvar1: torch.Tensor, mean2: torch.Tensor, logvar2: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean1, e^logvar1) || N(mean2, e^logvar2)), elementwise, in nats."""
-    return 0.5 * (-1.0 + logvar2 - logvar1 + torch.exp(logvar1 - logvar2) + (mean1 - mean2) ** 2 * torch.exp(-logvar2))
-
-
-def _std_normal_cdf(x: torch.Tensor) -> torch.Tensor:
-    return 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
-
-
-def discretized_gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor,
-                                        bins: int = 256) -> torch.Tensor:
-    """log P(x) for data on ``bins`` levels in [-1, 1] under N(mean, e^(2 log_scale)) integrated over
-    each bin, with open-ended edge bins (Ho et al. 2020, eq. 13), elementwise, in nats."""
-    half = 1.0 / (bins - 1)
-    centered = x - mean
-    inv = torch.exp(-log_scale)
-    cdf_plus = _std_normal_cdf(inv * (centered + half))
-    cdf_min = _std_normal_cdf(inv * (centered - half))
-    log_cdf_plus = torch.log(cdf_plus.clamp(min=1e-12))
-    log_one_minus_cdf_min = torch.log((1.0 - cdf_min).clamp(min=1e-12))
-    log_delta = torch.log((cdf_plus - cdf_min).clamp(min=1e-12))
-    return torch.where(x < -0.999, log_cdf_plus, torch.where(x > 0.999, log_one_minus_cdf_min, log_delta))
 
 
 def mean_flat(x: torch.Tensor) -> torch.Tensor:
@@ -257,7 +91,7 @@ class GaussianDiffusion(Paradigm):
                  data_key: str = "image", clip: float | None = 1.0, text_encoder: nn.Module | None = None):
         """``sample_shape``: one item's shape, e.g. (1, 28, 28) or (2,). ``clip``: bound for the x0
         estimate while sampling (1.0 for images in [-1, 1]; None for unbounded data such as 2-D points).
-        ``text_encoder``: a :class:`~twopaths.nn.text_encoder.TextEncoder`, trained with the net."""
+        ``text_encoder``: a :class:`~twopaths.backbones.text_encoder.TextEncoder`, trained with the net."""
         super().__init__()
         self.net, self.cfg, self.num_classes, self.data_key = net, cfg, num_classes, data_key
         self.text_encoder = text_encoder
@@ -279,7 +113,7 @@ class GaussianDiffusion(Paradigm):
 
     def _captions(self, batch: dict[str, Any], n: int) -> list[str]:
         """The batch's captions, each dropped to the null caption with probability cond_drop in training."""
-        from twopaths.nn.text_encoder import NULL_CAPTION
+        from twopaths.backbones.text_encoder import NULL_CAPTION
 
         if "caption" not in batch:
             raise DataError("this model is text-conditioned (arch.conditioning=text) but the data has no captions; "
@@ -292,7 +126,7 @@ class GaussianDiffusion(Paradigm):
 
     def encode_prompts(self, prompts: Sequence[str] | None, n: int) -> EncodedPrompts:
         """Run n prompts (None: n null captions) and one null caption through the text encoder, once."""
-        from twopaths.nn.text_encoder import NULL_CAPTION
+        from twopaths.backbones.text_encoder import NULL_CAPTION
 
         if self.text_encoder is None:
             raise ValueError("this model has no text encoder; it takes no prompts")
@@ -382,8 +216,6 @@ class GaussianDiffusion(Paradigm):
         defaults to T for ``ddpm`` and 50 otherwise). ``y`` (n,) class ids or ``prompts`` (n captions,
         text-conditioned models; None = the null caption), with classifier-free ``guidance`` w
         (1 = plain conditional). ``callback(i, t, x_t, x0_pred)`` sees every step."""
-        from twopaths.paradigms.samplers import make_sampler
-
         steps = steps or (self.schedule.T if sampler == "ddpm" else 50)
         solver = make_sampler(sampler, self.schedule, steps, spacing=spacing, prediction=self.cfg.prediction,
                               clip=self.clip, **sampler_options)

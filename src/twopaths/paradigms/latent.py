@@ -51,8 +51,9 @@ from typing import Any, Literal
 
 import torch
 
-from twopaths.backbones.autoencoder import Autoencoder, DiagonalGaussian
+from twopaths.backbones.autoencoder import Autoencoder
 from twopaths.errors import TwopathsError
+from twopaths.nn.distributions import DiagonalGaussian
 from twopaths.paradigms.base import Paradigm
 from twopaths.paradigms.gaussian import GaussianDiffusion
 

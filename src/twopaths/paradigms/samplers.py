@@ -9,7 +9,7 @@ network for its raw output at each one and turns it into the next, less noisy sa
 
 ``model_fn(x_t, t)`` receives x_t on the variance-preserving scale of training (x_t = a x_0 + s eps,
 a = sqrt(abar_t), s = sqrt(1 - abar_t)) and ``t`` as float32 (B,); it returns eps, x0 or v according to
-``prediction`` (see :mod:`twopaths.paradigms.gaussian`). Each sampler first turns that output into an
+``prediction`` (see :mod:`twopaths.paradigms.schedule`). Each sampler first turns that output into an
 estimate of x_0, optionally clipped or dynamically thresholded, then takes its step. The algorithms
 differ only in the step; they share timesteps, prediction types, clipping, noise and callbacks.
 
@@ -34,7 +34,7 @@ from typing import Callable, Literal
 
 import torch
 
-from twopaths.paradigms.gaussian import NoiseSchedule, x0_coefficients
+from twopaths.paradigms.schedule import NoiseSchedule, x0_coefficients
 
 Spacing = Literal["leading", "linspace", "trailing"]
 SPACINGS = ("leading", "linspace", "trailing")
@@ -125,7 +125,7 @@ def karras_noise_levels(sigma_min: float, sigma_max: float, n: int, rho: float =
 
 
 def _x0_coefficients(prediction: str, a: float, s: float) -> tuple[float, float]:
-    """:func:`~twopaths.paradigms.gaussian.x0_coefficients`, refusing eps-prediction where abar = 0."""
+    """:func:`~twopaths.paradigms.schedule.x0_coefficients`, refusing eps-prediction where abar = 0."""
     if prediction == "eps" and a == 0:
         raise ValueError("an eps-prediction model cannot give x0 where abar = 0 (zero terminal SNR); "
                          "use v or x0 prediction (Lin et al. 2024, sec. 3.2)")
@@ -574,8 +574,14 @@ class Heun(_SigmaSampler):
 
 SAMPLERS: dict[str, type[Sampler]] = {"ddpm": DDPM, "ddim": DDIM, "dpmpp": DPMSolverPP2M, "euler": Euler, "heun": Heun}
 
+#: a sampler's name as configs spell it, built from the registry so the two cannot drift apart
+SamplerName = Literal[tuple(SAMPLERS)]  # type: ignore[valid-type]
 
-def make_sampler(name: str, schedule: NoiseSchedule, steps: int, **kw) -> Sampler:
+#: the samplers whose state is x_t itself (noise scale 1), so a step may project or replace x_t
+X_T_SAMPLERS: tuple[str, ...] = tuple(name for name, cls in SAMPLERS.items() if issubclass(cls, _DiscreteSampler))
+
+
+def make_sampler(name: SamplerName, schedule: NoiseSchedule, steps: int, **kw) -> Sampler:
     """A sampler by name (``SAMPLERS``) with the shared arguments and its own options as keywords."""
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler '{name}'; choose one of {', '.join(SAMPLERS)}")

@@ -11,7 +11,7 @@ form (appendix B): KL = 1/2 sum_j (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2) >= 0.
 
 **Likelihood.** So that bits/dim means the same thing as the diffusion model's bound, images (on
 256 levels in [-1, 1]) use the *discretised* Gaussian of Ho et al. 2020 (eq. 13; the same function,
-:func:`~twopaths.paradigms.gaussian.discretized_gaussian_log_likelihood`): the decoder outputs a
+:func:`~twopaths.nn.distributions.discretized_gaussian_log_likelihood`): the decoder outputs a
 mean and a log-scale per pixel and P(x | z) integrates the Gaussian over each pixel's bin. The
 bound is then on the discrete -log P(x), exactly what diffusion's VLB bounds. 2-D points are
 continuous: a Gaussian density in nats (its "bits per dim" is a differential quantity and may be
@@ -38,11 +38,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from twopaths.nn.distributions import discretized_gaussian_log_likelihood, gaussian_kl_to_standard, gaussian_log_density
 from twopaths.paradigms.base import Paradigm
-from twopaths.paradigms.gaussian import discretized_gaussian_log_likelihood
-
-LOG_2PI = math.log(2 * math.pi)
-
 
 @dataclass
 class VAEConfig:
@@ -51,16 +48,6 @@ class VAEConfig:
     kl_warmup: int = 0  # training steps over which the KL weight ramps linearly from 0 to beta (0 = off)
     iw_samples: int = 1  # K of the importance-weighted bound in nll_bits_per_dim (1 = the ELBO itself)
     min_log_scale: float = -7.0  # floor of the decoder's log-scale (keeps the density finite)
-
-
-def gaussian_kl_to_standard(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, e^logvar) || N(0, I)) summed over the last dim, in nats (Kingma & Welling 2014, app. B)."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)
-
-
-def gaussian_log_density(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
-    """log N(x; mean, e^(2 log_scale)), elementwise, in nats."""
-    return -0.5 * LOG_2PI - log_scale - 0.5 * ((x - mean) * torch.exp(-log_scale)).pow(2)
 
 
 def _full(t: torch.Tensor) -> torch.Tensor:

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from twopaths.paradigms import masked_sampling
+from twopaths.paradigms import mdlm_sampling
 from twopaths.paradigms.base import Paradigm
 
 
@@ -137,20 +137,20 @@ class MaskedDiffusion(Paradigm):
     @torch.no_grad()
     def denoise(self, x: torch.Tensor, steps: int, sampler: str = "ancestral", block_size: int | None = None,
                 generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
-        """Fill every [MASK] of ``x`` (B, L) with a sampler of :mod:`masked_sampling`; other tokens never change."""
-        if sampler not in masked_sampling.SAMPLERS:
-            raise ValueError(f"unknown sampler '{sampler}'; choose from {', '.join(masked_sampling.SAMPLERS)}")
+        """Fill every [MASK] of ``x`` (B, L) with a sampler of :mod:`mdlm_sampling`; other tokens never change."""
+        if sampler not in mdlm_sampling.SAMPLERS:
+            raise ValueError(f"unknown sampler '{sampler}'; choose from {', '.join(mdlm_sampling.SAMPLERS)}")
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         if x.shape[1] > self.context:
             raise ValueError(f"length {x.shape[1]} is beyond the model's context of {self.context}")
         self.last_network_calls = 0
         if sampler == "ancestral":
-            out = masked_sampling.ancestral(self._predict, x, self.mask_id, steps, generator, temperature)
+            out = mdlm_sampling.ancestral(self._predict, x, self.mask_id, steps, generator, temperature)
         elif sampler == "remask":
-            out = masked_sampling.remask(self._predict, x, self.mask_id, steps, generator, temperature)
+            out = mdlm_sampling.remask(self._predict, x, self.mask_id, steps, generator, temperature)
         else:
-            out = masked_sampling.block(self._predict, x, self.mask_id, steps, block_size or x.shape[1],
+            out = mdlm_sampling.block(self._predict, x, self.mask_id, steps, block_size or x.shape[1],
                                         generator, temperature)
         assert not bool((out == self.mask_id).any()), "a sampler left a [MASK] behind"
         return out

@@ -24,6 +24,7 @@ noise near 16.6), which silently lowers the sampling temperature and inflates qu
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 
@@ -143,3 +144,6 @@ def block(predict: Predict, x: torch.Tensor, mask_id: int, steps: int, block_siz
 
 
 SAMPLERS = ("ancestral", "remask", "block")
+
+#: an MDLM sampler's name as configs spell it, built from ``SAMPLERS``
+MDLMSamplerName = Literal[SAMPLERS]  # type: ignore[valid-type]

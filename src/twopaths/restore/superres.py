@@ -32,8 +32,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from twopaths.errors import TwopathsError
-from twopaths.paradigms.gaussian import GaussianConfig, GaussianDiffusion, mean_flat, to_x0
-from twopaths.paradigms.samplers import Spacing, make_sampler
+from twopaths.paradigms.gaussian import GaussianConfig, GaussianDiffusion
+from twopaths.paradigms.samplers import X_T_SAMPLERS, Spacing, make_sampler
+from twopaths.paradigms.schedule import to_x0
 
 Consistency = Literal["none", "final", "every"]
 
@@ -85,12 +86,6 @@ def consistency_projection(x: torch.Tensor, low: torch.Tensor, factor: int,
         lo = torch.where(too_high, lo, mid)
     v = (u + (lo + hi) / 2).clamp(-bound, bound)  # (N, C, h, w, f*f)
     return v.reshape(N, C, h, w, factor, factor).permute(0, 1, 2, 4, 3, 5).reshape(N, C, H, W).to(x.dtype)
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
-    """Peak signal-to-noise ratio in dB per image, 10 log10(range^2 / MSE); range 2 for [-1, 1]."""
-    mse = mean_flat((a.float() - b.float()) ** 2).clamp(min=1e-12)
-    return 10 * torch.log10(data_range**2 / mse)
 
 
 # ----------------------------------------------------------------------------- the paradigm
@@ -160,9 +155,9 @@ class SuperResolution(GaussianDiffusion):
                              f"got {tuple(low.shape)}")
         if consistency not in ("none", "final", "every"):
             raise ValueError(f"consistency must be none, final or every, got '{consistency}'")
-        if consistency == "every" and sampler not in ("ddpm", "ddim", "dpmpp"):
+        if consistency == "every" and sampler not in X_T_SAMPLERS:
             raise ValueError(f"consistency 'every' projects x_t, which needs a sampler whose state is x_t "
-                             f"(ddpm, ddim, dpmpp), not '{sampler}'")
+                             f"({', '.join(X_T_SAMPLERS)}), not '{sampler}'")
         device = next(self.parameters()).device
         low = low.to(device, torch.float32).clamp(-1, 1)
         cond = self.condition(low)

@@ -16,7 +16,7 @@ then jumps back up j steps at once (q(x_{t+j} | x_t) in closed form) before goin
 
 Here the chain runs over the timesteps of a (possibly strided) DDPM or DDIM sampler from
 :mod:`twopaths.paradigms.samplers` (``steps`` < T for CPU speed); the reverse step is that sampler's
-``step`` and the known half is :func:`~twopaths.paradigms.gaussian.q_sample`, so the arithmetic is
+``step`` and the known half is :func:`~twopaths.paradigms.schedule.q_sample`, so the arithmetic is
 the library's one copy. The last step lands on abar = 1, where the known half is the given image
 itself: **known pixels come out exactly as given** (Algorithm 1 writes sqrt(abar_t) x_0 at t = 1,
 which is off by a factor sqrt(1 - beta_1); this module uses abar_{t-1}, as the equation means).
@@ -32,8 +32,9 @@ from typing import Callable
 
 import torch
 
-from twopaths.paradigms.gaussian import GaussianDiffusion, q_sample, to_x0
+from twopaths.paradigms.gaussian import GaussianDiffusion
 from twopaths.paradigms.samplers import Spacing, make_sampler
+from twopaths.paradigms.schedule import q_sample, to_x0
 
 #: samplers whose state is x_t itself and whose step uses no history: the walk can go back up
 INPAINT_SAMPLERS = ("ddpm", "ddim")

@@ -9,8 +9,9 @@ from twopaths.data.registry import load_splits
 from twopaths.errors import ConfigError, TwopathsError
 from twopaths.models import resolve_config
 from twopaths.models.superres import _build_sr3
-from twopaths.paradigms.superres import (SuperResolution, consistency_projection, downsample, psnr, upsample_nearest,
-                                         upsample_smooth)
+from twopaths.nn.functional import psnr
+from twopaths.restore.superres import (SuperResolution, consistency_projection, downsample, upsample_nearest,
+                                       upsample_smooth)
 
 #: downsample(output) == low holds to float32 rounding of an average of f^2 values in [-1, 1]
 TOL = 1e-5

@@ -19,7 +19,7 @@ since [MASK] never occurs when the encoder is later used on real text (BERT sec.
 appendix C.2). exp(L) is the *masked-token perplexity*; it is not a sequence likelihood (BERT
 defines no joint distribution), so it is not comparable to a GPT's perplexity.
 
-The [MASK] id is ``vocab_size`` (as in :mod:`twopaths.paradigms.masked`, MDLM): the backbone has
+The [MASK] id is ``vocab_size`` (as in :mod:`twopaths.paradigms.mdlm`, MDLM): the backbone has
 ``vocab_size + 1`` embedding rows and logits, and the [MASK] column is dropped before any softmax,
 so [MASK] is never predicted. The output head runs on the chosen positions only (BERT's
 ``gather_indexes``), about 15% of the head's cost.

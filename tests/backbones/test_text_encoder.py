@@ -7,7 +7,7 @@ import torch
 from twopaths.backbones.transformer import Transformer
 from twopaths.data.shapes import make_shapes
 from twopaths.errors import TwopathsError
-from twopaths.nn.text_encoder import (CLS, NULL_CAPTION, PAD, CaptionTokenizer, TextEncoder, TextEncoderConfig,
+from twopaths.backbones.text_encoder import (CLS, NULL_CAPTION, PAD, CaptionTokenizer, TextEncoder, TextEncoderConfig,
                                       caption_words, shapes_vocabulary, vocabulary_from_captions)
 
 

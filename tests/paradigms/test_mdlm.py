@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from twopaths.backbones.transformer import Transformer, TransformerConfig
-from twopaths.paradigms import masked_sampling
-from twopaths.paradigms.masked import MaskedDiffusion
+from twopaths.paradigms import mdlm_sampling
+from twopaths.paradigms.mdlm import MaskedDiffusion
 
 
 class ExactDenoiser(nn.Module):
@@ -107,7 +107,7 @@ def test_block_size_one_is_left_to_right_decoding():
     with torch.no_grad():
         for i in range(L):
             probs = torch.softmax(model.net(x)[:, i, :model.vocab_size].double(), -1)
-            x[:, i] = masked_sampling.sample_categorical(probs, g)
+            x[:, i] = mdlm_sampling.sample_categorical(probs, g)
     assert torch.equal(out, x)
 
 
@@ -133,7 +133,7 @@ def test_ancestral_caching_skips_calls_without_changing_samples():
     calls = model.last_network_calls
     assert calls <= 2 * 8  # a fresh prediction only after a step that unmasked something (16 positions)
     x = torch.full((2, 8), model.mask_id)
-    b = masked_sampling.ancestral(model.x0_logits, x, model.mask_id, 200, torch.Generator().manual_seed(3),
+    b = mdlm_sampling.ancestral(model.x0_logits, x, model.mask_id, 200, torch.Generator().manual_seed(3),
                                   cache=False)
     assert torch.equal(a, b)
 
@@ -152,25 +152,25 @@ def test_remask_keeps_the_most_confident_first():
         seen.append(x.clone())
         return predict(x)
 
-    out = masked_sampling.remask(counting, torch.full((1, L), V), V, L, temperature=0.0)  # greedy, one per step
+    out = mdlm_sampling.remask(counting, torch.full((1, L), V), V, L, temperature=0.0)  # greedy, one per step
     seen.append(out)
     filled = [int(((a == V) & (b != V)).float().argmax()) for a, b in zip(seen, seen[1:])]
     assert filled == [3, 1, 4, 2, 0]  # confidence 0.99, 0.9, 0.6, 0.5, 0.3
     assert torch.equal(out, torch.zeros(1, L, dtype=torch.long))
-    empty = masked_sampling.remask(predict, torch.full((1, L), V), V, 3, region=torch.zeros(L, dtype=torch.bool))
+    empty = mdlm_sampling.remask(predict, torch.full((1, L), V), V, 3, region=torch.zeros(L, dtype=torch.bool))
     assert bool((empty == V).all())  # nothing outside the region is touched
 
 
 def test_categorical_sampling_is_float64():
     g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
     probs = torch.softmax(torch.randn(50, 9), -1)  # float32 in
-    got = masked_sampling.sample_categorical(probs, g1)
+    got = mdlm_sampling.sample_categorical(probs, g1)
     u = torch.rand(50, 9, dtype=torch.float64, generator=g2)  # the same uniforms, float64
     assert torch.equal(got, (probs.double().log() - (-u.log()).log()).argmax(-1))
     # float32 uniforms could never give the Gumbel tail that float64 ones reach (Zheng et al. 2024)
     assert -math.log(-math.log(1 - 2 ** -24)) < 16.7
     g = torch.Generator().manual_seed(0)
-    draws = masked_sampling.sample_categorical(torch.tensor([0.7, 0.2, 0.1]).expand(200000, 3), g)
+    draws = mdlm_sampling.sample_categorical(torch.tensor([0.7, 0.2, 0.1]).expand(200000, 3), g)
     freq = torch.bincount(draws, minlength=3).double() / 200000
     assert torch.allclose(freq, torch.tensor([0.7, 0.2, 0.1], dtype=torch.float64), atol=0.005)
 

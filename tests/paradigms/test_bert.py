@@ -8,7 +8,7 @@ import torch
 from twopaths.backbones.transformer import Transformer, TransformerConfig
 from twopaths.data.tokenizers import BPETokenizer, CharTokenizer
 from twopaths.errors import TwopathsError
-from twopaths.paradigms.masked_lm import MaskedLM, split_masked_text
+from twopaths.paradigms.bert import MaskedLM, split_masked_text
 
 EOT = 0
 

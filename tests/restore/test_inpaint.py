@@ -5,8 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from twopaths.paradigms.gaussian import GaussianConfig, GaussianDiffusion, gather
-from twopaths.paradigms.inpaint import inpaint, network_evaluations, repaint_levels
+from twopaths.paradigms.gaussian import GaussianConfig, GaussianDiffusion
+from twopaths.paradigms.schedule import gather
+from twopaths.restore.inpaint import inpaint, network_evaluations, repaint_levels
 
 SHAPE = (1, 8, 8)
 
