@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from twopaths.eval.images import real_images
-from twopaths.models import load_run
+from twopaths.runs import load_run
 from twopaths.paradigms.gaussian import GaussianDiffusion
 from twopaths.paradigms.inpaint import inpaint, network_evaluations
 from twopaths.paradigms.superres import SuperResolution, downsample, psnr, upsample_nearest, upsample_smooth

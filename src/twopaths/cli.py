@@ -414,7 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from twopaths.data.registry import load_splits
-    from twopaths.models import build_trainer, load_run_config, resolve_config
+    from twopaths.models import load_run_config, resolve_config
+    from twopaths.runs import build_trainer
     from twopaths.train.checkpoint import list_checkpoints
 
     if args.resume:
@@ -464,7 +465,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from twopaths.models import load_run
+    from twopaths.runs import load_run
 
     run = load_run(args.run, args.checkpoint, use_ema=not args.no_ema)
     if run.spec.sample_command is None:
@@ -490,28 +491,28 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_fill(args: argparse.Namespace) -> int:
-    from twopaths.models import load_run
+    from twopaths.runs import load_run
     from twopaths.models.bert import fill_command
 
     return fill_command(load_run(args.run, args.checkpoint, use_ema=not args.no_ema), args)
 
 
 def cmd_inpaint(args: argparse.Namespace) -> int:
-    from twopaths.models import load_run
+    from twopaths.runs import load_run
     from twopaths.models.superres import inpaint_command
 
     return inpaint_command(load_run(args.run, args.checkpoint, use_ema=not args.no_ema), args)
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:
-    from twopaths.models import load_run
+    from twopaths.runs import load_run
     from twopaths.models.superres import upscale_command
 
     return upscale_command(load_run(args.run, args.checkpoint, use_ema=not args.no_ema), args)
 
 
 def cmd_attention(args: argparse.Namespace) -> int:
-    from twopaths.models import load_run
+    from twopaths.runs import load_run
     from twopaths.models.vit import attention_command
 
     return attention_command(load_run(args.run, args.checkpoint, use_ema=not args.no_ema, with_data=True), args)
@@ -558,7 +559,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             args.json.write_text(json.dumps({"dataset": args.real_vs_real, **result}, indent=2))
         return 0
 
-    from twopaths.models import load_run
+    from twopaths.runs import load_run
     from twopaths.train.trainer import mean_loss
 
     run = load_run(args.run, args.checkpoint, use_ema=not args.no_ema, with_data=True)

@@ -22,7 +22,8 @@ import torch
 
 from twopaths.backbones.autoencoder import Autoencoder, AutoencoderConfig
 from twopaths.backbones.unet import UNetConfig
-from twopaths.config import RunConfig
+from twopaths.config import RunConfig, build_config, read_yaml
+from twopaths.data.registry import run_meta
 from twopaths.errors import ConfigError, TwopathsError
 from twopaths.eval.reconstruction import psnr, reconstruct_in_batches
 from twopaths.models.diffusion import DDPMArch, diffusion_sample_hook, image_denoiser, sample_diffusion
@@ -31,6 +32,7 @@ from twopaths.nn.text_encoder import TextEncoder
 from twopaths.paradigms.base import Paradigm
 from twopaths.paradigms.gaussian import GaussianDiffusion
 from twopaths.paradigms.latent import AutoencoderTraining, LatentDiffusion
+from twopaths.train.checkpoint import latest_checkpoint
 from twopaths.viz import save_grid
 
 
@@ -86,17 +88,26 @@ def _adopt_autoencoder_run(a: LDMArch, meta: dict[str, Any]) -> dict[str, torch.
     autoencoder); a new run then stops at its first step with a clear error."""
     if not a.autoencoder_run or not Path(a.autoencoder_run).is_dir():
         return None
-    from twopaths.models import load_run  # here, not at the top: twopaths.models imports this module
-
-    run = load_run(Path(a.autoencoder_run))
-    if run.cfg.model != "autoencoder":
-        raise ConfigError(f"config key 'arch.autoencoder_run': {a.autoencoder_run} is a '{run.cfg.model}' run, "
+    run_dir = Path(a.autoencoder_run)
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a twopaths run: {path.name} is missing")
+    saved = read_yaml(path)
+    if saved.get("model") != "autoencoder":
+        raise ConfigError(f"config key 'arch.autoencoder_run': {a.autoencoder_run} is a '{saved.get('model')}' run, "
                           f"not an 'autoencoder' run")
-    if run.meta["channels"] != meta["channels"]:
+    ae_cfg = build_config("autoencoder", AutoencoderArch, None, saved)
+    ae_meta = run_meta(ae_cfg.data, run_dir)
+    if ae_meta["channels"] != meta["channels"]:
         raise ConfigError(f"config key 'arch.autoencoder_run': {a.autoencoder_run} was trained on "
-                          f"{run.meta['channels']}-channel images; this data has {meta['channels']}")
-    a.autoencoder = dataclasses.replace(run.cfg.arch.autoencoder)
-    return run.model.autoencoder.state_dict()
+                          f"{ae_meta['channels']}-channel images; this data has {meta['channels']}")
+    model = _build_autoencoder(ae_cfg, ae_meta)  # its newest checkpoint, EMA weights when kept (as load_run)
+    checkpoint = latest_checkpoint(run_dir)
+    checkpoint.load_model(model)
+    if checkpoint.has_ema:
+        checkpoint.load_ema_into_model(model)
+    a.autoencoder = dataclasses.replace(ae_cfg.arch.autoencoder)
+    return model.autoencoder.state_dict()
 
 
 def _build_ldm(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:

@@ -144,7 +144,7 @@ def read_sources(texts: list[str], file: str | None) -> list[str]:
 
 def translate_command(args: argparse.Namespace) -> int:
     """``twopaths translate``: one translation per line on stdout, in the order of the sources."""
-    from twopaths.models import load_run
+    from twopaths.runs import load_run
 
     if args.batch_size < 1:
         raise TwopathsError("--batch-size must be >= 1")
