@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from twopaths.eval.images import real_images
+from twopaths.data.images import real_images
 from twopaths.runs import load_run
 from twopaths.paradigms.gaussian import GaussianDiffusion
 from twopaths.paradigms.inpaint import inpaint, network_evaluations

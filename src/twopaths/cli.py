@@ -639,6 +639,7 @@ def _check_metric_kinds(metrics: list[str], kind: str, data_name: str, allow_los
 
 def _sample_metrics(run, data_cfg, kind: str, metrics: list[str], args: argparse.Namespace) -> dict:
     """Sample metrics of a run (or, with ``run=None``, the real-vs-real floor alone) at --n."""
+    from twopaths.data.images import real_images
     from twopaths.eval import images as ev
 
     split = args.split or "test"
@@ -656,8 +657,8 @@ def _sample_metrics(run, data_cfg, kind: str, metrics: list[str], args: argparse
     if args.feature_net is None and net_name not in SHIPPED:
         raise TwopathsError(f"no shipped feature net for dataset '{data_cfg.name}' (shipped: {', '.join(SHIPPED)}); "
                             f"pass --feature-net PATH.safetensors")
-    real_eval, _ = ev.real_images(data_cfg, n, split, seed=args.seed)  # data errors (--n too large) first
-    real_floor, _ = ev.real_images(data_cfg, n, floor_split, seed=args.seed + 1)
+    real_eval, _ = real_images(data_cfg, n, split, seed=args.seed)  # data errors (--n too large) first
+    real_floor, _ = real_images(data_cfg, n, floor_split, seed=args.seed + 1)
     net = load_feature_net(net_name)
     if real_eval.shape[-1] != net.arch["resolution"]:
         print(f"note: {real_eval.shape[-1]}x{real_eval.shape[-1]} images are resized to the feature net's "

@@ -22,11 +22,11 @@ from twopaths.backbones.conv import MLP, ConvDown, ConvUp
 from twopaths.config import RunConfig
 from twopaths.data.registry import dataset_kind
 from twopaths.errors import ConfigError, TwopathsError
-from twopaths.models.diffusion import write_samples
 from twopaths.models.spec import HookFn, ModelSpec
 from twopaths.paradigms.base import Paradigm
 from twopaths.paradigms.gan import GAN, GANConfig
 from twopaths.paradigms.vae import VAE, VAEConfig
+from twopaths.viz import write_samples  # PNG grid / scatter plot / NPZ, as ddpm writes them
 
 
 @dataclass

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -31,7 +30,7 @@ from twopaths.nn.flops import forward_gflops
 from twopaths.nn.text_encoder import TextEncoder, TextEncoderConfig
 from twopaths.paradigms.base import Paradigm
 from twopaths.paradigms.gaussian import GaussianConfig, GaussianDiffusion
-from twopaths.viz import save_grid, save_points, save_trajectory
+from twopaths.viz import save_trajectory, write_captions, write_samples
 
 
 @dataclass
@@ -188,31 +187,6 @@ def caption_prompts(model: Any, n: int, prompt: str, cfg: RunConfig) -> list[str
 
     captions = getattr(load_splits(cfg.data).test, "captions", None) or [""]
     return [captions[i % len(captions)] for i in range(n)]
-
-
-def write_captions(prompts: list[str], out: Path) -> Path:
-    """The samples' captions beside their grid or arrays (``grid.png`` -> ``grid.txt``), one per line in order."""
-    path = out.with_suffix(".txt")
-    path.write_text("".join(p + "\n" for p in prompts), encoding="utf-8")
-    return path
-
-
-def write_samples(samples: torch.Tensor, labels: torch.Tensor | None, out: Path, meta: dict[str, Any],
-           nrow: int | None = None) -> Path:
-    """PNG (a grid for images, a scatter plot for points) or NPZ arrays, chosen by the suffix."""
-    if out.suffix == ".npz":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {"samples": samples.cpu().numpy().astype(np.float32)}
-        if labels is not None:
-            arrays["labels"] = labels.cpu().numpy()
-        np.savez_compressed(out, **arrays)
-        return out
-    if out.suffix != ".png":
-        raise TwopathsError(f"--out must end in .png (a picture) or .npz (arrays), got {out}")
-    if samples.ndim == 2:
-        modes = meta.get("modes")
-        return save_points(samples, out, modes=modes, title=f"{len(samples)} samples")
-    return save_grid(samples, out, nrow=nrow)
 
 
 def sample_diffusion(run: Any, args: argparse.Namespace) -> int:

@@ -33,7 +33,7 @@ from twopaths.paradigms.base import Paradigm
 from twopaths.paradigms.gaussian import GaussianDiffusion
 from twopaths.paradigms.latent import AutoencoderTraining, LatentDiffusion
 from twopaths.train.checkpoint import latest_checkpoint
-from twopaths.viz import save_grid
+from twopaths.viz import save_grid, side_by_side
 
 
 @dataclass
@@ -155,18 +155,6 @@ def _build_ldm(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
 # ----------------------------------------------------------------------------- reconstructions
 
 
-def side_by_side(originals: torch.Tensor, reconstructions: torch.Tensor, nrow: int = 8) -> torch.Tensor:
-    """Interleave rows of ``nrow`` originals with the rows of their reconstructions, for one grid:
-    (N, C, H, W) twice -> (2N', C, H, W), N' = N rounded up to a whole row (blank images pad)."""
-    n = originals.shape[0]
-    pad = (-n) % nrow
-    if pad:
-        blank = torch.full((pad, *originals.shape[1:]), -1.0)
-        originals, reconstructions = torch.cat([originals, blank]), torch.cat([reconstructions, blank])
-    rows = [t.view(-1, nrow, *t.shape[1:]) for t in (originals.cpu(), reconstructions.cpu())]  # (rows, nrow, ...)
-    return torch.stack(rows, dim=1).reshape(-1, *originals.shape[1:])  # original row, its reconstruction row, ...
-
-
 def _recon_error(x: torch.Tensor, recon: torch.Tensor) -> tuple[float, float]:
     """(MSE in [-1, 1] units, mean per-image PSNR in dB), as ``twopaths eval --metrics recon`` reports them."""
     return float((recon.float() - x.float()).pow(2).mean()), float(psnr(x, recon).mean())
@@ -203,7 +191,7 @@ def ldm_sample_hook(meta: dict[str, Any]) -> HookFn:
 def sample_reconstructions(run: Any, args: argparse.Namespace) -> int:
     """``twopaths sample`` for an autoencoder: ``--n`` random test images (rows of 8) with the row of
     their reconstructions under each, as a PNG, or NPZ arrays (originals, reconstructions, labels)."""
-    from twopaths.eval.images import real_images
+    from twopaths.data.images import real_images
 
     x, labels = real_images(run.cfg.data, args.n, "test", seed=args.seed)
     recon = reconstruct_in_batches(run.model, x)

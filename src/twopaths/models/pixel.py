@@ -23,10 +23,10 @@ from twopaths.config import RunConfig
 from twopaths.data.registry import dataset_kind
 from twopaths.errors import ConfigError, TwopathsError
 from twopaths.models.diffusion import class_labels  # --class NAME|NUMBER -> ids, as ddpm reads it
-from twopaths.models.diffusion import write_samples  # PNG grid / scatter plot / NPZ, as ddpm writes them
 from twopaths.models.spec import HookFn, ModelSpec
 from twopaths.paradigms.base import Paradigm
 from twopaths.paradigms.quantized import QuantizedAutoregressive, dequantization_bits
+from twopaths.viz import write_samples  # PNG grid / scatter plot / NPZ, as ddpm writes them
 
 
 @dataclass

@@ -22,18 +22,17 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm.auto import tqdm
 
 from twopaths.config import RunConfig
-from twopaths.errors import ConfigError, DataError, TwopathsError
+from twopaths.errors import ConfigError, TwopathsError
 from twopaths.models.diffusion import DDPMArch, class_labels, image_denoiser
 from twopaths.models.spec import HookFn, ModelSpec
 from twopaths.paradigms.base import Paradigm
 from twopaths.paradigms.gaussian import GaussianDiffusion
 from twopaths.paradigms.inpaint import inpaint, network_evaluations
 from twopaths.paradigms.superres import (SuperResolution, downsample, psnr, upsample_nearest, upsample_smooth)
-from twopaths.viz import image_grid, save_grid
+from twopaths.viz import check_image_size, read_image, read_mask, save_grid, save_image
 
 
 @dataclass
@@ -110,41 +109,6 @@ SUPERRES_MODELS = [
 # ----------------------------------------------------------------------------- image files
 
 
-def read_image(path: str | Path, channels: int) -> torch.Tensor:
-    """An image file as float32 (channels, H, W) in [-1, 1]: grey (L) for 1 channel, RGB for 3;
-    transparent pixels are composited onto black (the background of the training data)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"image file not found: {path}")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
-                rgba = img.convert("RGBA")
-                img = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-                img.alpha_composite(rgba)
-            arr = np.asarray(img.convert("L" if channels == 1 else "RGB"), dtype=np.float32)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise DataError(f"cannot read image {path}: {exc}") from None
-    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)  # (C, H, W)
-    return torch.from_numpy(np.ascontiguousarray(arr)) / 127.5 - 1
-
-
-def _check_size(image: torch.Tensor, path: str | Path, size: int, what: str) -> None:
-    h, w = image.shape[-2:]
-    if (h, w) != (size, size):
-        raise DataError(f"{path} is {w}x{h} pixels; {what} takes {size}x{size} images (resize it first)")
-
-
-def read_mask(path: str | Path, size: int) -> torch.Tensor:
-    """A mask file as the keep-mask (1, H, W): **white (>= 128 grey) = fill** -> 0, darker = keep -> 1."""
-    grey = read_image(path, 1)  # (1, H, W) in [-1, 1]; 128 -> ~0.004
-    h, w = grey.shape[-2:]
-    if (h, w) != (size, size):
-        raise DataError(f"mask {path} is {w}x{h} pixels but the image is {size}x{size}; they must match")
-    return (grey < 0).float()
-
-
 def box_mask(box: str, size: int) -> torch.Tensor:
     """``"x0,y0,x1,y1"`` (pixels, x = column, the end exclusive) -> keep-mask (1, H, W), 0 inside the box."""
     try:
@@ -156,15 +120,6 @@ def box_mask(box: str, size: int) -> torch.Tensor:
     keep = torch.ones(1, size, size)
     keep[:, y0:y1, x0:x1] = 0
     return keep
-
-
-def save_image(image: torch.Tensor, path: str | Path) -> Path:
-    """One (C, H, W) image in [-1, 1] as a PNG at its own resolution (no padding, no scaling)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arr = image_grid(image[None], nrow=1, pad=0)
-    Image.fromarray(arr[..., 0] if image.shape[0] == 1 else arr).save(path)
-    return path
 
 
 def _result_paths(out: Path, tag: str, n: int) -> list[Path]:
@@ -188,7 +143,7 @@ def inpaint_command(run: Any, args: argparse.Namespace) -> int:
         raise TwopathsError("--n, --steps, --resample and --jump must be >= 1")
     C, R, _ = model.sample_shape
     image = read_image(args.image, C)
-    _check_size(image, args.image, R, f"this run ({run.cfg.model} on {run.cfg.data.name})")
+    check_image_size(image, args.image, R, f"this run ({run.cfg.model} on {run.cfg.data.name})")
     keep = read_mask(args.mask, R) if args.mask is not None else box_mask(args.box, R)
     if keep.min() > 0:
         raise TwopathsError("the mask leaves nothing to fill: white pixels (or the --box) mark the region to fill")
@@ -241,7 +196,7 @@ def upscale_command(run: Any, args: argparse.Namespace) -> int:
         raise TwopathsError("--n and --steps must be >= 1")
     C, h, _ = model.low_shape
     low = read_image(args.image, C)
-    _check_size(low, args.image, h, f"this sr3 run (x{model.factor} to {model.sample_shape[-1]}x"
+    check_image_size(low, args.image, h, f"this sr3 run (x{model.factor} to {model.sample_shape[-1]}x"
                                     f"{model.sample_shape[-1]})")
     out = Path(args.out) if args.out else Path(run.run_dir) / "samples" / "upscale.png"
     if out.suffix != ".png":

@@ -25,6 +25,7 @@ from twopaths.errors import ConfigError, TwopathsError
 from twopaths.models.spec import HookFn, ModelSpec
 from twopaths.paradigms.base import Paradigm
 from twopaths.paradigms.classifier import Classifier, ClassifierConfig, accuracy_from_confusion, confusion_matrix
+from twopaths.viz import save_confusion
 
 
 @dataclass
@@ -73,34 +74,6 @@ def accuracy_hook(meta: dict[str, Any]) -> HookFn:
 
 
 # ----------------------------------------------------------------------------- eval --metrics accuracy
-
-
-def save_confusion(counts: torch.Tensor, class_names: list[str], path: Path, title: str) -> Path:
-    """A confusion-matrix PNG: rows the true class, columns the predicted one, each row as fractions."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = counts.float() / counts.sum(1, keepdim=True).clamp(min=1).float()  # (K, K): each row sums to 1
-    K = len(class_names)
-    fig, ax = plt.subplots(figsize=(0.55 * K + 2.5, 0.55 * K + 1.8))
-    ax.imshow(rows.numpy(), cmap="Blues", vmin=0, vmax=1)
-    for i in range(K):
-        for j in range(K):
-            if counts[i, j]:
-                ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", fontsize=6,
-                        color="white" if rows[i, j] > 0.5 else "black")
-    ax.set_xticks(range(K), class_names, rotation=60, ha="right", fontsize=7)
-    ax.set_yticks(range(K), class_names, fontsize=7)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    ax.set_title(title, fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def _feature_net_accuracy(run: Any, dataset: Any) -> tuple[float, str] | None:
