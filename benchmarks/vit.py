@@ -92,9 +92,9 @@ def bench_accuracy(args: argparse.Namespace, device: torch.device) -> dict[str, 
            "cnn_images_per_s": acc["items"] / t_cnn.seconds, "cnn_card": card,
            "cnn_epochs": net.card.get("recipe", {}).get("epochs")}
     if args.attention:
-        from twopaths.models.vit import attention_command
+        from twopaths.cli.attention import attention_maps
 
-        attention_command(run, argparse.Namespace(n=8, split="test", seed=0, out=args.attention, no_residual=False))
+        attention_maps(run, n=8, split="test", seed=0, out=args.attention)
     return out
 
 

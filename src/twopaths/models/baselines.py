@@ -10,7 +10,6 @@ trajectory).
 
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,17 +75,17 @@ def _build_vae(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
                "x", discrete=False)
 
 
-def sample_baseline(run: Any, args: argparse.Namespace) -> int:
+def sample_baseline(run: Any, *, n: int, seed: int, out: str | None, class_: str | None, trajectory: str | None,
+                    **_: Any) -> int:
     """``twopaths sample`` for the GAN and the VAE: one network pass, a PNG grid / scatter plot or NPZ."""
-    if args.class_ is not None:
+    if class_ is not None:
         raise TwopathsError("this model was trained without class labels; drop --class")
-    if args.trajectory:
+    if trajectory:
         raise TwopathsError(f"--trajectory draws a diffusion model's denoising steps; '{run.cfg.model}' "
                             f"samples in one pass")
-    samples = run.model.sample(args.n, generator=torch.Generator().manual_seed(args.seed))
-    out = Path(args.out) if args.out else Path(run.run_dir) / "samples" / "sample.png"
-    path = write_samples(samples, None, out, run.meta)
-    print(f"wrote {path} ({args.n} samples, {run.cfg.model}, one pass)")
+    samples = run.model.sample(n, generator=torch.Generator().manual_seed(seed))
+    path = write_samples(samples, None, Path(out) if out else Path(run.run_dir) / "samples" / "sample.png", run.meta)
+    print(f"wrote {path} ({n} samples, {run.cfg.model}, one pass)")
     return 0
 
 
@@ -131,7 +130,7 @@ BASELINE_MODELS: list[ModelSpec] = [
                                  "train": {"batch_size": 128, "max_steps": 1500, "ckpt_every": 500,
                                            "sample_every": 500}}},
         sample_hook=baseline_sample_hook,
-        sample_command=sample_baseline,
+        sample=sample_baseline,
     ),
     ModelSpec(
         name="vae",
@@ -150,6 +149,6 @@ BASELINE_MODELS: list[ModelSpec] = [
                                            "ckpt_every": 500, "sample_every": 500}}},
         report=_vae_report,
         sample_hook=baseline_sample_hook,
-        sample_command=sample_baseline,
+        sample=sample_baseline,
     ),
 ]

@@ -7,7 +7,6 @@ encoder trained jointly with the denoiser, which cross-attends to it (:mod:`twop
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import sys
@@ -189,43 +188,44 @@ def caption_prompts(model: Any, n: int, prompt: str, cfg: RunConfig) -> list[str
     return [captions[i % len(captions)] for i in range(n)]
 
 
-def sample_diffusion(run: Any, args: argparse.Namespace) -> int:
+def sample_diffusion(run: Any, *, n: int, seed: int, out: str | None, sampler: str, steps: int | None,
+                     spacing: str, class_: str | None, guidance: float, prompt: str, trajectory: str | None,
+                     **_: Any) -> int:
     """``twopaths sample`` for diffusion models: a PNG grid / scatter plot or NPZ arrays, and optionally
     a picture of the denoising trajectory."""
     model: GaussianDiffusion = run.model
-    if args.guidance < 0:
+    if guidance < 0:
         raise TwopathsError("--guidance must be >= 0 (1 = plain conditional, 0 = unconditional)")
-    labels = class_labels(model, args.n, args.class_, run.meta.get("class_names") or [])
-    prompts = caption_prompts(model, args.n, args.prompt, run.cfg)
-    generator = torch.Generator().manual_seed(args.seed)
-    steps = args.steps or (model.schedule.T if args.sampler == "ddpm" else run.cfg.arch.sample_steps)
-    bar = tqdm(total=steps, desc=f"{args.sampler} {steps} steps", unit="step", leave=False)
+    labels = class_labels(model, n, class_, run.meta.get("class_names") or [])
+    prompts = caption_prompts(model, n, prompt, run.cfg)
+    generator = torch.Generator().manual_seed(seed)
+    steps = steps or (model.schedule.T if sampler == "ddpm" else run.cfg.arch.sample_steps)
+    bar = tqdm(total=steps, desc=f"{sampler} {steps} steps", unit="step", leave=False)
     trajectory: tuple[list, list, list] = ([], [], [])
-    keep = min(args.n, 4)
+    keep = min(n, 4)
 
     def callback(i: int, t: float, x_t: torch.Tensor, x0: torch.Tensor) -> None:
         bar.update(1)
-        if args.trajectory:
+        if trajectory:
             trajectory[0].append(x_t[:keep].cpu())
             trajectory[1].append(x0[:keep].cpu())
             trajectory[2].append(t)
 
     try:
-        samples = model.sample(args.n, args.sampler, steps, labels, args.guidance, args.spacing, generator, callback,
+        samples = model.sample(n, sampler, steps, labels, guidance, spacing, generator, callback,
                                prompts=prompts)
     finally:
         bar.close()
-    out = Path(args.out) if args.out else Path(run.run_dir) / "samples" / "sample.png"
-    path = write_samples(samples, labels, out, run.meta)
-    print(f"wrote {path} ({args.n} samples, {args.sampler}, {steps} steps"
-          + (f", guidance {args.guidance}" if labels is not None or prompts is not None else "") + ")")
+    path = write_samples(samples, labels, Path(out) if out else Path(run.run_dir) / "samples" / "sample.png", run.meta)
+    print(f"wrote {path} ({n} samples, {sampler}, {steps} steps"
+          + (f", guidance {guidance}" if labels is not None or prompts is not None else "") + ")")
     if prompts is not None:
         print(f"wrote {write_captions(prompts, path)} (the captions"
-              + (", from the test split: no --prompt given)" if not args.prompt else ")"))
-    if args.trajectory:
+              + (", from the test split: no --prompt given)" if not prompt else ")"))
+    if trajectory:
         if samples.ndim == 2:
             raise TwopathsError("--trajectory draws images; for 2-D points use --out with .npz")
-        print(f"wrote {save_trajectory(*trajectory, args.trajectory)}")
+        print(f"wrote {save_trajectory(*trajectory, trajectory)}")
     return 0
 
 
@@ -268,7 +268,8 @@ DIFFUSION_MODELS = [
                                  "train": {"batch_size": 256, "max_steps": 4000, "eval_every": 1000,
                                            "ckpt_every": 1000, "sample_every": 2000, "ema_decay": 0.999}}},
         sample_hook=diffusion_sample_hook,
-        sample_command=sample_diffusion,
+        sample=sample_diffusion,
+        evaluation="diffusion",
     ),
     ModelSpec(
         name="dit",
@@ -287,7 +288,8 @@ DIFFUSION_MODELS = [
                 "train": {"batch_size": 128, "max_steps": 20000, "eval_every": 1000, "eval_batches": 10,
                           "ckpt_every": 1000, "sample_every": 2000, "ema_decay": 0.9995}},
         sample_hook=diffusion_sample_hook,
-        sample_command=sample_diffusion,
+        sample=sample_diffusion,
+        evaluation="diffusion",
     ),
     ModelSpec(
         name="ddpm-text",
@@ -316,6 +318,7 @@ DIFFUSION_MODELS = [
                 "train": {"batch_size": 32, "max_steps": 4000, "eval_every": 500, "eval_batches": 10,
                           "ckpt_every": 500, "sample_every": 1000, "ema_decay": 0.999}},
         sample_hook=diffusion_sample_hook,
-        sample_command=sample_diffusion,
+        sample=sample_diffusion,
+        evaluation="diffusion",
     ),
 ]

@@ -11,7 +11,6 @@ writes test images beside their reconstructions; on an ``ldm`` run it works as f
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +24,13 @@ from twopaths.backbones.unet import UNetConfig
 from twopaths.config import RunConfig, build_config, read_yaml
 from twopaths.data.registry import run_meta
 from twopaths.errors import ConfigError, TwopathsError
-from twopaths.eval.reconstruction import psnr, reconstruct_in_batches
 from twopaths.models.diffusion import DDPMArch, diffusion_sample_hook, image_denoiser, sample_diffusion
 from twopaths.models.spec import HookFn, ModelSpec
 from twopaths.nn.text_encoder import TextEncoder
 from twopaths.paradigms.base import Paradigm
 from twopaths.paradigms.gaussian import GaussianDiffusion
 from twopaths.paradigms.latent import AutoencoderTraining, LatentDiffusion
+from twopaths.paradigms.superres import psnr
 from twopaths.train.checkpoint import latest_checkpoint
 from twopaths.viz import save_grid, side_by_side
 
@@ -188,14 +187,15 @@ def ldm_sample_hook(meta: dict[str, Any]) -> HookFn:
     return hook
 
 
-def sample_reconstructions(run: Any, args: argparse.Namespace) -> int:
-    """``twopaths sample`` for an autoencoder: ``--n`` random test images (rows of 8) with the row of
+def sample_reconstructions(run: Any, *, n: int, seed: int, out: str | None, **_: Any) -> int:
+    """``twopaths sample`` for an autoencoder: ``n`` random test images (rows of 8) with the row of
     their reconstructions under each, as a PNG, or NPZ arrays (originals, reconstructions, labels)."""
     from twopaths.data.images import real_images
 
-    x, labels = real_images(run.cfg.data, args.n, "test", seed=args.seed)
-    recon = reconstruct_in_batches(run.model, x)
-    out = Path(args.out) if args.out else Path(run.run_dir) / "samples" / "reconstructions.png"
+    x, labels = real_images(run.cfg.data, n, "test", seed=seed)
+    with torch.no_grad():  # in batches of 500 images, as eval --metrics recon
+        recon = torch.cat([run.model.reconstruct(x[i:i + 500]).float().cpu() for i in range(0, len(x), 500)])
+    out = Path(out) if out else Path(run.run_dir) / "samples" / "reconstructions.png"
     if out.suffix == ".npz":
         out.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(out, originals=x.numpy().astype(np.float32),
@@ -205,7 +205,7 @@ def sample_reconstructions(run: Any, args: argparse.Namespace) -> int:
     else:
         raise TwopathsError(f"--out must end in .png (a picture) or .npz (arrays), got {out}")
     mse, db = _recon_error(x, recon)
-    print(f"wrote {out} ({args.n} test images" + (", each row of originals above its reconstructions"
+    print(f"wrote {out} ({n} test images" + (", each row of originals above its reconstructions"
                                                   if out.suffix == ".png" else "")
           + f"; MSE {mse:.4g}, PSNR {db:.2f} dB)")
     return 0
@@ -225,7 +225,7 @@ LATENT_MODELS = [
                 "train": {"batch_size": 64, "max_steps": 5000, "eval_every": 500, "eval_batches": 10,
                           "ckpt_every": 1000, "sample_every": 1000, "ema_decay": 0.999}},
         sample_hook=reconstruction_hook,
-        sample_command=sample_reconstructions,
+        sample=sample_reconstructions,
     ),
     ModelSpec(
         name="ldm",
@@ -240,6 +240,7 @@ LATENT_MODELS = [
                 "train": {"batch_size": 128, "max_steps": 20000, "eval_every": 1000, "eval_batches": 10,
                           "ckpt_every": 1000, "sample_every": 2000, "ema_decay": 0.9995}},
         sample_hook=ldm_sample_hook,
-        sample_command=sample_diffusion,
+        sample=sample_diffusion,
+        evaluation="diffusion",
     ),
 ]

@@ -8,7 +8,6 @@ be compared with ``ddpm`` on both kinds of data. See :mod:`twopaths.paradigms.qu
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import time
@@ -113,24 +112,24 @@ def pixel_sample_hook(meta: dict[str, Any]) -> HookFn:
     return hook
 
 
-def sample_pixel_gpt(run: Any, args: argparse.Namespace) -> int:
+def sample_pixel_gpt(run: Any, *, n: int, seed: int, out: str | None, temperature: float, top_k: int | None,
+                     class_: str | None, **_: Any) -> int:
     """``twopaths sample`` for pixel-gpt: a PNG grid / scatter plot or NPZ arrays (``--out``), drawn with
-    ``--temperature`` and ``--top-k``; ``--class`` picks the class (default: every class in turn).
+    ``temperature`` and ``top_k``; ``class_`` picks the class (default: every class in turn).
     The diffusion options (--sampler, --steps, --guidance, --trajectory) do not apply and are ignored."""
     model: QuantizedAutoregressive = run.model
-    if args.temperature < 0:
+    if temperature < 0:
         raise TwopathsError("--temperature must be >= 0 (0 = greedy)")
-    if args.top_k is not None and args.top_k < 1:
+    if top_k is not None and top_k < 1:
         raise TwopathsError("--top-k must be >= 1")
-    labels = class_labels(model, args.n, args.class_, run.meta.get("class_names") or [])
-    generator = torch.Generator().manual_seed(args.seed)
+    labels = class_labels(model, n, class_, run.meta.get("class_names") or [])
+    generator = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
-    samples = model.sample(args.n, labels, generator, temperature=args.temperature, top_k=args.top_k)
+    samples = model.sample(n, labels, generator, temperature=temperature, top_k=top_k)
     seconds = time.perf_counter() - started
-    out = Path(args.out) if args.out else Path(run.run_dir) / "samples" / "sample.png"
-    path = write_samples(samples, labels, out, run.meta)
-    print(f"wrote {path} ({args.n} samples of {model.tokens_per_item} tokens, temperature {args.temperature}, "
-          f"{seconds:.1f}s, {args.n / max(seconds, 1e-9):.1f} samples/s)")
+    path = write_samples(samples, labels, Path(out) if out else Path(run.run_dir) / "samples" / "sample.png", run.meta)
+    print(f"wrote {path} ({n} samples of {model.tokens_per_item} tokens, temperature {temperature}, "
+          f"{seconds:.1f}s, {n / max(seconds, 1e-9):.1f} samples/s)")
     return 0
 
 
@@ -153,6 +152,6 @@ PIXEL_MODELS = [
                                            "eval_batches": 10, "ckpt_every": 500, "sample_every": 1000}}},
         report=pixel_report,
         sample_hook=pixel_sample_hook,
-        sample_command=sample_pixel_gpt,
+        sample=sample_pixel_gpt,
     ),
 ]
