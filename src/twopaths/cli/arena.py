@@ -6,39 +6,38 @@ import argparse
 import sys
 from pathlib import Path
 
+from twopaths.cli.options import command
 from twopaths.errors import TwopathsError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("arena", help="train diffusion, transformers, GANs and VAEs head to head; write a report",
-                       description="Train every contender of a suite on the same data with the same training "
-                                   "FLOPs (counted per optimizer step and turned into a step count before "
-                                   "training, so the same command trains the same models on any machine and under "
-                                   "any load), measure quality along the budget (FID/KID/precision/recall with the "
-                                   "real-vs-real floor, mode coverage, perplexity, recall accuracy), sampling speed "
-                                   "per NFE, training cost (FLOPs, throughput, peak memory) and stability across "
-                                   "seeds, and write report.md, a self-contained report.html and results.json into "
-                                   "--out. A verdict names a winner only between contenders that learned the data "
-                                   "and only when the gap exceeds its interval; otherwise it says inconclusive and "
-                                   "why. Finished contenders are cached: re-running the same command resumes where "
-                                   "it stopped.",
-                       epilog="suites:\n"
-                              "  quick     mixture2d (ddpm, gan, vae, coord-gpt; 3 seeds), fashion-mnist (ddpm, dit, ldm,\n"
-                              "            pixel-gpt, vae, gan), fortunes (gpt, mdlm): about 10 minutes on 2 CPU cores\n"
-                              "  standard  the same contenders with about 10x the FLOPs, n = 1,000 image metrics, and\n"
-                              "            recall: about 90 minutes on 2 idle CPU cores (resumable)\n"
-                              "  full      larger models and budgets, 3 seeds, plus recall: sized for one GPU\n"
-                              "  sequence  recall (gpt, mdlm, conv-lm): associative-recall accuracy vs distance 4..128,\n"
-                              "            about 10 minutes on 2 CPU cores\n\n"
-                              "examples:\n"
-                              "  twopaths arena --suite quick --out arena-quick\n"
-                              "  twopaths arena --suite standard --out arena-standard\n"
-                              "  twopaths arena --suite full --out arena-full --device cuda\n"
-                              "  twopaths arena --only fashion-mnist/ddpm --only fashion-mnist/gan --budget 10T --out a\n"
-                              "  twopaths arena --suite quick --only mixture2d --seeds 5 --out a   # stability study\n"
-                              "  twopaths arena --suite sequence --budget 4T --out arena-seq   # long-range dependencies\n"
-                              "  twopaths arena --report-only --out arena-quick   # rebuild the report from results.json",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command(sub, "arena", help="train diffusion, transformers, GANs and VAEs head to head; write a report",
+                description="Train every contender of a suite on the same data with the same training "
+                            "FLOPs (counted per optimizer step and turned into a step count before "
+                            "training, so the same command trains the same models on any machine and under "
+                            "any load), measure quality along the budget (FID/KID/precision/recall with the "
+                            "real-vs-real floor, mode coverage, perplexity, recall accuracy), sampling speed "
+                            "per NFE, training cost (FLOPs, throughput, peak memory) and stability across "
+                            "seeds, and write report.md, a self-contained report.html and results.json into "
+                            "--out. A verdict names a winner only between contenders that learned the data "
+                            "and only when the gap exceeds its interval; otherwise it says inconclusive and "
+                            "why. Finished contenders are cached: re-running the same command resumes where "
+                            "it stopped.",
+                epilog="suites:\n"
+                       "  quick     mixture2d (ddpm, gan, vae, coord-gpt; 3 seeds), fashion-mnist (ddpm, dit, ldm,\n"
+                       "            pixel-gpt, vae, gan), fortunes (gpt, mdlm): about 10 minutes on 2 CPU cores\n"
+                       "  standard  the same contenders with about 10x the FLOPs, n = 1,000 image metrics, and\n"
+                       "            recall: about 90 minutes on 2 idle CPU cores (resumable)\n"
+                       "  full      larger models and budgets, 3 seeds, plus recall: sized for one GPU\n"
+                       "  sequence  recall (gpt, mdlm, conv-lm): associative-recall accuracy vs distance 4..128,\n"
+                       "            about 10 minutes on 2 CPU cores",
+                examples=("twopaths arena --suite quick --out arena-quick",
+                          "twopaths arena --suite standard --out arena-standard",
+                          "twopaths arena --suite full --out arena-full --device cuda",
+                          "twopaths arena --only fashion-mnist/ddpm --only fashion-mnist/gan --budget 10T --out a",
+                          "twopaths arena --suite quick --only mixture2d --seeds 5 --out a   # stability study",
+                          "twopaths arena --suite sequence --budget 4T --out arena-seq   # long-range dependencies",
+                          "twopaths arena --report-only --out arena-quick   # rebuild the report from results.json"))
     p.add_argument("--suite", choices=["quick", "standard", "full", "sequence"], default="quick",
                    help="which suite (default quick)")
     p.add_argument("--out", type=Path, required=True, help="output directory (runs, results.json, report.*)")

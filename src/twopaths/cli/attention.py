@@ -6,22 +6,20 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from twopaths.cli.options import add_checkpoint_args, load
+from twopaths.cli.options import command, add_checkpoint_args, load
 from twopaths.errors import TwopathsError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("attention", help="draw a ViT's attention rollout over test images",
-                       description="Attention rollout (Abnar & Zuidema 2020) of a vit run: --n images of a split, "
-                                   "each shown plain and with the heat map of what its class token draws on "
-                                   "through all layers (heads averaged, identity added for the residual, rows "
-                                   "renormalised, layers multiplied), titled with the predicted and true class. "
-                                   "Writes one PNG.",
-                       epilog="examples:\n"
-                              "  twopaths attention runs/vit --n 8 --out attention.png\n"
-                              "  twopaths attention runs/vit --n 16 --split val --seed 3\n"
-                              "  twopaths attention runs/vit --no-residual   # raw attention products, for comparison",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command(sub, "attention", help="draw a ViT's attention rollout over test images",
+                description="Attention rollout (Abnar & Zuidema 2020) of a vit run: --n images of a split, "
+                            "each shown plain and with the heat map of what its class token draws on "
+                            "through all layers (heads averaged, identity added for the residual, rows "
+                            "renormalised, layers multiplied), titled with the predicted and true class. "
+                            "Writes one PNG.",
+                examples=("twopaths attention runs/vit --n 8 --out attention.png",
+                          "twopaths attention runs/vit --n 16 --split val --seed 3",
+                          "twopaths attention runs/vit --no-residual   # raw attention products, for comparison"))
     p.add_argument("run", type=Path, help="run directory of a vit model")
     p.add_argument("--n", type=int, default=8, help="number of images (default 8; 8 per row)")
     p.add_argument("--split", choices=["val", "test", "train"], default="test", help="where the images come from")

@@ -13,41 +13,40 @@ import json
 from pathlib import Path
 from typing import Any
 
-from twopaths.cli.options import add_checkpoint_args, add_decoding_args, decoding_options, load
+from twopaths.cli.options import command, add_checkpoint_args, add_decoding_args, decoding_options, load
 from twopaths.cli.options import weights as run_weights
 from twopaths.errors import TwopathsError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="evaluate a trained run: loss, likelihood, FID/KID/precision-recall",
-                       description="Evaluate a run's newest checkpoint. loss and nll score a data split; "
-                                   "fid, kid, pr and classes (images) and modes (2-D mixtures) score N samples "
-                                   "drawn from the model against N test-split items, always beside the "
-                                   "real-vs-real floor (N other real items scored the same way). Prints a table "
-                                   "and, with --json, writes the numbers to a file.",
-                       epilog="metrics:\n"
-                              "  loss     mean training loss on the split (text: also perplexity, bits per token)\n"
-                              "  nll      diffusion: bits/dim from the full variational bound (T evaluations per batch)\n"
-                              "  fid      Frechet distance of feature-net features (Heusel et al. 2017)\n"
-                              "  kid      kernel inception distance, mean and std over 100 subsets (Binkowski et al. 2018)\n"
-                              "  pr       precision, recall (k=3) and density, coverage (k=5)\n"
-                              "  classes  predicted-class entropy (1 = all classes equally) and Inception Score\n"
-                              "  modes    2-D mixtures: modes covered and high-quality fraction (3 sigma)\n"
-                              "  recon    autoencoder, ldm: reconstruction MSE and PSNR of N split images, and FID of "
-                              "the reconstructions beside the same images' own (floor)\n"
-                              "  accuracy classifiers (vit): test accuracy, per class, beside the evaluation CNN's; "
-                              "writes RUN/confusion-SPLIT.png\n"
-                              "  bleu, chrf, exact  seq2seq: corpus BLEU, chrF (sacrebleu, 0-100) and exact-match % of "
-                              "the translations of the split (default test: unseen numbers)\n\n"
-                              "examples:\n"
-                              "  twopaths eval runs/ddpm --metrics fid,kid,pr,classes --n 10000 --sampler dpmpp --steps 20\n"
-                              "  twopaths eval runs/ddpm --metrics fid --n 2000 --guidance 3 --json fid.json\n"
-                              "  twopaths eval --real-vs-real fashion-mnist --n 10000\n"
-                              "  twopaths eval runs/mix --metrics modes --n 4000\n"
-                              "  twopaths eval runs/gpt --split test\n"
-                              "  twopaths eval runs/vit --metrics accuracy\n"
-                              "  twopaths eval runs/fr --metrics bleu,chrf,exact --beam 4 --length-penalty 0.6",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command(sub, "eval", help="evaluate a trained run: loss, likelihood, FID/KID/precision-recall",
+                description="Evaluate a run's newest checkpoint. loss and nll score a data split; "
+                            "fid, kid, pr and classes (images) and modes (2-D mixtures) score N samples "
+                            "drawn from the model against N test-split items, always beside the "
+                            "real-vs-real floor (N other real items scored the same way). Prints a table "
+                            "and, with --json, writes the numbers to a file.",
+                epilog="metrics:\n"
+                       "  loss     mean training loss on the split (text: also perplexity, bits per token)\n"
+                       "  nll      diffusion: bits/dim from the full variational bound (T evaluations per batch)\n"
+                       "  fid      Frechet distance of feature-net features (Heusel et al. 2017)\n"
+                       "  kid      kernel inception distance, mean and std over 100 subsets (Binkowski et al. "
+                       "2018)\n"
+                       "  pr       precision, recall (k=3) and density, coverage (k=5)\n"
+                       "  classes  predicted-class entropy (1 = all classes equally) and Inception Score\n"
+                       "  modes    2-D mixtures: modes covered and high-quality fraction (3 sigma)\n"
+                       "  recon    autoencoder, ldm: reconstruction MSE and PSNR of N split images, and FID of "
+                       "the reconstructions beside the same images' own (floor)\n"
+                       "  accuracy classifiers (vit): test accuracy, per class, beside the evaluation CNN's; "
+                       "writes RUN/confusion-SPLIT.png\n"
+                       "  bleu, chrf, exact  seq2seq: corpus BLEU, chrF (sacrebleu, 0-100) and exact-match % of "
+                       "the translations of the split (default test: unseen numbers)",
+                examples=("twopaths eval runs/ddpm --metrics fid,kid,pr,classes --n 10000 --sampler dpmpp --steps 20",
+                          "twopaths eval runs/ddpm --metrics fid --n 2000 --guidance 3 --json fid.json",
+                          "twopaths eval --real-vs-real fashion-mnist --n 10000",
+                          "twopaths eval runs/mix --metrics modes --n 4000",
+                          "twopaths eval runs/gpt --split test",
+                          "twopaths eval runs/vit --metrics accuracy",
+                          "twopaths eval runs/fr --metrics bleu,chrf,exact --beam 4 --length-penalty 0.6"))
     p.add_argument("run", type=Path, nargs="?", help="run directory (omit with --real-vs-real)")
     p.add_argument("--real-vs-real", metavar="DATASET",
                    help="no run: print the floor of the sample metrics for DATASET at --n")

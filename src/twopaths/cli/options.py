@@ -11,6 +11,18 @@ GAUSSIAN_SAMPLERS = ("ddpm", "ddim", "dpmpp", "euler", "heun")
 MASKED_SAMPLERS = ("ancestral", "remask", "block")
 
 
+def command(sub: argparse._SubParsersAction, name: str, *, help: str, description: str, epilog: str = "",
+            examples: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+    """A command's parser whose epilog is ``epilog``, then a blank line and ``examples:`` with one
+    indented command line per item; such a parser keeps the line breaks of its description and epilog."""
+    if examples:
+        epilog = (epilog + "\n\n" if epilog else "") + "examples:\n" + "\n".join(f"  {line}" for line in examples)
+    if not epilog:
+        return sub.add_parser(name, help=help, description=description)
+    return sub.add_parser(name, help=help, description=description, epilog=epilog,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def add_checkpoint_args(p: argparse.ArgumentParser) -> None:
     """Which weights of a run to use: the newest checkpoint's EMA unless told otherwise."""
     p.add_argument("--checkpoint", help="a specific checkpoint directory instead of the newest")

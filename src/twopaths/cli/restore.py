@@ -15,30 +15,26 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from twopaths.cli.options import GAUSSIAN_SAMPLERS, add_checkpoint_args, load
+from twopaths.cli.options import command, GAUSSIAN_SAMPLERS, add_checkpoint_args, load
 from twopaths.errors import TwopathsError
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("inpaint", help="fill a region of an image with a diffusion model (RePaint)",
-                       description="Fill the masked region of an image with a trained Gaussian diffusion image run "
-                                   "(ddpm, dit), RePaint style (Lugmayr et al. 2022): at every reverse step the known "
-                                   "pixels come from the noised input and the hole from the model, and each block of "
-                                   "JUMP steps is re-noised and denoised again RESAMPLE times so the two agree. The "
-                                   "known pixels of the result equal the input exactly. The image must be the run's "
-                                   "size (28x28 for Fashion-MNIST); colour is converted to the run's channels. "
-                                   "MASK: a PNG of the same size where WHITE marks the region to FILL and black the "
-                                   "pixels to keep (as in image editors). With a .png --out, writes a side-by-side "
-                                   "picture (input with the hole grey | mask | results) and each raw result beside it "
-                                   "(OUT_result.png, or OUT_result_K.png with --n > 1); with .npz, the arrays.",
-                       epilog="examples:\n"
-                              "  twopaths inpaint runs/ddpm --image shirt.png --box 8,8,20,20 --out filled.png\n"
-                              "  twopaths inpaint runs/ddpm --image shirt.png --mask hole.png --n 4 --out filled.png\n"
-                              "  twopaths inpaint runs/ddpm --image shirt.png --box 0,14,28,28 --steps 250 "
-                              "--resample 10 --jump 10 --out f.png\n"
-                              "  twopaths inpaint runs/ddpm --image shoe.png --box 0,0,14,28 --class Sneaker "
-                              "--guidance 3 --out f.png",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command(sub, "inpaint", help="fill a region of an image with a diffusion model (RePaint)",
+                description="Fill the masked region of an image with a trained Gaussian diffusion image run "
+                            "(ddpm, dit), RePaint style (Lugmayr et al. 2022): at every reverse step the known "
+                            "pixels come from the noised input and the hole from the model, and each block of "
+                            "JUMP steps is re-noised and denoised again RESAMPLE times so the two agree. The "
+                            "known pixels of the result equal the input exactly. The image must be the run's "
+                            "size (28x28 for Fashion-MNIST); colour is converted to the run's channels. "
+                            "MASK: a PNG of the same size where WHITE marks the region to FILL and black the "
+                            "pixels to keep (as in image editors). With a .png --out, writes a side-by-side "
+                            "picture (input with the hole grey | mask | results) and each raw result beside it "
+                            "(OUT_result.png, or OUT_result_K.png with --n > 1); with .npz, the arrays.",
+                examples=("twopaths inpaint runs/ddpm --image shirt.png --box 8,8,20,20 --out filled.png",
+                          "twopaths inpaint runs/ddpm --image shirt.png --mask hole.png --n 4 --out filled.png",
+                          "twopaths inpaint runs/ddpm --image shirt.png --box 0,14,28,28 --steps 250 --resample 10 --jump 10 --out f.png",
+                          "twopaths inpaint runs/ddpm --image shoe.png --box 0,0,14,28 --class Sneaker --guidance 3 --out f.png"))
     p.add_argument("run", type=Path, help="run directory of a Gaussian diffusion image model")
     p.add_argument("--image", type=Path, required=True, help="the image to complete (PNG/JPEG, the run's size)")
     p.add_argument("--mask", type=Path, help="mask image of the same size: white = fill, black = keep")
@@ -61,20 +57,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_checkpoint_args(p)
     p.set_defaults(func=cmd_inpaint)
 
-    p = sub.add_parser("upscale", help="upscale a small image with a super-resolution run (sr3)",
-                       description="Upscale an image by an sr3 run's factor (Saharia et al. 2022): the model denoises "
-                                   "the large image conditioned on the bicubic-upsampled input. The image must be the "
-                                   "run's resolution / factor (7x7 for x4 on Fashion-MNIST). The result is projected "
-                                   "so that average-pooling it gives back the input exactly (and it stays in range). "
-                                   "Writes the upscaled image (OUT, or OUT_K.png with --n > 1) and a comparison strip "
-                                   "OUT_compare.png: input (nearest) | bilinear | sr3.",
-                       epilog="examples:\n"
-                              "  twopaths train sr3 --data fashion-mnist --out runs/sr3 --set arch.factor=4\n"
-                              "  twopaths upscale runs/sr3 --image small.png --out big.png\n"
-                              "  twopaths upscale runs/sr3 --image small.png --n 4 --steps 250 --out big.png\n"
-                              "  twopaths upscale runs/sr3 --image small.png --sampler dpmpp --steps 20 "
-                              "--consistency every --out big.png",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command(sub, "upscale", help="upscale a small image with a super-resolution run (sr3)",
+                description="Upscale an image by an sr3 run's factor (Saharia et al. 2022): the model denoises "
+                            "the large image conditioned on the bicubic-upsampled input. The image must be the "
+                            "run's resolution / factor (7x7 for x4 on Fashion-MNIST). The result is projected "
+                            "so that average-pooling it gives back the input exactly (and it stays in range). "
+                            "Writes the upscaled image (OUT, or OUT_K.png with --n > 1) and a comparison strip "
+                            "OUT_compare.png: input (nearest) | bilinear | sr3.",
+                examples=("twopaths train sr3 --data fashion-mnist --out runs/sr3 --set arch.factor=4",
+                          "twopaths upscale runs/sr3 --image small.png --out big.png",
+                          "twopaths upscale runs/sr3 --image small.png --n 4 --steps 250 --out big.png",
+                          "twopaths upscale runs/sr3 --image small.png --sampler dpmpp --steps 20 --consistency every --out big.png"))
     p.add_argument("run", type=Path, help="run directory of an sr3 model")
     p.add_argument("--image", type=Path, required=True, help="the low-resolution image (PNG/JPEG)")
     p.add_argument("--out", help="the upscaled image, .png (default RUN/samples/upscale.png)")

@@ -9,20 +9,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from twopaths.cli.options import GAUSSIAN_SAMPLERS, MASKED_SAMPLERS, add_checkpoint_args, load
+from twopaths.cli.options import command, GAUSSIAN_SAMPLERS, MASKED_SAMPLERS, add_checkpoint_args, load
 from twopaths.errors import TwopathsError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sample", help="generate from a trained run",
-                       description="Generate from a run's newest checkpoint (EMA weights unless --no-ema). "
-                                   "Text models stream tokens to stdout; diffusion models write a PNG grid "
-                                   "(or a scatter plot for 2-D points) or NPZ arrays.",
-                       epilog="examples:\n"
-                              "  twopaths sample runs/gpt --prompt \"The secret of\" --n 3 --top-p 0.9\n"
-                              "  twopaths sample runs/ddpm --n 64 --sampler dpmpp --steps 20 --out grid.png\n"
-                              "  twopaths sample runs/ddpm --class Sneaker --guidance 3 --trajectory traj.png",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command(sub, "sample", help="generate from a trained run",
+                description="Generate from a run's newest checkpoint (EMA weights unless --no-ema). "
+                            "Text models stream tokens to stdout; diffusion models write a PNG grid "
+                            "(or a scatter plot for 2-D points) or NPZ arrays.",
+                examples=('twopaths sample runs/gpt --prompt "The secret of" --n 3 --top-p 0.9',
+                          "twopaths sample runs/ddpm --n 64 --sampler dpmpp --steps 20 --out grid.png",
+                          "twopaths sample runs/ddpm --class Sneaker --guidance 3 --trajectory traj.png"))
     p.add_argument("run", type=Path, help="run directory")
     p.add_argument("--n", type=int, default=None, help="number of samples (text: 1, diffusion: 64)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same samples)")

@@ -9,20 +9,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from twopaths.cli.options import add_checkpoint_args, add_decoding_args, decoding_options, load
+from twopaths.cli.options import command, add_checkpoint_args, add_decoding_args, decoding_options, load
 from twopaths.errors import DataError, TwopathsError
 
 
 def add_fill_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("fill", help="fill the [MASK]s of a sentence with a masked language model (bert)",
-                       description="Ask a bert run for the tokens behind each [MASK] of TEXT: prints, for every "
-                                   "[MASK], the --top-k most likely tokens with their probabilities, then TEXT with "
-                                   "each [MASK] replaced by its most likely token. Each [MASK] is one token, "
-                                   "predicted independently from the visible text in one forward pass.",
-                       epilog="examples:\n"
-                              "  twopaths fill runs/bert \"the [MASK] of the matter\"\n"
-                              "  twopaths fill runs/bert \"A bird in the [MASK] is worth two in the [MASK].\" --top-k 10",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command(sub, "fill", help="fill the [MASK]s of a sentence with a masked language model (bert)",
+                description="Ask a bert run for the tokens behind each [MASK] of TEXT: prints, for every "
+                            "[MASK], the --top-k most likely tokens with their probabilities, then TEXT with "
+                            "each [MASK] replaced by its most likely token. Each [MASK] is one token, "
+                            "predicted independently from the visible text in one forward pass.",
+                examples=('twopaths fill runs/bert "the [MASK] of the matter"',
+                          'twopaths fill runs/bert "A bird in the [MASK] is worth two in the [MASK]." --top-k 10'))
     p.add_argument("run", type=Path, help="run directory of a bert model")
     p.add_argument("text", help="the sentence, with one or more [MASK]")
     p.add_argument("--top-k", type=int, default=5, help="predictions listed per [MASK] (default 5)")
@@ -31,17 +29,15 @@ def add_fill_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def add_translate_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("translate", help="translate text with a sequence-to-sequence run (seq2seq)",
-                       description="Translate each source with a seq2seq run's newest checkpoint (EMA weights unless "
-                                   "--no-ema) by beam search (default: the run's arch.beam = 4 beams and length "
-                                   "penalty 0.6) or --greedy decoding, with the decoder's KV cache. Prints one "
-                                   "translation per line, in the order given.",
-                       epilog="examples:\n"
-                              "  twopaths translate runs/fr 4321 17 80\n"
-                              "  twopaths translate runs/fr 4321 --greedy\n"
-                              "  twopaths translate runs/fr --file numbers.txt --beam 8 --length-penalty 1 --show-source\n"
-                              "  twopaths translate runs/back \"quatre mille trois cent vingt et un\"  # data.reverse=true",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command(sub, "translate", help="translate text with a sequence-to-sequence run (seq2seq)",
+                description="Translate each source with a seq2seq run's newest checkpoint (EMA weights unless "
+                            "--no-ema) by beam search (default: the run's arch.beam = 4 beams and length "
+                            "penalty 0.6) or --greedy decoding, with the decoder's KV cache. Prints one "
+                            "translation per line, in the order given.",
+                examples=("twopaths translate runs/fr 4321 17 80",
+                          "twopaths translate runs/fr 4321 --greedy",
+                          "twopaths translate runs/fr --file numbers.txt --beam 8 --length-penalty 1 --show-source",
+                          'twopaths translate runs/back "quatre mille trois cent vingt et un"  # data.reverse=true'))
     p.add_argument("run", type=Path, help="run directory of a seq2seq model")
     p.add_argument("texts", nargs="*", metavar="TEXT", help="source texts to translate")
     p.add_argument("--file", metavar="FILE", help="also translate every non-empty line of FILE ('-': stdin)")
@@ -90,12 +86,11 @@ def read_sources(texts: list[str], file: str | None) -> list[str]:
         if file == "-":
             lines = sys.stdin.read().splitlines()
         else:
+            from twopaths.data.base import read_bytes
+
+            data = read_bytes(Path(file), "a text file with one source per line")
             try:
-                lines = Path(file).read_text(encoding="utf-8").splitlines()
-            except FileNotFoundError:
-                raise DataError(f"{file}: no such file") from None
-            except IsADirectoryError:
-                raise DataError(f"{file}: is a folder, expected a text file with one source per line") from None
+                lines = data.decode("utf-8").splitlines()
             except UnicodeDecodeError as exc:
                 raise DataError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
         sources += [line.strip() for line in lines if line.strip()]
