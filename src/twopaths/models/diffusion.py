@@ -24,7 +24,7 @@ from twopaths.backbones.unet import UNet, UNetConfig, unet_preset
 from twopaths.config import RunConfig
 from twopaths.data.registry import dataset_kind
 from twopaths.errors import ConfigError, TwopathsError
-from twopaths.models.spec import HookFn, ModelSpec
+from twopaths.models.spec import HookFn, ModelSpec, image_preset
 from twopaths.nn.flops import forward_gflops
 from twopaths.nn.text_encoder import TextEncoder, TextEncoderConfig
 from twopaths.paradigms.base import Paradigm
@@ -122,14 +122,21 @@ def _announce(net: nn.Module, in_channels: int, resolution: int, context_dim: in
     return net
 
 
-def _build_ddpm(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
+def conditioning_classes(cfg: RunConfig, meta: dict[str, Any], kind: str = "image") -> int:
+    """How many classes a model conditions on, by ``arch.conditioning``: 'class' the data's (an error
+    without two or more), 'auto' the data's for image data with two or more, anything else none (0)."""
     a = cfg.arch
-    kind = dataset_kind(cfg.data.name)
     classes = meta.get("class_names") or []
     if a.conditioning == "class" and len(classes) < 2:
         raise ConfigError(f"config key 'arch.conditioning' is 'class' but dataset '{cfg.data.name}' has no classes")
     conditional = a.conditioning == "class" or (a.conditioning == "auto" and kind == "image" and len(classes) > 1)
-    n_classes = len(classes) if conditional else 0
+    return len(classes) if conditional else 0
+
+
+def _build_ddpm(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
+    a = cfg.arch
+    kind = dataset_kind(cfg.data.name)
+    n_classes = conditioning_classes(cfg, meta, kind)
     out_mult = 2 if a.diffusion.learn_sigma else 1  # the learned variance doubles the output channels
     if a.conditioning == "text" and kind != "image":
         raise ConfigError(f"config key 'arch.conditioning' is 'text', which needs image data with captions "
@@ -251,74 +258,54 @@ def diffusion_sample_hook(meta: dict[str, Any]) -> HookFn:
     return hook
 
 
+def image_diffusion_preset(**optim: Any) -> dict[str, Any]:
+    """The preset of ddpm on images, which dit, ldm and sr3 share (dit with its own ``optim`` values):
+    Fashion-MNIST, Adam at a constant 2e-4 after 500 warmup steps without weight decay, 20,000 steps of
+    128 images, an EMA over ~2,000 steps (0.9995), checkpoints every 1,000 and samples every 2,000 steps."""
+    return image_preset({"lr": 2e-4, "warmup_steps": 500, "min_lr_ratio": 1.0, **optim},
+                        {"batch_size": 128, "max_steps": 20000, "eval_every": 1000, "eval_batches": 10,
+                         "ckpt_every": 1000, "sample_every": 2000, "ema_decay": 0.9995})
+
+
 DIFFUSION_MODELS = [
-    ModelSpec(
-        name="ddpm",
-        summary="Gaussian diffusion (Ho et al. 2020) on a U-Net (images) or an MLP (2-D points), "
-                "class-conditional with classifier-free guidance",
-        data_kinds=("image", "points"),
-        arch_cls=DDPMArch,
-        build=_build_ddpm,
-        preset={"data": {"name": "fashion-mnist"},
-                "optim": {"lr": 2e-4, "warmup_steps": 500, "weight_decay": 0.0, "betas": [0.9, 0.999],
-                          "min_lr_ratio": 1.0},
-                "train": {"batch_size": 128, "max_steps": 20000, "eval_every": 1000, "eval_batches": 10,
-                          "ckpt_every": 1000, "sample_every": 2000, "ema_decay": 0.9995}},
-        kind_presets={"points": {"optim": {"lr": 1e-3, "warmup_steps": 100},
-                                 "train": {"batch_size": 256, "max_steps": 4000, "eval_every": 1000,
-                                           "ckpt_every": 1000, "sample_every": 2000, "ema_decay": 0.999}}},
-        sample_hook=diffusion_sample_hook,
-        sample=sample_diffusion,
-        evaluation="diffusion",
-    ),
-    ModelSpec(
-        name="dit",
-        summary="Gaussian diffusion on a Diffusion Transformer (Peebles & Xie 2023): patches as tokens, "
-                "adaLN-Zero conditioning, sizes DiT-T/4 (default) ... DiT-XL/2 (arch.dit_size)",
-        data_kinds=("image",),
-        arch_cls=DDPMArch,
-        build=_build_ddpm,
-        # The paper's optimiser (sec. 5): AdamW at a constant 1e-4, no weight decay, no warmup. Its
-        # EMA decay of 0.9999 averages over ~10k steps, 2.5% of its 400k-step runs; over our 20k
-        # steps that would be half the run, so we keep ddpm's 0.9995 (~2k steps), which also keeps a
-        # U-Net vs DiT comparison about the backbone. Steps, batch and checkpoints as for ddpm.
-        preset={"data": {"name": "fashion-mnist"}, "arch": {"backbone": "dit"},
-                "optim": {"lr": 1e-4, "warmup_steps": 0, "weight_decay": 0.0, "betas": [0.9, 0.999],
-                          "min_lr_ratio": 1.0},
-                "train": {"batch_size": 128, "max_steps": 20000, "eval_every": 1000, "eval_batches": 10,
-                          "ckpt_every": 1000, "sample_every": 2000, "ema_decay": 0.9995}},
-        sample_hook=diffusion_sample_hook,
-        sample=sample_diffusion,
-        evaluation="diffusion",
-    ),
-    ModelSpec(
-        name="ddpm-text",
-        summary="text-to-image: ddpm whose U-Net cross-attends to a caption encoder trained with it "
-                "(shapes captions), classifier-free guidance on prompts",
-        data_kinds=("image",),
-        arch_cls=DDPMArch,
-        build=_build_ddpm,
-        # ddpm with arch.conditioning=text, sized to reach the prompt-fidelity goal on CPU
-        # (benchmarks/text_to_image.py): 32x32 shapes, a 3-level U-Net of 16-32-32 channels with
-        # self- and cross-attention at 16x16 and 8x8, a 2-layer 64-wide text encoder; a higher
-        # constant learning rate and a shorter EMA than ddpm's, for a run of a few thousand steps.
-        # v-prediction (Salimans & Ho 2022) on the cosine schedule (Nichol & Dhariwal 2021) with
-        # Min-SNR-5 weighting (Hang et al. 2023): what a caption decides (colours, shapes, layout) is
-        # decided at high noise, where an eps model's x0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar)
-        # amplifies its error ~100x and early in training paints the picture in the noise's colours;
-        # a v model predicts x0 there directly, and its loss weights those steps as x0 errors.
-        preset={"data": {"name": "shapes"},
-                "arch": {"conditioning": "text", "sampler": "dpmpp", "sample_steps": 25,
-                         "diffusion": {"prediction": "v", "schedule": "cosine", "weighting": "min-snr"},
-                         "unet": {"image_size": 32, "base_channels": 16, "channel_mults": [1, 2, 2],
-                                  "num_res_blocks": 1, "attention_resolutions": [16, 8], "groups": 8},
-                         "text": {"d_model": 64, "n_layer": 2, "n_head": 4}},
-                "optim": {"lr": 1e-3, "warmup_steps": 100, "weight_decay": 0.0, "betas": [0.9, 0.999],
-                          "min_lr_ratio": 1.0},
-                "train": {"batch_size": 32, "max_steps": 4000, "eval_every": 500, "eval_batches": 10,
-                          "ckpt_every": 500, "sample_every": 1000, "ema_decay": 0.999}},
-        sample_hook=diffusion_sample_hook,
-        sample=sample_diffusion,
-        evaluation="diffusion",
-    ),
+    ModelSpec(name="ddpm",
+              summary="Gaussian diffusion (Ho et al. 2020) on a U-Net (images) or an MLP (2-D points), "
+                      "class-conditional with classifier-free guidance",
+              data_kinds=("image", "points"), arch_cls=DDPMArch, build=_build_ddpm, preset=image_diffusion_preset(),
+              kind_presets={"points": {"optim": {"lr": 1e-3, "warmup_steps": 100},
+                                       "train": {"batch_size": 256, "max_steps": 4000, "eval_every": 1000,
+                                                 "ckpt_every": 1000, "sample_every": 2000, "ema_decay": 0.999}}},
+              sample_hook=diffusion_sample_hook, sample=sample_diffusion, evaluation="diffusion"),
+    ModelSpec(name="dit",
+              summary="Gaussian diffusion on a Diffusion Transformer (Peebles & Xie 2023): patches as tokens, "
+                      "adaLN-Zero conditioning, sizes DiT-T/4 (default) ... DiT-XL/2 (arch.dit_size)",
+              data_kinds=("image",), arch_cls=DDPMArch, build=_build_ddpm,
+              # The paper's optimiser (sec. 5): AdamW at a constant 1e-4, no weight decay, no warmup. Its
+              # EMA decay of 0.9999 averages over ~10k steps, 2.5% of its 400k-step runs; over our 20k
+              # steps that would be half the run, so we keep ddpm's 0.9995 (~2k steps), which also keeps a
+              # U-Net vs DiT comparison about the backbone. Steps, batch and checkpoints as for ddpm.
+              preset={**image_diffusion_preset(lr=1e-4, warmup_steps=0), "arch": {"backbone": "dit"}},
+              sample_hook=diffusion_sample_hook, sample=sample_diffusion, evaluation="diffusion"),
+    ModelSpec(name="ddpm-text",
+              summary="text-to-image: ddpm whose U-Net cross-attends to a caption encoder trained with it "
+                      "(shapes captions), classifier-free guidance on prompts",
+              data_kinds=("image",), arch_cls=DDPMArch, build=_build_ddpm, sample_hook=diffusion_sample_hook,
+              sample=sample_diffusion, evaluation="diffusion",
+              # ddpm with arch.conditioning=text, sized to reach the prompt-fidelity goal on CPU
+              # (benchmarks/text_to_image.py): 32x32 shapes, a 3-level U-Net of 16-32-32 channels with
+              # self- and cross-attention at 16x16 and 8x8, a 2-layer 64-wide text encoder; a higher
+              # constant learning rate and a shorter EMA than ddpm's, for a run of a few thousand steps.
+              # v-prediction (Salimans & Ho 2022) on the cosine schedule (Nichol & Dhariwal 2021) with
+              # Min-SNR-5 weighting (Hang et al. 2023): what a caption decides (colours, shapes, layout) is
+              # decided at high noise, where an eps model's x0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar)
+              # amplifies its error ~100x and early in training paints the picture in the noise's colours;
+              # a v model predicts x0 there directly, and its loss weights those steps as x0 errors.
+              preset=image_preset({"lr": 1e-3, "warmup_steps": 100, "min_lr_ratio": 1.0},
+                                  {"batch_size": 32, "max_steps": 4000, "eval_every": 500, "eval_batches": 10,
+                                   "ckpt_every": 500, "sample_every": 1000, "ema_decay": 0.999}, data="shapes",
+                                  arch={"conditioning": "text", "sampler": "dpmpp", "sample_steps": 25,
+                                        "diffusion": {"prediction": "v", "schedule": "cosine", "weighting": "min-snr"},
+                                        "unet": {"image_size": 32, "base_channels": 16, "channel_mults": [1, 2, 2],
+                                                 "num_res_blocks": 1, "attention_resolutions": [16, 8], "groups": 8},
+                                        "text": {"d_model": 64, "n_layer": 2, "n_head": 4}})),
 ]

@@ -24,8 +24,9 @@ from twopaths.backbones.unet import UNetConfig
 from twopaths.config import RunConfig, build_config, read_yaml
 from twopaths.data.registry import run_meta
 from twopaths.errors import ConfigError, TwopathsError
-from twopaths.models.diffusion import DDPMArch, diffusion_sample_hook, image_denoiser, sample_diffusion
-from twopaths.models.spec import HookFn, ModelSpec
+from twopaths.models.diffusion import (DDPMArch, conditioning_classes, diffusion_sample_hook, image_denoiser,
+                                       image_diffusion_preset, sample_diffusion)
+from twopaths.models.spec import HookFn, ModelSpec, image_preset
 from twopaths.nn.text_encoder import TextEncoder
 from twopaths.paradigms.base import Paradigm
 from twopaths.paradigms.gaussian import GaussianDiffusion
@@ -132,10 +133,7 @@ def _build_ldm(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
         ae.load_state_dict(weights)
     c, h, w = ae.latent_shape(shape[1])
 
-    classes = meta.get("class_names") or []
-    if a.conditioning == "class" and len(classes) < 2:
-        raise ConfigError(f"config key 'arch.conditioning' is 'class' but dataset '{cfg.data.name}' has no classes")
-    n_classes = len(classes) if a.conditioning == "class" or (a.conditioning == "auto" and len(classes) > 1) else 0
+    n_classes = conditioning_classes(cfg, meta)
     text = TextEncoder(a.text) if a.conditioning == "text" else None  # captions, cross-attended (LDM sec. 3.3)
     net = image_denoiser(a, c, h, c, n_classes, text.dim if text else 0)
     diffusion = GaussianDiffusion(net, a.diffusion, (c, h, w), n_classes, "image", clip=None,  # latents: unbounded
@@ -212,35 +210,17 @@ def sample_reconstructions(run: Any, *, n: int, seed: int, out: str | None, **_:
 
 
 LATENT_MODELS = [
-    ModelSpec(
-        name="autoencoder",
-        summary="KL-regularised convolutional autoencoder (Rombach et al. 2022), the first stage of ldm; "
-                "samples are reconstructions",
-        data_kinds=("image",),
-        arch_cls=AutoencoderArch,
-        build=_build_autoencoder,
-        preset={"data": {"name": "fashion-mnist"},
-                "optim": {"lr": 5e-4, "warmup_steps": 200, "weight_decay": 0.0, "betas": [0.9, 0.999],
-                          "min_lr_ratio": 0.1},
-                "train": {"batch_size": 64, "max_steps": 5000, "eval_every": 500, "eval_batches": 10,
-                          "ckpt_every": 1000, "sample_every": 1000, "ema_decay": 0.999}},
-        sample_hook=reconstruction_hook,
-        sample=sample_reconstructions,
-    ),
-    ModelSpec(
-        name="ldm",
-        summary="latent diffusion (Rombach et al. 2022): a KL autoencoder, then Gaussian diffusion on its "
-                "scaled latents, in one run; class-conditional with classifier-free guidance",
-        data_kinds=("image",),
-        arch_cls=LDMArch,
-        build=_build_ldm,
-        preset={"data": {"name": "fashion-mnist"},
-                "optim": {"lr": 2e-4, "warmup_steps": 500, "weight_decay": 0.0, "betas": [0.9, 0.999],
-                          "min_lr_ratio": 1.0},
-                "train": {"batch_size": 128, "max_steps": 20000, "eval_every": 1000, "eval_batches": 10,
-                          "ckpt_every": 1000, "sample_every": 2000, "ema_decay": 0.9995}},
-        sample_hook=ldm_sample_hook,
-        sample=sample_diffusion,
-        evaluation="diffusion",
-    ),
+    ModelSpec(name="autoencoder",
+              summary="KL-regularised convolutional autoencoder (Rombach et al. 2022), the first stage of ldm; "
+                      "samples are reconstructions",
+              data_kinds=("image",), arch_cls=AutoencoderArch, build=_build_autoencoder,
+              preset=image_preset({"lr": 5e-4, "warmup_steps": 200, "min_lr_ratio": 0.1},
+                                  {"batch_size": 64, "max_steps": 5000, "eval_every": 500, "eval_batches": 10,
+                                   "ckpt_every": 1000, "sample_every": 1000, "ema_decay": 0.999}),
+              sample_hook=reconstruction_hook, sample=sample_reconstructions),
+    ModelSpec(name="ldm",
+              summary="latent diffusion (Rombach et al. 2022): a KL autoencoder, then Gaussian diffusion on its "
+                      "scaled latents, in one run; class-conditional with classifier-free guidance",
+              data_kinds=("image",), arch_cls=LDMArch, build=_build_ldm, preset=image_diffusion_preset(),
+              sample_hook=ldm_sample_hook, sample=sample_diffusion, evaluation="diffusion"),
 ]

@@ -21,8 +21,8 @@ from twopaths.backbones.transformer import Transformer, TransformerConfig
 from twopaths.config import RunConfig
 from twopaths.data.registry import dataset_kind
 from twopaths.errors import ConfigError, TwopathsError
-from twopaths.models.diffusion import class_labels  # --class NAME|NUMBER -> ids, as ddpm reads it
-from twopaths.models.spec import HookFn, ModelSpec
+from twopaths.models.diffusion import class_labels, conditioning_classes  # --class and arch.conditioning as ddpm
+from twopaths.models.spec import HookFn, ModelSpec, image_preset
 from twopaths.paradigms.base import Paradigm
 from twopaths.paradigms.quantized import QuantizedAutoregressive, dequantization_bits
 from twopaths.viz import write_samples  # PNG grid / scatter plot / NPZ, as ddpm writes them
@@ -56,13 +56,9 @@ def _point_range(a: PixelGPTArch, meta: dict[str, Any]) -> tuple[float, float]:
 def _build_pixel_gpt(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
     a = cfg.arch
     kind = dataset_kind(cfg.data.name)
-    classes = meta.get("class_names") or []
-    if a.conditioning == "class" and len(classes) < 2:
-        raise ConfigError(f"config key 'arch.conditioning' is 'class' but dataset '{cfg.data.name}' has no classes")
+    n_classes = conditioning_classes(cfg, meta, kind)
     if kind == "image" and (a.levels < 2 or a.levels > 256 or a.levels & (a.levels - 1)):
         raise ConfigError(f"config key 'arch.levels' must be a power of two from 2 to 256, got {a.levels}")
-    conditional = a.conditioning == "class" or (a.conditioning == "auto" and kind == "image" and len(classes) > 1)
-    n_classes = len(classes) if conditional else 0
     if kind == "image":
         shape: tuple[int, ...] = (meta["channels"], meta["resolution"], meta["resolution"])
         low, high = -1.0, 1.0
@@ -134,24 +130,16 @@ def sample_pixel_gpt(run: Any, *, n: int, seed: int, out: str | None, temperatur
 
 
 PIXEL_MODELS = [
-    ModelSpec(
-        name="pixel-gpt",
-        summary="autoregressive transformer over quantised pixels in raster order (ImageGPT, Chen et al. "
-                "2020), class-conditional; on 2-D points, over two quantised coordinates",
-        data_kinds=("image", "points"),
-        arch_cls=PixelGPTArch,
-        build=_build_pixel_gpt,
-        # ~90 s on 2 CPU cores: 400 steps of 8 images (3,200 images, 2.5M tokens) -> val ~0.96 nats/token
-        preset={"data": {"name": "fashion-mnist"},
-                "optim": {"lr": 3e-3, "warmup_steps": 20, "weight_decay": 0.0, "betas": [0.9, 0.95],
-                          "min_lr_ratio": 0.1},
-                "train": {"batch_size": 8, "max_steps": 400, "eval_every": 200, "eval_batches": 8,
-                          "ckpt_every": 200, "sample_every": 400, "ema_decay": 0.0}},
-        kind_presets={"points": {"optim": {"lr": 3e-3, "warmup_steps": 50},
-                                 "train": {"batch_size": 256, "max_steps": 1000, "eval_every": 500,
-                                           "eval_batches": 10, "ckpt_every": 500, "sample_every": 1000}}},
-        report=pixel_report,
-        sample_hook=pixel_sample_hook,
-        sample=sample_pixel_gpt,
-    ),
+    ModelSpec(name="pixel-gpt",
+              summary="autoregressive transformer over quantised pixels in raster order (ImageGPT, Chen et al. "
+                      "2020), class-conditional; on 2-D points, over two quantised coordinates",
+              data_kinds=("image", "points"), arch_cls=PixelGPTArch, build=_build_pixel_gpt,
+              # ~90 s on 2 CPU cores: 400 steps of 8 images (3,200 images, 2.5M tokens) -> val ~0.96 nats/token
+              preset=image_preset({"lr": 3e-3, "warmup_steps": 20, "betas": [0.9, 0.95], "min_lr_ratio": 0.1},
+                                  {"batch_size": 8, "max_steps": 400, "eval_every": 200, "eval_batches": 8,
+                                   "ckpt_every": 200, "sample_every": 400, "ema_decay": 0.0}),
+              kind_presets={"points": {"optim": {"lr": 3e-3, "warmup_steps": 50},
+                                       "train": {"batch_size": 256, "max_steps": 1000, "eval_every": 500,
+                                                 "eval_batches": 10, "ckpt_every": 500, "sample_every": 1000}}},
+              report=pixel_report, sample_hook=pixel_sample_hook, sample=sample_pixel_gpt),
 ]

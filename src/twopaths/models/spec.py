@@ -18,6 +18,14 @@ HookFn = Callable[[Any, int], "dict[str, float] | None"]
 SampleFn = Callable[..., int]
 
 
+def image_preset(optim: dict[str, Any], train: dict[str, Any], data: str = "fashion-mnist",
+                 **sections: dict[str, Any]) -> dict[str, Any]:
+    """A :attr:`ModelSpec.preset` for an image model: trains on ``data`` with Adam, no weight decay and betas
+    (0.9, 0.999) unless ``optim`` says otherwise, and ``train``; ``sections`` (``arch=...``) are added as given."""
+    return {"data": {"name": data}, "optim": {"weight_decay": 0.0, "betas": [0.9, 0.999], **optim}, "train": train,
+            **sections}
+
+
 @dataclass
 class ModelSpec:
     name: str

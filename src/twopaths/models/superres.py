@@ -20,7 +20,7 @@ import torch
 
 from twopaths.config import RunConfig
 from twopaths.errors import ConfigError, TwopathsError
-from twopaths.models.diffusion import DDPMArch, image_denoiser
+from twopaths.models.diffusion import DDPMArch, conditioning_classes, image_denoiser, image_diffusion_preset
 from twopaths.models.spec import HookFn, ModelSpec
 from twopaths.paradigms.base import Paradigm
 from twopaths.paradigms.superres import SuperResolution, downsample, psnr, upsample_nearest
@@ -45,10 +45,7 @@ def _build_sr3(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
     C, R = meta["channels"], meta["resolution"]
     if a.factor < 2 or R % a.factor:
         raise ConfigError(f"config key 'arch.factor' must be >= 2 and divide the image size {R}, got {a.factor}")
-    classes = meta.get("class_names") or []
-    if a.conditioning == "class" and len(classes) < 2:
-        raise ConfigError(f"config key 'arch.conditioning' is 'class' but dataset '{cfg.data.name}' has no classes")
-    n_classes = len(classes) if a.conditioning == "class" or (a.conditioning == "auto" and len(classes) > 1) else 0
+    n_classes = conditioning_classes(cfg, meta)
     out_mult = 2 if a.diffusion.learn_sigma else 1
     net = image_denoiser(a, 2 * C, R, C * out_mult, n_classes)  # input: x_t and the upsampled low-res image
     return SuperResolution(net, a.diffusion, (C, R, R), a.factor, n_classes, a.upsample)
@@ -80,21 +77,10 @@ def _sample_sr3(run: Any, **_: Any) -> int:
 
 
 SUPERRES_MODELS = [
-    ModelSpec(
-        name="sr3",
-        summary="super-resolution by iterative refinement (Saharia et al. 2022): Gaussian diffusion "
-                "conditioned on the upsampled low-res image ('twopaths upscale')",
-        data_kinds=("image",),
-        arch_cls=SR3Arch,
-        build=_build_sr3,
-        preset={"data": {"name": "fashion-mnist"},
-                "optim": {"lr": 2e-4, "warmup_steps": 500, "weight_decay": 0.0, "betas": [0.9, 0.999],
-                          "min_lr_ratio": 1.0},
-                "train": {"batch_size": 128, "max_steps": 20000, "eval_every": 1000, "eval_batches": 10,
-                          "ckpt_every": 1000, "sample_every": 2000, "ema_decay": 0.9995}},
-        sample_hook=sr3_sample_hook,
-        sample=_sample_sr3,
-        evaluation="diffusion",
-    ),
+    ModelSpec(name="sr3",
+              summary="super-resolution by iterative refinement (Saharia et al. 2022): Gaussian diffusion "
+                      "conditioned on the upsampled low-res image ('twopaths upscale')",
+              data_kinds=("image",), arch_cls=SR3Arch, build=_build_sr3, preset=image_diffusion_preset(),
+              sample_hook=sr3_sample_hook, sample=_sample_sr3, evaluation="diffusion"),
 ]
 

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from twopaths.backbones.vit import ViT, ViTConfig
 from twopaths.config import RunConfig
 from twopaths.errors import ConfigError
-from twopaths.models.spec import HookFn, ModelSpec
+from twopaths.models.spec import HookFn, ModelSpec, image_preset
 from twopaths.paradigms.base import Paradigm
 from twopaths.paradigms.classifier import Classifier, ClassifierConfig, accuracy_from_confusion, confusion_matrix
 
@@ -65,24 +65,17 @@ def accuracy_hook(meta: dict[str, Any]) -> HookFn:
 
 
 VIT_MODELS = [
-    ModelSpec(
-        name="vit",
-        summary="Vision Transformer classifier (Dosovitskiy et al. 2021) on patch tokens, the GPT's blocks "
-                "unmasked; eval --metrics accuracy, attention rollout maps",
-        data_kinds=("image",),
-        arch_cls=ViTArch,
-        build=_build_vit,
-        # The CPU recipe for Fashion-MNIST (aiming at >= 91% test accuracy, the evaluation CNN has 92.9%):
-        # the ViTConfig defaults (patch 4, d 128, 6 layers, 4 heads, MLP x2; 0.8M parameters), AdamW with
-        # 500 warmup steps then cosine to 1%, weight decay 0.05, label smoothing 0.1, random crop (pad 2) and
-        # flip, 10,000 steps of 128 images (23 epochs): about 45 min on 2 idle CPU cores (benchmarks/vit.py).
-        # 600 steps of the same recipe (1.4 epochs) gave 81.7% test accuracy.
-        preset={"data": {"name": "fashion-mnist"},
-                "optim": {"lr": 1e-3, "warmup_steps": 500, "weight_decay": 0.05, "betas": [0.9, 0.999],
-                          "min_lr_ratio": 0.01},
-                "train": {"batch_size": 128, "max_steps": 10000, "eval_every": 1000, "eval_batches": 20,
-                          "ckpt_every": 1000, "sample_every": 1000, "ema_decay": 0.0}},
-        sample_hook=accuracy_hook,
-        evaluation="classifier",
-    ),
+    ModelSpec(name="vit",
+              summary="Vision Transformer classifier (Dosovitskiy et al. 2021) on patch tokens, the GPT's blocks "
+                      "unmasked; eval --metrics accuracy, attention rollout maps",
+              data_kinds=("image",), arch_cls=ViTArch, build=_build_vit,
+              # The CPU recipe for Fashion-MNIST (aiming at >= 91% test accuracy, the evaluation CNN has 92.9%):
+              # the ViTConfig defaults (patch 4, d 128, 6 layers, 4 heads, MLP x2; 0.8M parameters), AdamW with
+              # 500 warmup steps then cosine to 1%, weight decay 0.05, label smoothing 0.1, random crop (pad 2) and
+              # flip, 10,000 steps of 128 images (23 epochs): about 45 min on 2 idle CPU cores (benchmarks/vit.py).
+              # 600 steps of the same recipe (1.4 epochs) gave 81.7% test accuracy.
+              preset=image_preset({"lr": 1e-3, "warmup_steps": 500, "weight_decay": 0.05, "min_lr_ratio": 0.01},
+                                  {"batch_size": 128, "max_steps": 10000, "eval_every": 1000, "eval_batches": 20,
+                                   "ckpt_every": 1000, "sample_every": 1000, "ema_decay": 0.0}),
+              sample_hook=accuracy_hook, evaluation="classifier"),
 ]
