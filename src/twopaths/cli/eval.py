@@ -163,8 +163,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if pair_asked:
         from twopaths.eval.translation import translation_metrics
 
-        report["translation"] = translation_metrics(run, pair_asked, split=args.split, n=args.n, **decoding_options(args),
-                                                    batch_size=args.batch_size, weights=weights)
+        report["translation"] = translation_metrics(run, pair_asked, split=args.split, n=args.n,
+                                                    **decoding_options(args), batch_size=args.batch_size,
+                                                    weights=weights)
     if "recon" in metrics_asked:
         from twopaths.eval.reconstruction import reconstruction_report
 

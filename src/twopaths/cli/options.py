@@ -43,7 +43,8 @@ def decoding_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load(args: argparse.Namespace, with_data: bool = False) -> Any:
-    """The run of ``args.run`` with the weights :func:`add_checkpoint_args` chose (a :class:`~twopaths.runs.LoadedRun`)."""
+    """The run of ``args.run`` with the weights :func:`add_checkpoint_args` chose, as a
+    :class:`~twopaths.runs.LoadedRun` (with its data splits if ``with_data``)."""
     from twopaths.runs import load_run
 
     return load_run(args.run, args.checkpoint, use_ema=not args.no_ema, with_data=with_data)

@@ -33,8 +33,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                             "(OUT_result.png, or OUT_result_K.png with --n > 1); with .npz, the arrays.",
                 examples=("twopaths inpaint runs/ddpm --image shirt.png --box 8,8,20,20 --out filled.png",
                           "twopaths inpaint runs/ddpm --image shirt.png --mask hole.png --n 4 --out filled.png",
-                          "twopaths inpaint runs/ddpm --image shirt.png --box 0,14,28,28 --steps 250 --resample 10 --jump 10 --out f.png",
-                          "twopaths inpaint runs/ddpm --image shoe.png --box 0,0,14,28 --class Sneaker --guidance 3 --out f.png"))
+                          "twopaths inpaint runs/ddpm --image shirt.png --box 0,14,28,28 --steps 250 "
+                          "--resample 10 --jump 10 --out f.png",
+                          "twopaths inpaint runs/ddpm --image shoe.png --box 0,0,14,28 --class Sneaker "
+                          "--guidance 3 --out f.png"))
     p.add_argument("run", type=Path, help="run directory of a Gaussian diffusion image model")
     p.add_argument("--image", type=Path, required=True, help="the image to complete (PNG/JPEG, the run's size)")
     p.add_argument("--mask", type=Path, help="mask image of the same size: white = fill, black = keep")
@@ -67,7 +69,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                 examples=("twopaths train sr3 --data fashion-mnist --out runs/sr3 --set arch.factor=4",
                           "twopaths upscale runs/sr3 --image small.png --out big.png",
                           "twopaths upscale runs/sr3 --image small.png --n 4 --steps 250 --out big.png",
-                          "twopaths upscale runs/sr3 --image small.png --sampler dpmpp --steps 20 --consistency every --out big.png"))
+                          "twopaths upscale runs/sr3 --image small.png --sampler dpmpp --steps 20 "
+                          "--consistency every --out big.png"))
     p.add_argument("run", type=Path, help="run directory of an sr3 model")
     p.add_argument("--image", type=Path, required=True, help="the low-resolution image (PNG/JPEG)")
     p.add_argument("--out", help="the upscaled image, .png (default RUN/samples/upscale.png)")

@@ -42,7 +42,8 @@ def add_translate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("texts", nargs="*", metavar="TEXT", help="source texts to translate")
     p.add_argument("--file", metavar="FILE", help="also translate every non-empty line of FILE ('-': stdin)")
     add_decoding_args(p)
-    p.add_argument("--max-len", type=int, default=None, help="most target tokens per translation (default: the context)")
+    p.add_argument("--max-len", type=int, default=None,
+                   help="most target tokens per translation (default: the context)")
     p.add_argument("--batch-size", type=int, default=256, help="sources decoded together (default 256)")
     p.add_argument("--show-source", action="store_true", help="print SOURCE<TAB>TRANSLATION lines")
     add_checkpoint_args(p)
