@@ -208,15 +208,15 @@ def sample_diffusion(run: Any, *, n: int, seed: int, out: str | None, sampler: s
     generator = torch.Generator().manual_seed(seed)
     steps = steps or (model.schedule.T if sampler == "ddpm" else run.cfg.arch.sample_steps)
     bar = tqdm(total=steps, desc=f"{sampler} {steps} steps", unit="step", leave=False)
-    trajectory: tuple[list, list, list] = ([], [], [])
+    frames: tuple[list, list, list] = ([], [], [])  # x_t, predicted x0, t of each step, for --trajectory
     keep = min(n, 4)
 
     def callback(i: int, t: float, x_t: torch.Tensor, x0: torch.Tensor) -> None:
         bar.update(1)
         if trajectory:
-            trajectory[0].append(x_t[:keep].cpu())
-            trajectory[1].append(x0[:keep].cpu())
-            trajectory[2].append(t)
+            frames[0].append(x_t[:keep].cpu())
+            frames[1].append(x0[:keep].cpu())
+            frames[2].append(t)
 
     try:
         samples = model.sample(n, sampler, steps, labels, guidance, spacing, generator, callback,
@@ -232,7 +232,7 @@ def sample_diffusion(run: Any, *, n: int, seed: int, out: str | None, sampler: s
     if trajectory:
         if samples.ndim == 2:
             raise TwopathsError("--trajectory draws images; for 2-D points use --out with .npz")
-        print(f"wrote {save_trajectory(*trajectory, trajectory)}")
+        print(f"wrote {save_trajectory(*frames, trajectory)}")
     return 0
 
 
