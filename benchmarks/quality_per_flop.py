@@ -73,10 +73,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Timer, device_name, new_report, pick_device, print_load, run_parts  # noqa: E402
 from twopaths.models import get_spec, resolve_config  # noqa: E402
-from twopaths.runs import build_trainer  # noqa: E402
 from twopaths.nn.flops import flops_of, forward_gflops  # noqa: E402
 from twopaths.paradigms.gaussian import NoiseSchedule  # noqa: E402
 from twopaths.paradigms.samplers import make_sampler  # noqa: E402
+from twopaths.runs import build_trainer  # noqa: E402
 from twopaths.train.sampler import ResumableBatchSampler  # noqa: E402
 
 DATA = "fashion-mnist"

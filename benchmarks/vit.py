@@ -43,8 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Timer, device_name, new_report, pick_device, print_load, run_parts  # noqa: E402
 from twopaths.models import resolve_config  # noqa: E402
-from twopaths.runs import build_trainer, load_run  # noqa: E402
 from twopaths.paradigms.classifier import accuracy_from_confusion, confusion_matrix  # noqa: E402
+from twopaths.runs import build_trainer, load_run  # noqa: E402
 
 PARTS = ("train", "accuracy")
 

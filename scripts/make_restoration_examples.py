@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 
 from twopaths.data.images import real_images
-from twopaths.runs import load_run
 from twopaths.paradigms.gaussian import GaussianDiffusion
 from twopaths.paradigms.inpaint import inpaint, network_evaluations
 from twopaths.paradigms.superres import SuperResolution, downsample, psnr, upsample_nearest, upsample_smooth
+from twopaths.runs import load_run
 from twopaths.viz import image_grid
 
 
