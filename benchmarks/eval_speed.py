@@ -26,6 +26,7 @@ import time
 import torch
 
 from twopaths.eval import fid as fid_mod
+from twopaths.data.images import real_images
 from twopaths.eval import images as ev
 from twopaths.eval import precision_recall as pr
 from twopaths.eval.features import extract, load_feature_net
@@ -43,9 +44,9 @@ def main() -> None:
 
     t0 = time.perf_counter()
     net = load_feature_net(args.feature_net)
-    real_eval, _ = ev.real_images("fashion-mnist", args.n, "test")
-    real_floor, _ = ev.real_images("fashion-mnist", args.n, "train", seed=1)
-    fake, _ = ev.real_images("fashion-mnist", args.n, "train", seed=2)  # stand-in for generated images
+    real_eval, _ = real_images("fashion-mnist", args.n, "test")
+    real_floor, _ = real_images("fashion-mnist", args.n, "train", seed=1)
+    fake, _ = real_images("fashion-mnist", args.n, "train", seed=2)  # stand-in for generated images
     load_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()

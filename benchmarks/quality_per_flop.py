@@ -72,10 +72,11 @@ except ImportError:
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Timer, device_name, new_report, pick_device, print_load, run_parts  # noqa: E402
-from twopaths.models import build_trainer, get_spec, resolve_config  # noqa: E402
+from twopaths.models import get_spec, resolve_config  # noqa: E402
 from twopaths.nn.flops import flops_of, forward_gflops  # noqa: E402
 from twopaths.paradigms.samplers import make_sampler  # noqa: E402
 from twopaths.paradigms.schedule import NoiseSchedule  # noqa: E402
+from twopaths.runs import build_trainer  # noqa: E402
 from twopaths.train.sampler import ResumableBatchSampler  # noqa: E402
 
 DATA = "fashion-mnist"
@@ -330,7 +331,8 @@ def bench_sample(args: argparse.Namespace, device: torch.device, state: dict[str
 
 def bench_score(args: argparse.Namespace, state: dict[str, Any]) -> dict[str, Any]:
     from twopaths.eval.features import load_feature_net
-    from twopaths.eval.images import evaluate_images, real_images
+    from twopaths.data.images import real_images
+    from twopaths.eval.images import evaluate_images
 
     net = load_feature_net(DATA)
     real_eval, _ = real_images(DATA, args.n, "test", seed=args.seed)

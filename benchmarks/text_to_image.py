@@ -43,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import _busy_cpus, _busy_warning, _load, device_name  # noqa: E402
 from twopaths.data.registry import load_splits  # noqa: E402
 from twopaths.errors import TwopathsError  # noqa: E402
-from twopaths.models import build_trainer, load_run, resolve_config  # noqa: E402
+from twopaths.models import resolve_config  # noqa: E402
+from twopaths.runs import build_trainer, load_run  # noqa: E402
 from twopaths.train.checkpoint import list_checkpoints  # noqa: E402
 
 ATTRS = ("colour", "shape", "size", "relation", "all")

@@ -41,7 +41,8 @@ except ImportError:
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Timer, device_name, new_report, pick_device, print_load, run_parts  # noqa: E402
 from twopaths.eval.text import bleu, chrf  # noqa: E402
-from twopaths.models import build_trainer, load_run, resolve_config  # noqa: E402
+from twopaths.models import resolve_config  # noqa: E402
+from twopaths.runs import build_trainer, load_run  # noqa: E402
 
 PARTS = ("train", "quality", "decode")
 GOAL = 95.0  # % exact match on unseen test numbers

@@ -42,8 +42,9 @@ except ImportError:
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Timer, device_name, new_report, pick_device, print_load, run_parts  # noqa: E402
-from twopaths.models import build_trainer, load_run, resolve_config  # noqa: E402
+from twopaths.models import resolve_config  # noqa: E402
 from twopaths.paradigms.classifier import accuracy_from_confusion, confusion_matrix  # noqa: E402
+from twopaths.runs import build_trainer, load_run  # noqa: E402
 
 PARTS = ("train", "accuracy")
 
@@ -91,9 +92,9 @@ def bench_accuracy(args: argparse.Namespace, device: torch.device) -> dict[str, 
            "cnn_images_per_s": acc["items"] / t_cnn.seconds, "cnn_card": card,
            "cnn_epochs": net.card.get("recipe", {}).get("epochs")}
     if args.attention:
-        from twopaths.models.vit import attention_command
+        from twopaths.cli.attention import attention_maps
 
-        attention_command(run, argparse.Namespace(n=8, split="test", seed=0, out=args.attention, no_residual=False))
+        attention_maps(run, n=8, split="test", seed=0, out=args.attention)
     return out
 
 

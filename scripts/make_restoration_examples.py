@@ -22,12 +22,12 @@ from pathlib import Path
 
 import torch
 
-from twopaths.eval.images import real_images
-from twopaths.models import load_run
+from twopaths.data.images import real_images
 from twopaths.nn.functional import psnr
 from twopaths.paradigms.gaussian import GaussianDiffusion
 from twopaths.restore.inpaint import inpaint, network_evaluations
 from twopaths.restore.superres import SuperResolution, downsample, upsample_nearest, upsample_smooth
+from twopaths.runs import load_run
 from twopaths.viz import image_grid
 
 

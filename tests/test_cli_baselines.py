@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from conftest import run_cli
-from twopaths.models import load_run
+from twopaths.runs import load_run
 
 TINY = ["--set", "data.size=96", "--set", "data.resolution=8", "--set", "arch.width=4", "--set", "train.max_steps=4",
         "--set", "train.batch_size=16", "--set", "train.ckpt_every=2", "--set", "train.sample_every=2",

@@ -1,16 +1,22 @@
-"""Pictures people would rather look at than read: image grids, denoising trajectories, point clouds.
+"""Image files and pictures: reading images and masks, writing images, sample grids, denoising
+trajectories, point clouds and confusion matrices.
 
-Everything writes PNG files; images are expected in [-1, 1] as (N, C, H, W) tensors.
+Images are expected in [-1, 1] as (N, C, H, W) tensors (one image: (C, H, W)). Image files are read
+with Pillow. Masks follow image editors: **white = the region to fill**, black = keep; :func:`read_mask`
+returns the keep-mask of :func:`~twopaths.paradigms.inpaint.inpaint` (1 = keep).
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
+
+from twopaths.errors import DataError, TwopathsError
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -100,5 +106,121 @@ def save_points(samples: torch.Tensor, path: str | Path, reference: torch.Tensor
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+# ----------------------------------------------------------------------------- image files
+
+
+def read_image(path: str | Path, channels: int) -> torch.Tensor:
+    """An image file as float32 (channels, H, W) in [-1, 1]: grey (L) for 1 channel, RGB for 3;
+    transparent pixels are composited onto black (the background of the training data)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+                rgba = img.convert("RGBA")
+                img = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+                img.alpha_composite(rgba)
+            arr = np.asarray(img.convert("L" if channels == 1 else "RGB"), dtype=np.float32)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise DataError(f"cannot read image {path}: {exc}") from None
+    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)  # (C, H, W)
+    return torch.from_numpy(np.ascontiguousarray(arr)) / 127.5 - 1
+
+
+def check_image_size(image: torch.Tensor, path: str | Path, size: int, what: str) -> None:
+    """A clear error unless ``image`` (read from ``path``) is ``size`` x ``size`` pixels; ``what`` takes it."""
+    h, w = image.shape[-2:]
+    if (h, w) != (size, size):
+        raise DataError(f"{path} is {w}x{h} pixels; {what} takes {size}x{size} images (resize it first)")
+
+
+def read_mask(path: str | Path, size: int) -> torch.Tensor:
+    """A mask file as the keep-mask (1, H, W): **white (>= 128 grey) = fill** -> 0, darker = keep -> 1."""
+    grey = read_image(path, 1)  # (1, H, W) in [-1, 1]; 128 -> ~0.004
+    h, w = grey.shape[-2:]
+    if (h, w) != (size, size):
+        raise DataError(f"mask {path} is {w}x{h} pixels but the image is {size}x{size}; they must match")
+    return (grey < 0).float()
+
+
+def save_image(image: torch.Tensor, path: str | Path) -> Path:
+    """One (C, H, W) image in [-1, 1] as a PNG at its own resolution (no padding, no scaling)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = image_grid(image[None], nrow=1, pad=0)
+    Image.fromarray(arr[..., 0] if image.shape[0] == 1 else arr).save(path)
+    return path
+
+
+# ----------------------------------------------------------------------------- samples, grids, figures
+
+
+def write_samples(samples: torch.Tensor, labels: torch.Tensor | None, out: Path, meta: dict[str, Any],
+                  nrow: int | None = None) -> Path:
+    """PNG (a grid for images, a scatter plot for points) or NPZ arrays, chosen by the suffix."""
+    if out.suffix == ".npz":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {"samples": samples.cpu().numpy().astype(np.float32)}
+        if labels is not None:
+            arrays["labels"] = labels.cpu().numpy()
+        np.savez_compressed(out, **arrays)
+        return out
+    if out.suffix != ".png":
+        raise TwopathsError(f"--out must end in .png (a picture) or .npz (arrays), got {out}")
+    if samples.ndim == 2:
+        modes = meta.get("modes")
+        return save_points(samples, out, modes=modes, title=f"{len(samples)} samples")
+    return save_grid(samples, out, nrow=nrow)
+
+
+def write_captions(prompts: list[str], out: Path) -> Path:
+    """The samples' captions beside their grid or arrays (``grid.png`` -> ``grid.txt``), one per line in order."""
+    path = out.with_suffix(".txt")
+    path.write_text("".join(p + "\n" for p in prompts), encoding="utf-8")
+    return path
+
+
+def side_by_side(originals: torch.Tensor, reconstructions: torch.Tensor, nrow: int = 8) -> torch.Tensor:
+    """Interleave rows of ``nrow`` originals with the rows of their reconstructions, for one grid:
+    (N, C, H, W) twice -> (2N', C, H, W), N' = N rounded up to a whole row (blank images pad)."""
+    n = originals.shape[0]
+    pad = (-n) % nrow
+    if pad:
+        blank = torch.full((pad, *originals.shape[1:]), -1.0)
+        originals, reconstructions = torch.cat([originals, blank]), torch.cat([reconstructions, blank])
+    rows = [t.view(-1, nrow, *t.shape[1:]) for t in (originals.cpu(), reconstructions.cpu())]  # (rows, nrow, ...)
+    return torch.stack(rows, dim=1).reshape(-1, *originals.shape[1:])  # original row, its reconstruction row, ...
+
+
+def save_confusion(counts: torch.Tensor, class_names: list[str], path: Path, title: str) -> Path:
+    """A confusion-matrix PNG: rows the true class, columns the predicted one, each row as fractions."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = counts.float() / counts.sum(1, keepdim=True).clamp(min=1).float()  # (K, K): each row sums to 1
+    K = len(class_names)
+    fig, ax = plt.subplots(figsize=(0.55 * K + 2.5, 0.55 * K + 1.8))
+    ax.imshow(rows.numpy(), cmap="Blues", vmin=0, vmax=1)
+    for i in range(K):
+        for j in range(K):
+            if counts[i, j]:
+                ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", fontsize=6,
+                        color="white" if rows[i, j] > 0.5 else "black")
+    ax.set_xticks(range(K), class_names, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(K), class_names, fontsize=7)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -22,7 +22,8 @@ from twopaths.config import save_config  # noqa: E402
 from twopaths.data.tokenizers import BPETokenizer, CharTokenizer, load_tokenizer  # noqa: E402
 from twopaths.errors import CheckpointError, ConfigError, DataError, TwopathsError  # noqa: E402
 from twopaths.interop.hf import export_hf, import_hf  # noqa: E402
-from twopaths.models import get_spec, load_run, resolve_config  # noqa: E402
+from twopaths.models import get_spec, resolve_config  # noqa: E402
+from twopaths.runs import load_run  # noqa: E402
 from twopaths.train.checkpoint import latest_checkpoint, save_checkpoint  # noqa: E402
 from twopaths.train.optim import build_adamw  # noqa: E402
 

@@ -218,7 +218,8 @@ def train_contender(suite: Suite, contender: Contender, seed: int, out: Path, de
                     log: Any = print) -> dict[str, Any]:
     """Train one contender for one seed within the suite's budget (or return the cached result)."""
     from twopaths.data.registry import load_splits
-    from twopaths.models import build_trainer, load_run_config
+    from twopaths.models import load_run_config
+    from twopaths.runs import build_trainer
     from twopaths.train.checkpoint import latest_checkpoint, list_checkpoints
 
     run_dir = out / "runs" / suite.name / contender.name / f"seed{seed}"
@@ -330,7 +331,7 @@ class QualityContext:
     def real(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(n test images, n other real images): the reference set and the floor's stand-in."""
         if n not in self._cache:
-            from twopaths.eval.images import real_images
+            from twopaths.data.images import real_images
 
             self._cache[n] = (real_images(self.suite.data, n, "test")[0], real_images(self.suite.data, n, "train")[0])
         return self._cache[n]
@@ -376,7 +377,7 @@ def _mean_val_loss(run: Any, batches: int = 10) -> float:
 def evaluate_contender(suite: Suite, contender: Contender, out: Path, ctx: QualityContext,
                        log: Any = print) -> dict[str, Any]:
     """Samples, quality metrics, sampling speed and the quality curve of seed 0 (cached in quality.json)."""
-    from twopaths.models import load_run
+    from twopaths.runs import load_run
     from twopaths.viz import save_grid, save_points
 
     base = out / "runs" / suite.name / contender.name

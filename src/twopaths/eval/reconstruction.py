@@ -20,7 +20,6 @@ MSE is in the images' [-1, 1] units (divide by 4 for [0, 1] units); PSNR is per 
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 import torch
@@ -30,7 +29,7 @@ from twopaths.errors import DataError, TwopathsError
 from twopaths.eval.features import FeatureNet
 from twopaths.nn.functional import psnr
 
-__all__ = ["reconstruct_in_batches", "reconstruction_metrics", "recon_command"]
+__all__ = ["reconstruct_in_batches", "reconstruction_metrics", "reconstruction_report"]
 
 
 @torch.no_grad()
@@ -46,7 +45,8 @@ def reconstruction_metrics(model: Any, data: DataConfig, n: int, net: FeatureNet
                            seed: int = 0, batch_size: int = 500, progress: bool = True) -> dict[str, Any]:
     """MSE, PSNR and FID (with its floor) of ``model.reconstruct`` on ``n`` images of ``split``,
     FID against ``n`` other images of the same split (see the module docstring)."""
-    from twopaths.eval.images import evaluate_images, real_images
+    from twopaths.data.images import real_images
+    from twopaths.eval.images import evaluate_images
 
     if not hasattr(model, "reconstruct"):
         raise TwopathsError("this model has no autoencoder to reconstruct with; --metrics recon is for "
@@ -61,23 +61,25 @@ def reconstruction_metrics(model: Any, data: DataConfig, n: int, net: FeatureNet
             "fid": scored["metrics"]["fid"], "fid_floor": scored["floor"]["fid"]}
 
 
-def recon_command(run: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """``twopaths eval RUN --metrics recon`` (``run`` loaded with its data): compute, print a table,
-    return the numbers for --json."""
+def reconstruction_report(run: Any, *, split: str | None = None, n: int | None = None,
+                          feature_net: str | None = None, seed: int = 0, batch_size: int = 500) -> dict[str, Any]:
+    """``twopaths eval RUN --metrics recon`` (``run`` loaded with its data): :func:`reconstruction_metrics`
+    of ``n`` images of ``split`` (default test, n = min(5000, half the split)) with ``feature_net`` (a
+    shipped name or a .safetensors file; default the run's data set), printed as a table; returns the numbers."""
     from twopaths.eval.features import SHIPPED, load_feature_net
 
-    split = args.split or "test"
-    net_name = args.feature_net or run.cfg.data.name
-    if args.feature_net is None and net_name not in SHIPPED:
+    split = split or "test"
+    net_name = feature_net or run.cfg.data.name
+    if feature_net is None and net_name not in SHIPPED:
         raise TwopathsError(f"no shipped feature net for dataset '{run.cfg.data.name}' (shipped: "
                             f"{', '.join(SHIPPED)}); pass --feature-net PATH.safetensors")
     size = len(getattr(run.splits, split))
-    n = args.n if args.n is not None else min(5000, size // 2)
+    n = n if n is not None else min(5000, size // 2)
     if 2 * n > size and run.cfg.data.name != "shapes":  # shapes draws more images when asked
         raise DataError(f"--metrics recon uses 2 x --n {split} images (n reconstructed, n as the FID reference); "
                         f"the {split} split of '{run.cfg.data.name}' has {size:,}: use --n {size // 2:,} or fewer")
-    result = reconstruction_metrics(run.model, run.cfg.data, n, load_feature_net(net_name), split, args.seed,
-                                    args.batch_size)
+    result = reconstruction_metrics(run.model, run.cfg.data, n, load_feature_net(net_name), split, seed,
+                                    batch_size)
     print(f"{run.cfg.model} on {run.cfg.data.name}, checkpoint step {run.checkpoint.step}: reconstructions of "
           f"{n:,} {split} images (posterior mean), FID against {n:,} other {split} images")
     print(f"  {'metric':<20} {'value':>12} {'real-vs-real':>14} {'n':>8}  feature net")

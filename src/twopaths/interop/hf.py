@@ -51,7 +51,8 @@ from twopaths.backbones.transformer import Transformer, TransformerConfig
 from twopaths.config import RunConfig, build_config, save_config
 from twopaths.data.tokenizers import EOT, BPETokenizer, Tokenizer, load_tokenizer
 from twopaths.errors import CheckpointError, ConfigError, DataError, TwopathsError
-from twopaths.models import get_spec, load_run, load_run_config
+from twopaths.models import get_spec, load_run_config
+from twopaths.runs import load_run
 from twopaths.train.checkpoint import save_checkpoint
 from twopaths.train.ema import EMA
 from twopaths.train.optim import build_adamw

@@ -10,7 +10,6 @@ trajectory).
 
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +21,11 @@ from twopaths.backbones.conv import MLP, ConvDown, ConvUp
 from twopaths.config import RunConfig
 from twopaths.data.registry import dataset_kind
 from twopaths.errors import ConfigError, TwopathsError
-from twopaths.models.diffusion import write_samples
-from twopaths.models.spec import HookFn, ModelSpec
+from twopaths.models.spec import HookFn, ModelSpec, image_preset
 from twopaths.paradigms.base import Paradigm
 from twopaths.paradigms.gan import GAN, GANConfig
 from twopaths.paradigms.vae import VAE, VAEConfig
+from twopaths.viz import write_samples  # PNG grid / scatter plot / NPZ, as ddpm writes them
 
 
 @dataclass
@@ -76,17 +75,17 @@ def _build_vae(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
                "x", discrete=False)
 
 
-def sample_baseline(run: Any, args: argparse.Namespace) -> int:
+def sample_baseline(run: Any, *, n: int, seed: int, out: str | None, class_: str | None, trajectory: str | None,
+                    **_: Any) -> int:
     """``twopaths sample`` for the GAN and the VAE: one network pass, a PNG grid / scatter plot or NPZ."""
-    if args.class_ is not None:
+    if class_ is not None:
         raise TwopathsError("this model was trained without class labels; drop --class")
-    if args.trajectory:
+    if trajectory:
         raise TwopathsError(f"--trajectory draws a diffusion model's denoising steps; '{run.cfg.model}' "
                             f"samples in one pass")
-    samples = run.model.sample(args.n, generator=torch.Generator().manual_seed(args.seed))
-    out = Path(args.out) if args.out else Path(run.run_dir) / "samples" / "sample.png"
-    path = write_samples(samples, None, out, run.meta)
-    print(f"wrote {path} ({args.n} samples, {run.cfg.model}, one pass)")
+    samples = run.model.sample(n, generator=torch.Generator().manual_seed(seed))
+    path = write_samples(samples, None, Path(out) if out else Path(run.run_dir) / "samples" / "sample.png", run.meta)
+    print(f"wrote {path} ({n} samples, {run.cfg.model}, one pass)")
     return 0
 
 
@@ -116,40 +115,28 @@ _ADAM_GAN = {"lr": 6e-4, "betas": [0.5, 0.999], "weight_decay": 0.0, "warmup_ste
              "grad_clip": 0.0}
 
 BASELINE_MODELS: list[ModelSpec] = [
-    ModelSpec(
-        name="gan",
-        summary="DCGAN-style GAN (Goodfellow et al. 2014, Radford et al. 2016) with an R1 penalty, trained by "
-                "simultaneous gradient descent; conv nets for images, MLPs for 2-D points",
-        data_kinds=("image", "points"),
-        arch_cls=GANArch,
-        build=_build_gan,
-        preset={"data": {"name": "fashion-mnist"}, "arch": {"gan": {"r1_gamma": 0.3}}, "optim": _ADAM_GAN,
-                "train": {"batch_size": 64, "max_steps": 300, "eval_every": 0, "ckpt_every": 150,
-                          "sample_every": 150, "ema_decay": 0.999}},
-        kind_presets={"points": {"arch": {"width": 64, "depth": 2, "gan": {"latent_dim": 8, "r1_gamma": 0.1}},
-                                 "optim": {"lr": 2e-3},
-                                 "train": {"batch_size": 128, "max_steps": 1500, "ckpt_every": 500,
-                                           "sample_every": 500}}},
-        sample_hook=baseline_sample_hook,
-        sample_command=sample_baseline,
-    ),
-    ModelSpec(
-        name="vae",
-        summary="convolutional VAE (Kingma & Welling 2014) with a discretised Gaussian decoder, scored in "
-                "bits/dim like the diffusion bound; MLPs for 2-D points",
-        data_kinds=("image", "points"),
-        arch_cls=VAEArch,
-        build=_build_vae,
-        preset={"data": {"name": "fashion-mnist"},
-                "optim": {"lr": 1e-3, "weight_decay": 0.0, "warmup_steps": 50, "betas": [0.9, 0.999]},
-                "train": {"batch_size": 64, "max_steps": 600, "eval_every": 300, "eval_batches": 10,
-                          "ckpt_every": 300, "sample_every": 300, "ema_decay": 0.999}},
-        kind_presets={"points": {"arch": {"width": 64, "depth": 2, "vae": {"latent_dim": 2, "kl_warmup": 300}},
-                                 "optim": {"lr": 2e-3},
-                                 "train": {"batch_size": 128, "max_steps": 1500, "eval_every": 500,
-                                           "ckpt_every": 500, "sample_every": 500}}},
-        report=_vae_report,
-        sample_hook=baseline_sample_hook,
-        sample_command=sample_baseline,
-    ),
+    ModelSpec(name="gan",
+              summary="DCGAN-style GAN (Goodfellow et al. 2014, Radford et al. 2016) with an R1 penalty, trained by "
+                      "simultaneous gradient descent; conv nets for images, MLPs for 2-D points",
+              data_kinds=("image", "points"), arch_cls=GANArch, build=_build_gan,
+              preset=image_preset(_ADAM_GAN, {"batch_size": 64, "max_steps": 300, "eval_every": 0, "ckpt_every": 150,
+                                              "sample_every": 150, "ema_decay": 0.999},
+                                  arch={"gan": {"r1_gamma": 0.3}}),
+              kind_presets={"points": {"arch": {"width": 64, "depth": 2, "gan": {"latent_dim": 8, "r1_gamma": 0.1}},
+                                       "optim": {"lr": 2e-3},
+                                       "train": {"batch_size": 128, "max_steps": 1500, "ckpt_every": 500,
+                                                 "sample_every": 500}}},
+              sample_hook=baseline_sample_hook, sample=sample_baseline),
+    ModelSpec(name="vae",
+              summary="convolutional VAE (Kingma & Welling 2014) with a discretised Gaussian decoder, scored in "
+                      "bits/dim like the diffusion bound; MLPs for 2-D points",
+              data_kinds=("image", "points"), arch_cls=VAEArch, build=_build_vae,
+              preset=image_preset({"lr": 1e-3, "warmup_steps": 50},
+                                  {"batch_size": 64, "max_steps": 600, "eval_every": 300, "eval_batches": 10,
+                                   "ckpt_every": 300, "sample_every": 300, "ema_decay": 0.999}),
+              kind_presets={"points": {"arch": {"width": 64, "depth": 2, "vae": {"latent_dim": 2, "kl_warmup": 300}},
+                                       "optim": {"lr": 2e-3},
+                                       "train": {"batch_size": 128, "max_steps": 1500, "eval_every": 500,
+                                                 "ckpt_every": 500, "sample_every": 500}}},
+              report=_vae_report, sample_hook=baseline_sample_hook, sample=sample_baseline),
 ]

@@ -1,6 +1,6 @@
 """``bert``: a BERT-style encoder trained by masked-token prediction (Devlin et al. 2019, sec. 3.1),
-on the GPT's transformer used bidirectionally; and ``twopaths fill``, which asks it for the tokens
-behind each ``[MASK]`` of a sentence.
+on the GPT's transformer used bidirectionally. ``twopaths fill`` (:mod:`twopaths.cli.text`) asks it for
+the tokens behind each ``[MASK]`` of a sentence.
 
 The default tokenizer is byte-level BPE with 4,096 ids, trained on the run's training split
 (about 2 s on fortunes): a [MASK] stands for one token, and with BPE a token is mostly a word
@@ -8,13 +8,12 @@ The default tokenizer is byte-level BPE with 4,096 ids, trained on the run's tra
 for a letter. ``--set data.tokenizer=char`` still works.
 
 Use a trained run as a text encoder (hidden states and a pooled vector) with
-``load_run(RUN).model.encode(ids, key_mask)`` or ``.encode_texts(texts)``; see
+``twopaths.runs.load_run(RUN).model.encode(ids, key_mask)`` or ``.encode_texts(texts)``; see
 :mod:`twopaths.paradigms.bert`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from dataclasses import dataclass
@@ -95,22 +94,7 @@ def bert_sample_hook(meta: dict[str, Any]) -> HookFn:
     return hook
 
 
-def fill_command(run: Any, args: argparse.Namespace) -> int:
-    """``twopaths fill RUN TEXT``: the top ``--top-k`` tokens for each [MASK] of TEXT, then the best fill."""
-    model = run.model
-    if not isinstance(model, MaskedLM):
-        raise TwopathsError(f"{run.run_dir} is a '{run.cfg.model}' run; twopaths fill needs a masked language "
-                            f"model (train one with 'twopaths train bert')")
-    result = model.fill(args.text, args.top_k)
-    for m, candidates in enumerate(result.candidates, 1):
-        print(f"[MASK] {m}:")
-        for rank, (word, prob) in enumerate(candidates, 1):
-            print(f"  {rank:>2}. {json.dumps(word, ensure_ascii=False):<20} {prob:.4f}")
-    print(f"filled: {result.text}")
-    return 0
-
-
-def _no_sample(run: Any, args: argparse.Namespace) -> int:
+def _no_sample(run: Any, **_: Any) -> int:
     raise TwopathsError(f"'{run.cfg.model}' does not generate text; it fills gaps: "
                         f"twopaths fill {run.run_dir} \"the [MASK] of the matter\"")
 
@@ -152,5 +136,5 @@ BERT_MODELS = [
                       "optim": {"lr": 3e-3, "warmup_steps": 50, "betas": [0.9, 0.99], "weight_decay": 0.01},
                       "train": {"batch_size": 32, "max_steps": 3000, "eval_every": 250, "ckpt_every": 500,
                                 "sample_every": 500}},
-              report=bert_report, sample_hook=bert_sample_hook, sample_command=_no_sample),
+              report=bert_report, sample_hook=bert_sample_hook, sample=_no_sample),
 ]

@@ -32,7 +32,7 @@ CONV_MODELS = [
                       "optim": {"lr": 1e-3, "warmup_steps": 100, "betas": [0.9, 0.99], "weight_decay": 0.1},
                       "train": {"batch_size": 32, "max_steps": 2000, "eval_every": 250, "ckpt_every": 500,
                                 "sample_every": 1000}},
-              report=language_model_report, sample_hook=text_sample_hook, sample_command=sample_text),
+              report=language_model_report, sample_hook=text_sample_hook, sample=sample_text),
 ]
 
 __all__ = ["CONV_MODELS"]

@@ -7,7 +7,6 @@ encoder trained jointly with the denoiser, which cross-attends to it (:mod:`twop
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import sys
@@ -15,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -27,12 +25,12 @@ from twopaths.backbones.unet import UNet, UNetConfig, unet_preset
 from twopaths.config import RunConfig
 from twopaths.data.registry import dataset_kind
 from twopaths.errors import ConfigError, TwopathsError
-from twopaths.models.spec import HookFn, ModelSpec
+from twopaths.models.spec import HookFn, ModelSpec, image_preset
 from twopaths.nn.flops import forward_gflops
 from twopaths.paradigms.base import Paradigm
 from twopaths.paradigms.gaussian import GaussianConfig, GaussianDiffusion
 from twopaths.paradigms.samplers import SamplerName
-from twopaths.viz import save_grid, save_points, save_trajectory
+from twopaths.viz import save_trajectory, write_captions, write_samples
 
 
 @dataclass
@@ -125,14 +123,21 @@ def _announce(net: nn.Module, in_channels: int, resolution: int, context_dim: in
     return net
 
 
-def _build_ddpm(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
+def conditioning_classes(cfg: RunConfig, meta: dict[str, Any], kind: str = "image") -> int:
+    """How many classes a model conditions on, by ``arch.conditioning``: 'class' the data's (an error
+    without two or more), 'auto' the data's for image data with two or more, anything else none (0)."""
     a = cfg.arch
-    kind = dataset_kind(cfg.data.name)
     classes = meta.get("class_names") or []
     if a.conditioning == "class" and len(classes) < 2:
         raise ConfigError(f"config key 'arch.conditioning' is 'class' but dataset '{cfg.data.name}' has no classes")
     conditional = a.conditioning == "class" or (a.conditioning == "auto" and kind == "image" and len(classes) > 1)
-    n_classes = len(classes) if conditional else 0
+    return len(classes) if conditional else 0
+
+
+def _build_ddpm(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
+    a = cfg.arch
+    kind = dataset_kind(cfg.data.name)
+    n_classes = conditioning_classes(cfg, meta, kind)
     out_mult = 2 if a.diffusion.learn_sigma else 1  # the learned variance doubles the output channels
     if a.conditioning == "text" and kind != "image":
         raise ConfigError(f"config key 'arch.conditioning' is 'text', which needs image data with captions "
@@ -191,68 +196,44 @@ def caption_prompts(model: Any, n: int, prompt: str, cfg: RunConfig) -> list[str
     return [captions[i % len(captions)] for i in range(n)]
 
 
-def write_captions(prompts: list[str], out: Path) -> Path:
-    """The samples' captions beside their grid or arrays (``grid.png`` -> ``grid.txt``), one per line in order."""
-    path = out.with_suffix(".txt")
-    path.write_text("".join(p + "\n" for p in prompts), encoding="utf-8")
-    return path
-
-
-def write_samples(samples: torch.Tensor, labels: torch.Tensor | None, out: Path, meta: dict[str, Any],
-           nrow: int | None = None) -> Path:
-    """PNG (a grid for images, a scatter plot for points) or NPZ arrays, chosen by the suffix."""
-    if out.suffix == ".npz":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {"samples": samples.cpu().numpy().astype(np.float32)}
-        if labels is not None:
-            arrays["labels"] = labels.cpu().numpy()
-        np.savez_compressed(out, **arrays)
-        return out
-    if out.suffix != ".png":
-        raise TwopathsError(f"--out must end in .png (a picture) or .npz (arrays), got {out}")
-    if samples.ndim == 2:
-        modes = meta.get("modes")
-        return save_points(samples, out, modes=modes, title=f"{len(samples)} samples")
-    return save_grid(samples, out, nrow=nrow)
-
-
-def sample_diffusion(run: Any, args: argparse.Namespace) -> int:
+def sample_diffusion(run: Any, *, n: int, seed: int, out: str | None, sampler: str, steps: int | None,
+                     spacing: str, class_: str | None, guidance: float, prompt: str, trajectory: str | None,
+                     **_: Any) -> int:
     """``twopaths sample`` for diffusion models: a PNG grid / scatter plot or NPZ arrays, and optionally
     a picture of the denoising trajectory."""
     model: GaussianDiffusion = run.model
-    if args.guidance < 0:
+    if guidance < 0:
         raise TwopathsError("--guidance must be >= 0 (1 = plain conditional, 0 = unconditional)")
-    labels = class_labels(model, args.n, args.class_, run.meta.get("class_names") or [])
-    prompts = caption_prompts(model, args.n, args.prompt, run.cfg)
-    generator = torch.Generator().manual_seed(args.seed)
-    steps = args.steps or (model.schedule.T if args.sampler == "ddpm" else run.cfg.arch.sample_steps)
-    bar = tqdm(total=steps, desc=f"{args.sampler} {steps} steps", unit="step", leave=False)
-    trajectory: tuple[list, list, list] = ([], [], [])
-    keep = min(args.n, 4)
+    labels = class_labels(model, n, class_, run.meta.get("class_names") or [])
+    prompts = caption_prompts(model, n, prompt, run.cfg)
+    generator = torch.Generator().manual_seed(seed)
+    steps = steps or (model.schedule.T if sampler == "ddpm" else run.cfg.arch.sample_steps)
+    bar = tqdm(total=steps, desc=f"{sampler} {steps} steps", unit="step", leave=False)
+    frames: tuple[list, list, list] = ([], [], [])  # x_t, predicted x0, t of each step, for --trajectory
+    keep = min(n, 4)
 
     def callback(i: int, t: float, x_t: torch.Tensor, x0: torch.Tensor) -> None:
         bar.update(1)
-        if args.trajectory:
-            trajectory[0].append(x_t[:keep].cpu())
-            trajectory[1].append(x0[:keep].cpu())
-            trajectory[2].append(t)
+        if trajectory:
+            frames[0].append(x_t[:keep].cpu())
+            frames[1].append(x0[:keep].cpu())
+            frames[2].append(t)
 
     try:
-        samples = model.sample(args.n, args.sampler, steps, labels, args.guidance, args.spacing, generator, callback,
+        samples = model.sample(n, sampler, steps, labels, guidance, spacing, generator, callback,
                                prompts=prompts)
     finally:
         bar.close()
-    out = Path(args.out) if args.out else Path(run.run_dir) / "samples" / "sample.png"
-    path = write_samples(samples, labels, out, run.meta)
-    print(f"wrote {path} ({args.n} samples, {args.sampler}, {steps} steps"
-          + (f", guidance {args.guidance}" if labels is not None or prompts is not None else "") + ")")
+    path = write_samples(samples, labels, Path(out) if out else Path(run.run_dir) / "samples" / "sample.png", run.meta)
+    print(f"wrote {path} ({n} samples, {sampler}, {steps} steps"
+          + (f", guidance {guidance}" if labels is not None or prompts is not None else "") + ")")
     if prompts is not None:
         print(f"wrote {write_captions(prompts, path)} (the captions"
-              + (", from the test split: no --prompt given)" if not args.prompt else ")"))
-    if args.trajectory:
+              + (", from the test split: no --prompt given)" if not prompt else ")"))
+    if trajectory:
         if samples.ndim == 2:
             raise TwopathsError("--trajectory draws images; for 2-D points use --out with .npz")
-        print(f"wrote {save_trajectory(*trajectory, args.trajectory)}")
+        print(f"wrote {save_trajectory(*frames, trajectory)}")
     return 0
 
 
@@ -278,71 +259,54 @@ def diffusion_sample_hook(meta: dict[str, Any]) -> HookFn:
     return hook
 
 
+def image_diffusion_preset(**optim: Any) -> dict[str, Any]:
+    """The preset of ddpm on images, which dit, ldm and sr3 share (dit with its own ``optim`` values):
+    Fashion-MNIST, Adam at a constant 2e-4 after 500 warmup steps without weight decay, 20,000 steps of
+    128 images, an EMA over ~2,000 steps (0.9995), checkpoints every 1,000 and samples every 2,000 steps."""
+    return image_preset({"lr": 2e-4, "warmup_steps": 500, "min_lr_ratio": 1.0, **optim},
+                        {"batch_size": 128, "max_steps": 20000, "eval_every": 1000, "eval_batches": 10,
+                         "ckpt_every": 1000, "sample_every": 2000, "ema_decay": 0.9995})
+
+
 DIFFUSION_MODELS = [
-    ModelSpec(
-        name="ddpm",
-        summary="Gaussian diffusion (Ho et al. 2020) on a U-Net (images) or an MLP (2-D points), "
-                "class-conditional with classifier-free guidance",
-        data_kinds=("image", "points"),
-        arch_cls=DDPMArch,
-        build=_build_ddpm,
-        preset={"data": {"name": "fashion-mnist"},
-                "optim": {"lr": 2e-4, "warmup_steps": 500, "weight_decay": 0.0, "betas": [0.9, 0.999],
-                          "min_lr_ratio": 1.0},
-                "train": {"batch_size": 128, "max_steps": 20000, "eval_every": 1000, "eval_batches": 10,
-                          "ckpt_every": 1000, "sample_every": 2000, "ema_decay": 0.9995}},
-        kind_presets={"points": {"optim": {"lr": 1e-3, "warmup_steps": 100},
-                                 "train": {"batch_size": 256, "max_steps": 4000, "eval_every": 1000,
-                                           "ckpt_every": 1000, "sample_every": 2000, "ema_decay": 0.999}}},
-        sample_hook=diffusion_sample_hook,
-        sample_command=sample_diffusion,
-    ),
-    ModelSpec(
-        name="dit",
-        summary="Gaussian diffusion on a Diffusion Transformer (Peebles & Xie 2023): patches as tokens, "
-                "adaLN-Zero conditioning, sizes DiT-T/4 (default) ... DiT-XL/2 (arch.dit_size)",
-        data_kinds=("image",),
-        arch_cls=DDPMArch,
-        build=_build_ddpm,
-        # The paper's optimiser (sec. 5): AdamW at a constant 1e-4, no weight decay, no warmup. Its
-        # EMA decay of 0.9999 averages over ~10k steps, 2.5% of its 400k-step runs; over our 20k
-        # steps that would be half the run, so we keep ddpm's 0.9995 (~2k steps), which also keeps a
-        # U-Net vs DiT comparison about the backbone. Steps, batch and checkpoints as for ddpm.
-        preset={"data": {"name": "fashion-mnist"}, "arch": {"backbone": "dit"},
-                "optim": {"lr": 1e-4, "warmup_steps": 0, "weight_decay": 0.0, "betas": [0.9, 0.999],
-                          "min_lr_ratio": 1.0},
-                "train": {"batch_size": 128, "max_steps": 20000, "eval_every": 1000, "eval_batches": 10,
-                          "ckpt_every": 1000, "sample_every": 2000, "ema_decay": 0.9995}},
-        sample_hook=diffusion_sample_hook,
-        sample_command=sample_diffusion,
-    ),
-    ModelSpec(
-        name="ddpm-text",
-        summary="text-to-image: ddpm whose U-Net cross-attends to a caption encoder trained with it "
-                "(shapes captions), classifier-free guidance on prompts",
-        data_kinds=("image",),
-        arch_cls=DDPMArch,
-        build=_build_ddpm,
-        # ddpm with arch.conditioning=text, sized to reach the prompt-fidelity goal on CPU
-        # (benchmarks/text_to_image.py): 32x32 shapes, a 3-level U-Net of 16-32-32 channels with
-        # self- and cross-attention at 16x16 and 8x8, a 2-layer 64-wide text encoder; a higher
-        # constant learning rate and a shorter EMA than ddpm's, for a run of a few thousand steps.
-        # v-prediction (Salimans & Ho 2022) on the cosine schedule (Nichol & Dhariwal 2021) with
-        # Min-SNR-5 weighting (Hang et al. 2023): what a caption decides (colours, shapes, layout) is
-        # decided at high noise, where an eps model's x0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar)
-        # amplifies its error ~100x and early in training paints the picture in the noise's colours;
-        # a v model predicts x0 there directly, and its loss weights those steps as x0 errors.
-        preset={"data": {"name": "shapes"},
-                "arch": {"conditioning": "text", "sampler": "dpmpp", "sample_steps": 25,
-                         "diffusion": {"prediction": "v", "schedule": "cosine", "weighting": "min-snr"},
-                         "unet": {"image_size": 32, "base_channels": 16, "channel_mults": [1, 2, 2],
-                                  "num_res_blocks": 1, "attention_resolutions": [16, 8], "groups": 8},
-                         "text": {"d_model": 64, "n_layer": 2, "n_head": 4}},
-                "optim": {"lr": 1e-3, "warmup_steps": 100, "weight_decay": 0.0, "betas": [0.9, 0.999],
-                          "min_lr_ratio": 1.0},
-                "train": {"batch_size": 32, "max_steps": 4000, "eval_every": 500, "eval_batches": 10,
-                          "ckpt_every": 500, "sample_every": 1000, "ema_decay": 0.999}},
-        sample_hook=diffusion_sample_hook,
-        sample_command=sample_diffusion,
-    ),
+    ModelSpec(name="ddpm",
+              summary="Gaussian diffusion (Ho et al. 2020) on a U-Net (images) or an MLP (2-D points), "
+                      "class-conditional with classifier-free guidance",
+              data_kinds=("image", "points"), arch_cls=DDPMArch, build=_build_ddpm, preset=image_diffusion_preset(),
+              kind_presets={"points": {"optim": {"lr": 1e-3, "warmup_steps": 100},
+                                       "train": {"batch_size": 256, "max_steps": 4000, "eval_every": 1000,
+                                                 "ckpt_every": 1000, "sample_every": 2000, "ema_decay": 0.999}}},
+              sample_hook=diffusion_sample_hook, sample=sample_diffusion, evaluation="diffusion"),
+    ModelSpec(name="dit",
+              summary="Gaussian diffusion on a Diffusion Transformer (Peebles & Xie 2023): patches as tokens, "
+                      "adaLN-Zero conditioning, sizes DiT-T/4 (default) ... DiT-XL/2 (arch.dit_size)",
+              data_kinds=("image",), arch_cls=DDPMArch, build=_build_ddpm,
+              # The paper's optimiser (sec. 5): AdamW at a constant 1e-4, no weight decay, no warmup. Its
+              # EMA decay of 0.9999 averages over ~10k steps, 2.5% of its 400k-step runs; over our 20k
+              # steps that would be half the run, so we keep ddpm's 0.9995 (~2k steps), which also keeps a
+              # U-Net vs DiT comparison about the backbone. Steps, batch and checkpoints as for ddpm.
+              preset={**image_diffusion_preset(lr=1e-4, warmup_steps=0), "arch": {"backbone": "dit"}},
+              sample_hook=diffusion_sample_hook, sample=sample_diffusion, evaluation="diffusion"),
+    ModelSpec(name="ddpm-text",
+              summary="text-to-image: ddpm whose U-Net cross-attends to a caption encoder trained with it "
+                      "(shapes captions), classifier-free guidance on prompts",
+              data_kinds=("image",), arch_cls=DDPMArch, build=_build_ddpm, sample_hook=diffusion_sample_hook,
+              sample=sample_diffusion, evaluation="diffusion",
+              # ddpm with arch.conditioning=text, sized to reach the prompt-fidelity goal on CPU
+              # (benchmarks/text_to_image.py): 32x32 shapes, a 3-level U-Net of 16-32-32 channels with
+              # self- and cross-attention at 16x16 and 8x8, a 2-layer 64-wide text encoder; a higher
+              # constant learning rate and a shorter EMA than ddpm's, for a run of a few thousand steps.
+              # v-prediction (Salimans & Ho 2022) on the cosine schedule (Nichol & Dhariwal 2021) with
+              # Min-SNR-5 weighting (Hang et al. 2023): what a caption decides (colours, shapes, layout) is
+              # decided at high noise, where an eps model's x0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar)
+              # amplifies its error ~100x and early in training paints the picture in the noise's colours;
+              # a v model predicts x0 there directly, and its loss weights those steps as x0 errors.
+              preset=image_preset({"lr": 1e-3, "warmup_steps": 100, "min_lr_ratio": 1.0},
+                                  {"batch_size": 32, "max_steps": 4000, "eval_every": 500, "eval_batches": 10,
+                                   "ckpt_every": 500, "sample_every": 1000, "ema_decay": 0.999}, data="shapes",
+                                  arch={"conditioning": "text", "sampler": "dpmpp", "sample_steps": 25,
+                                        "diffusion": {"prediction": "v", "schedule": "cosine", "weighting": "min-snr"},
+                                        "unet": {"image_size": 32, "base_channels": 16, "channel_mults": [1, 2, 2],
+                                                 "num_res_blocks": 1, "attention_resolutions": [16, 8], "groups": 8},
+                                        "text": {"d_model": 64, "n_layer": 2, "n_head": 4}})),
 ]

@@ -11,7 +11,6 @@ writes test images beside their reconstructions; on an ``ldm`` run it works as f
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,16 +22,18 @@ import torch
 from twopaths.backbones.autoencoder import Autoencoder, AutoencoderConfig
 from twopaths.backbones.text_encoder import TextEncoder
 from twopaths.backbones.unet import UNetConfig
-from twopaths.config import RunConfig
+from twopaths.config import RunConfig, build_config, read_yaml
+from twopaths.data.registry import run_meta
 from twopaths.errors import ConfigError, TwopathsError
-from twopaths.eval.reconstruction import reconstruct_in_batches
-from twopaths.models.diffusion import DDPMArch, diffusion_sample_hook, image_denoiser, sample_diffusion
-from twopaths.models.spec import HookFn, ModelSpec
+from twopaths.models.diffusion import (DDPMArch, conditioning_classes, diffusion_sample_hook, image_denoiser,
+                                       image_diffusion_preset, sample_diffusion)
+from twopaths.models.spec import HookFn, ModelSpec, image_preset
 from twopaths.nn.functional import psnr
 from twopaths.paradigms.base import Paradigm
 from twopaths.paradigms.gaussian import GaussianDiffusion
 from twopaths.paradigms.latent import AutoencoderTraining, LatentDiffusion
-from twopaths.viz import save_grid
+from twopaths.train.checkpoint import latest_checkpoint
+from twopaths.viz import save_grid, side_by_side
 
 
 @dataclass
@@ -87,17 +88,26 @@ def _adopt_autoencoder_run(a: LDMArch, meta: dict[str, Any]) -> dict[str, torch.
     autoencoder); a new run then stops at its first step with a clear error."""
     if not a.autoencoder_run or not Path(a.autoencoder_run).is_dir():
         return None
-    from twopaths.models import load_run  # here, not at the top: twopaths.models imports this module
-
-    run = load_run(Path(a.autoencoder_run))
-    if run.cfg.model != "autoencoder":
-        raise ConfigError(f"config key 'arch.autoencoder_run': {a.autoencoder_run} is a '{run.cfg.model}' run, "
+    run_dir = Path(a.autoencoder_run)
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a twopaths run: {path.name} is missing")
+    saved = read_yaml(path)
+    if saved.get("model") != "autoencoder":
+        raise ConfigError(f"config key 'arch.autoencoder_run': {a.autoencoder_run} is a '{saved.get('model')}' run, "
                           f"not an 'autoencoder' run")
-    if run.meta["channels"] != meta["channels"]:
+    ae_cfg = build_config("autoencoder", AutoencoderArch, None, saved)
+    ae_meta = run_meta(ae_cfg.data, run_dir)
+    if ae_meta["channels"] != meta["channels"]:
         raise ConfigError(f"config key 'arch.autoencoder_run': {a.autoencoder_run} was trained on "
-                          f"{run.meta['channels']}-channel images; this data has {meta['channels']}")
-    a.autoencoder = dataclasses.replace(run.cfg.arch.autoencoder)
-    return run.model.autoencoder.state_dict()
+                          f"{ae_meta['channels']}-channel images; this data has {meta['channels']}")
+    model = _build_autoencoder(ae_cfg, ae_meta)  # its newest checkpoint, EMA weights when kept (as load_run)
+    checkpoint = latest_checkpoint(run_dir)
+    checkpoint.load_model(model)
+    if checkpoint.has_ema:
+        checkpoint.load_ema_into_model(model)
+    a.autoencoder = dataclasses.replace(ae_cfg.arch.autoencoder)
+    return model.autoencoder.state_dict()
 
 
 def _build_ldm(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
@@ -123,10 +133,7 @@ def _build_ldm(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
         ae.load_state_dict(weights)
     c, h, w = ae.latent_shape(shape[1])
 
-    classes = meta.get("class_names") or []
-    if a.conditioning == "class" and len(classes) < 2:
-        raise ConfigError(f"config key 'arch.conditioning' is 'class' but dataset '{cfg.data.name}' has no classes")
-    n_classes = len(classes) if a.conditioning == "class" or (a.conditioning == "auto" and len(classes) > 1) else 0
+    n_classes = conditioning_classes(cfg, meta)
     text = TextEncoder(a.text) if a.conditioning == "text" else None  # captions, cross-attended (LDM sec. 3.3)
     net = image_denoiser(a, c, h, c, n_classes, text.dim if text else 0)
     diffusion = GaussianDiffusion(net, a.diffusion, (c, h, w), n_classes, "image", clip=None,  # latents: unbounded
@@ -143,18 +150,6 @@ def _build_ldm(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
 
 
 # ----------------------------------------------------------------------------- reconstructions
-
-
-def side_by_side(originals: torch.Tensor, reconstructions: torch.Tensor, nrow: int = 8) -> torch.Tensor:
-    """Interleave rows of ``nrow`` originals with the rows of their reconstructions, for one grid:
-    (N, C, H, W) twice -> (2N', C, H, W), N' = N rounded up to a whole row (blank images pad)."""
-    n = originals.shape[0]
-    pad = (-n) % nrow
-    if pad:
-        blank = torch.full((pad, *originals.shape[1:]), -1.0)
-        originals, reconstructions = torch.cat([originals, blank]), torch.cat([reconstructions, blank])
-    rows = [t.view(-1, nrow, *t.shape[1:]) for t in (originals.cpu(), reconstructions.cpu())]  # (rows, nrow, ...)
-    return torch.stack(rows, dim=1).reshape(-1, *originals.shape[1:])  # original row, its reconstruction row, ...
 
 
 def _recon_error(x: torch.Tensor, recon: torch.Tensor) -> tuple[float, float]:
@@ -190,14 +185,15 @@ def ldm_sample_hook(meta: dict[str, Any]) -> HookFn:
     return hook
 
 
-def sample_reconstructions(run: Any, args: argparse.Namespace) -> int:
-    """``twopaths sample`` for an autoencoder: ``--n`` random test images (rows of 8) with the row of
+def sample_reconstructions(run: Any, *, n: int, seed: int, out: str | None, **_: Any) -> int:
+    """``twopaths sample`` for an autoencoder: ``n`` random test images (rows of 8) with the row of
     their reconstructions under each, as a PNG, or NPZ arrays (originals, reconstructions, labels)."""
-    from twopaths.eval.images import real_images
+    from twopaths.data.images import real_images
 
-    x, labels = real_images(run.cfg.data, args.n, "test", seed=args.seed)
-    recon = reconstruct_in_batches(run.model, x)
-    out = Path(args.out) if args.out else Path(run.run_dir) / "samples" / "reconstructions.png"
+    x, labels = real_images(run.cfg.data, n, "test", seed=seed)
+    with torch.no_grad():  # in batches of 500 images, as eval --metrics recon
+        recon = torch.cat([run.model.reconstruct(x[i:i + 500]).float().cpu() for i in range(0, len(x), 500)])
+    out = Path(out) if out else Path(run.run_dir) / "samples" / "reconstructions.png"
     if out.suffix == ".npz":
         out.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(out, originals=x.numpy().astype(np.float32),
@@ -207,41 +203,24 @@ def sample_reconstructions(run: Any, args: argparse.Namespace) -> int:
     else:
         raise TwopathsError(f"--out must end in .png (a picture) or .npz (arrays), got {out}")
     mse, db = _recon_error(x, recon)
-    print(f"wrote {out} ({args.n} test images" + (", each row of originals above its reconstructions"
+    print(f"wrote {out} ({n} test images" + (", each row of originals above its reconstructions"
                                                   if out.suffix == ".png" else "")
           + f"; MSE {mse:.4g}, PSNR {db:.2f} dB)")
     return 0
 
 
 LATENT_MODELS = [
-    ModelSpec(
-        name="autoencoder",
-        summary="KL-regularised convolutional autoencoder (Rombach et al. 2022), the first stage of ldm; "
-                "samples are reconstructions",
-        data_kinds=("image",),
-        arch_cls=AutoencoderArch,
-        build=_build_autoencoder,
-        preset={"data": {"name": "fashion-mnist"},
-                "optim": {"lr": 5e-4, "warmup_steps": 200, "weight_decay": 0.0, "betas": [0.9, 0.999],
-                          "min_lr_ratio": 0.1},
-                "train": {"batch_size": 64, "max_steps": 5000, "eval_every": 500, "eval_batches": 10,
-                          "ckpt_every": 1000, "sample_every": 1000, "ema_decay": 0.999}},
-        sample_hook=reconstruction_hook,
-        sample_command=sample_reconstructions,
-    ),
-    ModelSpec(
-        name="ldm",
-        summary="latent diffusion (Rombach et al. 2022): a KL autoencoder, then Gaussian diffusion on its "
-                "scaled latents, in one run; class-conditional with classifier-free guidance",
-        data_kinds=("image",),
-        arch_cls=LDMArch,
-        build=_build_ldm,
-        preset={"data": {"name": "fashion-mnist"},
-                "optim": {"lr": 2e-4, "warmup_steps": 500, "weight_decay": 0.0, "betas": [0.9, 0.999],
-                          "min_lr_ratio": 1.0},
-                "train": {"batch_size": 128, "max_steps": 20000, "eval_every": 1000, "eval_batches": 10,
-                          "ckpt_every": 1000, "sample_every": 2000, "ema_decay": 0.9995}},
-        sample_hook=ldm_sample_hook,
-        sample_command=sample_diffusion,
-    ),
+    ModelSpec(name="autoencoder",
+              summary="KL-regularised convolutional autoencoder (Rombach et al. 2022), the first stage of ldm; "
+                      "samples are reconstructions",
+              data_kinds=("image",), arch_cls=AutoencoderArch, build=_build_autoencoder,
+              preset=image_preset({"lr": 5e-4, "warmup_steps": 200, "min_lr_ratio": 0.1},
+                                  {"batch_size": 64, "max_steps": 5000, "eval_every": 500, "eval_batches": 10,
+                                   "ckpt_every": 1000, "sample_every": 1000, "ema_decay": 0.999}),
+              sample_hook=reconstruction_hook, sample=sample_reconstructions),
+    ModelSpec(name="ldm",
+              summary="latent diffusion (Rombach et al. 2022): a KL autoencoder, then Gaussian diffusion on its "
+                      "scaled latents, in one run; class-conditional with classifier-free guidance",
+              data_kinds=("image",), arch_cls=LDMArch, build=_build_ldm, preset=image_diffusion_preset(),
+              sample_hook=ldm_sample_hook, sample=sample_diffusion, evaluation="diffusion"),
 ]

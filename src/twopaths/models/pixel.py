@@ -8,7 +8,6 @@ be compared with ``ddpm`` on both kinds of data. See :mod:`twopaths.paradigms.qu
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import time
@@ -22,11 +21,11 @@ from twopaths.backbones.transformer import Transformer, TransformerConfig
 from twopaths.config import RunConfig
 from twopaths.data.registry import dataset_kind
 from twopaths.errors import ConfigError, TwopathsError
-from twopaths.models.diffusion import class_labels  # --class NAME|NUMBER -> ids, as ddpm reads it
-from twopaths.models.diffusion import write_samples  # PNG grid / scatter plot / NPZ, as ddpm writes them
-from twopaths.models.spec import HookFn, ModelSpec
+from twopaths.models.diffusion import class_labels, conditioning_classes  # --class and arch.conditioning as ddpm
+from twopaths.models.spec import HookFn, ModelSpec, image_preset
 from twopaths.paradigms.base import Paradigm
 from twopaths.paradigms.quantized import QuantizedAutoregressive, dequantization_bits
+from twopaths.viz import write_samples  # PNG grid / scatter plot / NPZ, as ddpm writes them
 
 
 @dataclass
@@ -57,13 +56,9 @@ def _point_range(a: PixelGPTArch, meta: dict[str, Any]) -> tuple[float, float]:
 def _build_pixel_gpt(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
     a = cfg.arch
     kind = dataset_kind(cfg.data.name)
-    classes = meta.get("class_names") or []
-    if a.conditioning == "class" and len(classes) < 2:
-        raise ConfigError(f"config key 'arch.conditioning' is 'class' but dataset '{cfg.data.name}' has no classes")
+    n_classes = conditioning_classes(cfg, meta, kind)
     if kind == "image" and (a.levels < 2 or a.levels > 256 or a.levels & (a.levels - 1)):
         raise ConfigError(f"config key 'arch.levels' must be a power of two from 2 to 256, got {a.levels}")
-    conditional = a.conditioning == "class" or (a.conditioning == "auto" and kind == "image" and len(classes) > 1)
-    n_classes = len(classes) if conditional else 0
     if kind == "image":
         shape: tuple[int, ...] = (meta["channels"], meta["resolution"], meta["resolution"])
         low, high = -1.0, 1.0
@@ -113,46 +108,38 @@ def pixel_sample_hook(meta: dict[str, Any]) -> HookFn:
     return hook
 
 
-def sample_pixel_gpt(run: Any, args: argparse.Namespace) -> int:
+def sample_pixel_gpt(run: Any, *, n: int, seed: int, out: str | None, temperature: float, top_k: int | None,
+                     class_: str | None, **_: Any) -> int:
     """``twopaths sample`` for pixel-gpt: a PNG grid / scatter plot or NPZ arrays (``--out``), drawn with
-    ``--temperature`` and ``--top-k``; ``--class`` picks the class (default: every class in turn).
+    ``temperature`` and ``top_k``; ``class_`` picks the class (default: every class in turn).
     The diffusion options (--sampler, --steps, --guidance, --trajectory) do not apply and are ignored."""
     model: QuantizedAutoregressive = run.model
-    if args.temperature < 0:
+    if temperature < 0:
         raise TwopathsError("--temperature must be >= 0 (0 = greedy)")
-    if args.top_k is not None and args.top_k < 1:
+    if top_k is not None and top_k < 1:
         raise TwopathsError("--top-k must be >= 1")
-    labels = class_labels(model, args.n, args.class_, run.meta.get("class_names") or [])
-    generator = torch.Generator().manual_seed(args.seed)
+    labels = class_labels(model, n, class_, run.meta.get("class_names") or [])
+    generator = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
-    samples = model.sample(args.n, labels, generator, temperature=args.temperature, top_k=args.top_k)
+    samples = model.sample(n, labels, generator, temperature=temperature, top_k=top_k)
     seconds = time.perf_counter() - started
-    out = Path(args.out) if args.out else Path(run.run_dir) / "samples" / "sample.png"
-    path = write_samples(samples, labels, out, run.meta)
-    print(f"wrote {path} ({args.n} samples of {model.tokens_per_item} tokens, temperature {args.temperature}, "
-          f"{seconds:.1f}s, {args.n / max(seconds, 1e-9):.1f} samples/s)")
+    path = write_samples(samples, labels, Path(out) if out else Path(run.run_dir) / "samples" / "sample.png", run.meta)
+    print(f"wrote {path} ({n} samples of {model.tokens_per_item} tokens, temperature {temperature}, "
+          f"{seconds:.1f}s, {n / max(seconds, 1e-9):.1f} samples/s)")
     return 0
 
 
 PIXEL_MODELS = [
-    ModelSpec(
-        name="pixel-gpt",
-        summary="autoregressive transformer over quantised pixels in raster order (ImageGPT, Chen et al. "
-                "2020), class-conditional; on 2-D points, over two quantised coordinates",
-        data_kinds=("image", "points"),
-        arch_cls=PixelGPTArch,
-        build=_build_pixel_gpt,
-        # ~90 s on 2 CPU cores: 400 steps of 8 images (3,200 images, 2.5M tokens) -> val ~0.96 nats/token
-        preset={"data": {"name": "fashion-mnist"},
-                "optim": {"lr": 3e-3, "warmup_steps": 20, "weight_decay": 0.0, "betas": [0.9, 0.95],
-                          "min_lr_ratio": 0.1},
-                "train": {"batch_size": 8, "max_steps": 400, "eval_every": 200, "eval_batches": 8,
-                          "ckpt_every": 200, "sample_every": 400, "ema_decay": 0.0}},
-        kind_presets={"points": {"optim": {"lr": 3e-3, "warmup_steps": 50},
-                                 "train": {"batch_size": 256, "max_steps": 1000, "eval_every": 500,
-                                           "eval_batches": 10, "ckpt_every": 500, "sample_every": 1000}}},
-        report=pixel_report,
-        sample_hook=pixel_sample_hook,
-        sample_command=sample_pixel_gpt,
-    ),
+    ModelSpec(name="pixel-gpt",
+              summary="autoregressive transformer over quantised pixels in raster order (ImageGPT, Chen et al. "
+                      "2020), class-conditional; on 2-D points, over two quantised coordinates",
+              data_kinds=("image", "points"), arch_cls=PixelGPTArch, build=_build_pixel_gpt,
+              # ~90 s on 2 CPU cores: 400 steps of 8 images (3,200 images, 2.5M tokens) -> val ~0.96 nats/token
+              preset=image_preset({"lr": 3e-3, "warmup_steps": 20, "betas": [0.9, 0.95], "min_lr_ratio": 0.1},
+                                  {"batch_size": 8, "max_steps": 400, "eval_every": 200, "eval_batches": 8,
+                                   "ckpt_every": 200, "sample_every": 400, "ema_decay": 0.0}),
+              kind_presets={"points": {"optim": {"lr": 3e-3, "warmup_steps": 50},
+                                       "train": {"batch_size": 256, "max_steps": 1000, "eval_every": 500,
+                                                 "eval_batches": 10, "ckpt_every": 500, "sample_every": 1000}}},
+              report=pixel_report, sample_hook=pixel_sample_hook, sample=sample_pixel_gpt),
 ]

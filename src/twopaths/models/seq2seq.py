@@ -6,18 +6,16 @@ cent vingt et un"), split by number, so the test split holds numbers the model n
 parallel text. The commands around it:
 
 - ``twopaths translate RUN "4321" ...`` (or ``--file``): beam search (default 4 beams, length
-  penalty 0.6) or ``--greedy``; see :func:`translate_command`.
+  penalty 0.6) or ``--greedy``; see :mod:`twopaths.cli.text`.
 - ``twopaths eval RUN --metrics bleu,chrf,exact``: BLEU and chrF (sacrebleu, via
-  :mod:`twopaths.eval.text`) and exact-match accuracy on the test split; see :func:`eval_translation`.
+  :mod:`twopaths.eval.text`) and exact-match accuracy on the test split; see
+  :func:`twopaths.eval.translation.translation_metrics`.
 - ``twopaths eval RUN``: validation loss, i.e. the per-token NLL without label smoothing, and its perplexity.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ from typing import Any
 from twopaths.backbones.seq2seq import Seq2Seq, Seq2SeqConfig
 from twopaths.config import RunConfig
 from twopaths.data.tokenizers import CharTokenizer
-from twopaths.errors import ConfigError, DataError, TwopathsError
+from twopaths.errors import ConfigError, TwopathsError
 from twopaths.models.spec import HookFn, ModelSpec
 from twopaths.paradigms.base import Paradigm
 from twopaths.paradigms.seq2seq import Transduction
@@ -94,113 +92,9 @@ def translation_sample_hook(meta: dict[str, Any]) -> HookFn:
     return hook
 
 
-def sample_translation(run: Any, args: argparse.Namespace) -> int:
+def sample_translation(run: Any, **_: Any) -> int:
     raise TwopathsError(f"model '{run.cfg.model}' translates rather than samples: "
                         f"twopaths translate {run.run_dir} \"4321\" (see 'twopaths translate --help')")
-
-
-# ----------------------------------------------------------------------------- translate and eval
-
-
-def _decoding(run: Any, beam: int | None, length_penalty: float | None, greedy: bool) -> tuple[int, float]:
-    """The beam width and alpha to use: the flags, else the run's arch.beam and arch.length_penalty."""
-    arch = run.cfg.arch
-    beam = 1 if greedy else (beam if beam is not None else arch.beam)
-    alpha = length_penalty if length_penalty is not None else arch.length_penalty
-    if beam < 1:
-        raise TwopathsError("--beam must be >= 1")
-    if alpha < 0:
-        raise TwopathsError("--length-penalty must be >= 0")
-    return beam, alpha
-
-
-def check_translation_run(run: Any) -> Transduction:
-    if not isinstance(run.model, Transduction):
-        raise TwopathsError(f"{run.run_dir} is a '{run.cfg.model}' run; translate and the bleu/chrf/exact metrics "
-                            f"need a sequence-to-sequence run (twopaths train seq2seq)")
-    return run.model
-
-
-def read_sources(texts: list[str], file: str | None) -> list[str]:
-    """The sources to translate: the command-line texts, then one per non-empty line of ``file`` ('-': stdin)."""
-    sources = list(texts)
-    if file is not None:
-        if file == "-":
-            lines = sys.stdin.read().splitlines()
-        else:
-            try:
-                lines = Path(file).read_text(encoding="utf-8").splitlines()
-            except FileNotFoundError:
-                raise DataError(f"{file}: no such file") from None
-            except IsADirectoryError:
-                raise DataError(f"{file}: is a folder, expected a text file with one source per line") from None
-            except UnicodeDecodeError as exc:
-                raise DataError(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-        sources += [line.strip() for line in lines if line.strip()]
-    if not sources:
-        raise TwopathsError("nothing to translate: give source texts, or --file FILE with one per line")
-    return sources
-
-
-def translate_command(args: argparse.Namespace) -> int:
-    """``twopaths translate``: one translation per line on stdout, in the order of the sources."""
-    from twopaths.models import load_run
-
-    if args.batch_size < 1:
-        raise TwopathsError("--batch-size must be >= 1")
-    if args.max_len is not None and args.max_len < 1:
-        raise TwopathsError("--max-len must be >= 1")
-    run = load_run(args.run, args.checkpoint, use_ema=not args.no_ema)
-    model = check_translation_run(run)
-    beam, alpha = _decoding(run, args.beam, args.length_penalty, args.greedy)
-    sources = read_sources(args.texts, args.file)
-    tok = model.src_tokenizer
-    unknown = sorted({ch for s in sources for ch in s if tok.encode(ch) == [tok.unk_id]})
-    if unknown:
-        print(f"note: the model never saw the character(s) {''.join(unknown)!r} in training; they read as <unk>",
-              file=sys.stderr)
-    start = time.perf_counter()
-    hyps = model.translate(sources, beam, alpha, args.max_len, args.batch_size)
-    for src, hyp in zip(sources, hyps):
-        print(f"{src}\t{hyp}" if args.show_source else hyp)
-    how = "greedy" if beam == 1 else f"beam {beam}, length penalty {alpha:g}"
-    print(f"({len(sources)} source(s), {how}, {time.perf_counter() - start:.2f}s)", file=sys.stderr)
-    return 0
-
-
-def eval_translation(run: Any, metrics: list[str], args: argparse.Namespace) -> dict[str, Any]:
-    """BLEU, chrF (corpus level, sacrebleu, 0-100) and exact match (%) of the run's translations of
-    a split (default: test, numbers never seen in training), printed as a table; returns the numbers."""
-    from twopaths.eval.text import bleu, chrf
-
-    model = check_translation_run(run)
-    beam, alpha = _decoding(run, args.beam, args.length_penalty, args.greedy)
-    split = args.split or "test"
-    data = getattr(run.splits, split)
-    n = len(data) if args.n is None else min(args.n, len(data))
-    if n == 0:
-        raise DataError(f"the {split} split of {run.cfg.data.name} is empty")
-    pairs = [data[i] for i in range(n)]
-    refs = [p["tgt"] for p in pairs]
-    start = time.perf_counter()
-    hyps = model.translate([p["src"] for p in pairs], beam, alpha, batch_size=args.batch_size)
-    seconds = time.perf_counter() - start
-    scores = {"exact": 100.0 * sum(h == r for h, r in zip(hyps, refs)) / n}
-    if "bleu" in metrics:
-        scores["bleu"] = bleu(hyps, refs)
-    if "chrf" in metrics:
-        scores["chrf"] = chrf(hyps, refs)
-    scores = {m: scores[m] for m in metrics}
-    how = "greedy" if beam == 1 else f"beam {beam}, length penalty {alpha:g}"
-    weights = "raw" if args.no_ema or not run.checkpoint.has_ema else "EMA"
-    print(f"{run.cfg.model} on {run.cfg.data.name}/{split}, checkpoint step {run.checkpoint.step} ({weights} weights), "
-          f"{n:,} pairs, {how}, {seconds:.1f}s")
-    for key, value in scores.items():
-        print(f"  {key:<20} {value:.2f}" + ("  (% of pairs)" if key == "exact" else "  (0-100)"))
-    wrong = [(p["src"], h, r) for p, h, r in zip(pairs, hyps, refs) if h != r][:3]
-    for src, hyp, ref in wrong:
-        print(f"  e.g. {src!r} -> {hyp!r}, reference {ref!r}")
-    return {"split": split, "pairs": n, "decoding": how, "seconds": seconds, **scores}
 
 
 # ----------------------------------------------------------------------------- the model
@@ -220,5 +114,5 @@ SEQ2SEQ_MODELS = [
                       "optim": {"lr": 3e-3, "warmup_steps": 50, "betas": [0.9, 0.98], "weight_decay": 0.01},
                       "train": {"batch_size": 32, "max_steps": 1500, "eval_every": 500, "ckpt_every": 500,
                                 "sample_every": 500}},
-              report=translation_report, sample_hook=translation_sample_hook, sample_command=sample_translation),
+              report=translation_report, sample_hook=translation_sample_hook, sample=sample_translation),
 ]

@@ -3,7 +3,6 @@ diffusion (MDLM) over the same transformer used bidirectionally."""
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 import sys
@@ -46,18 +45,19 @@ def text_sample_hook(meta: dict[str, Any]) -> HookFn:
     return hook
 
 
-def sample_text(run: Any, args: argparse.Namespace) -> int:
-    """``twopaths sample`` for language models: stream ``--n`` continuations of ``--prompt`` to stdout."""
-    if args.top_p is not None and not 0 < args.top_p <= 1:
+def sample_text(run: Any, *, n: int, seed: int, prompt: str, max_new_tokens: int, temperature: float,
+                top_k: int | None, top_p: float | None, stop: list[str], **_: Any) -> int:
+    """``twopaths sample`` for language models: stream ``n`` continuations of ``prompt`` to stdout."""
+    if top_p is not None and not 0 < top_p <= 1:
         raise TwopathsError("--top-p must be in (0, 1]")
     tokenizer = run.meta["tokenizer"]
-    generator = torch.Generator().manual_seed(args.seed)
-    for i in range(args.n):
+    generator = torch.Generator().manual_seed(seed)
+    for i in range(n):
         if i:
             print("\n" + "-" * 40)
-        sys.stdout.write(args.prompt)
-        generate_text(run.model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k,
-                      args.top_p, args.stop, generator,
+        sys.stdout.write(prompt)
+        generate_text(run.model, tokenizer, prompt, max_new_tokens, temperature, top_k,
+                      top_p, stop, generator,
                       on_text=lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
     print()
     return 0
@@ -77,7 +77,7 @@ def _build_gpt(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
 def _text_model(name: str, summary: str, arch_cls: type, build, preset: dict[str, Any]) -> ModelSpec:
     return ModelSpec(name=name, summary=summary, data_kinds=("text",), arch_cls=arch_cls, build=build,
                      preset=preset, report=language_model_report, sample_hook=text_sample_hook,
-                     sample_command=sample_text)
+                     sample=sample_text)
 
 
 def _gpt(name: str, summary: str, arch: dict[str, Any], data: dict[str, Any], optim: dict[str, Any],
@@ -173,36 +173,36 @@ def infill_template(text: str, tokenizer: Any) -> tuple[list[int], list[bool]]:
     return ids, mask
 
 
-def sample_masked_text(run: Any, args: argparse.Namespace) -> int:
-    """``twopaths sample`` for MDLM: ``--n`` sequences to stdout, continuing ``--prompt`` or filling ``--infill``'s gaps.
+def sample_masked_text(run: Any, *, n: int, seed: int, prompt: str, infill: str | None, max_new_tokens: int,
+                       steps: int | None, sampler: str, block_size: int | None, temperature: float, **_: Any) -> int:
+    """``twopaths sample`` for MDLM: ``n`` sequences to stdout, continuing ``prompt`` or filling ``infill``'s gaps.
 
     A sample is one fixed-length window: the prompt plus ``--max-new-tokens``, at most the context.
     ``--steps`` defaults to the number of tokens to fill (one per step on average).
     """
     model: MaskedDiffusion = run.model
     tokenizer = run.meta["tokenizer"]
-    generator = torch.Generator().manual_seed(args.seed)
-    block_size = args.block_size
+    generator = torch.Generator().manual_seed(seed)
     if block_size is not None and block_size < 1:
         raise TwopathsError("--block-size must be >= 1")
-    if args.infill is not None:
-        if args.prompt:
+    if infill is not None:
+        if prompt:
             raise TwopathsError("--prompt and --infill do not combine: put the prompt into the --infill text")
-        ids, mask = infill_template(args.infill, tokenizer)
+        ids, mask = infill_template(infill, tokenizer)
         if len(ids) > model.context:
             raise TwopathsError(f"the --infill text is {len(ids)} tokens; the model's context is {model.context}")
-        tokens = torch.tensor(ids).expand(args.n, -1)
-        steps = args.steps or sum(mask)
-        call = lambda: model.infill(tokens, torch.tensor(mask), steps, args.sampler, block_size, generator,  # noqa: E731
-                                    args.temperature)
+        tokens = torch.tensor(ids).expand(n, -1)
+        steps = steps or sum(mask)
+        call = lambda: model.infill(tokens, torch.tensor(mask), steps, sampler, block_size, generator,  # noqa: E731
+                                    temperature)
     else:
-        prompt = tokenizer.encode(args.prompt) if args.prompt else []
-        if len(prompt) >= model.context:
-            raise TwopathsError(f"the prompt is {len(prompt)} tokens; the model's context is {model.context}")
-        length = min(model.context, len(prompt) + args.max_new_tokens)
-        steps = args.steps or length - len(prompt)
-        call = lambda: model.sample(args.n, length, steps, args.sampler, block_size, prompt or None,  # noqa: E731
-                                    generator, args.temperature)
+        prompt_ids = tokenizer.encode(prompt) if prompt else []
+        if len(prompt_ids) >= model.context:
+            raise TwopathsError(f"the prompt is {len(prompt_ids)} tokens; the model's context is {model.context}")
+        length = min(model.context, len(prompt_ids) + max_new_tokens)
+        steps = steps or length - len(prompt_ids)
+        call = lambda: model.sample(n, length, steps, sampler, block_size, prompt_ids or None,  # noqa: E731
+                                    generator, temperature)
     try:
         out = call()
     except ValueError as exc:  # e.g. fewer steps than blocks
@@ -211,7 +211,7 @@ def sample_masked_text(run: Any, args: argparse.Namespace) -> int:
         if i:
             print("\n" + "-" * 40)
         print(_decode(tokenizer, row))
-    print(f"({args.n} samples, {args.sampler}, {steps} steps, {model.last_network_calls} network calls)",
+    print(f"({n} samples, {sampler}, {steps} steps, {model.last_network_calls} network calls)",
           file=sys.stderr)
     return 0
 
@@ -231,6 +231,6 @@ MASKED_TEXT_MODELS = [
                                    "bidirectional; eval prints a perplexity bound",
               data_kinds=("text",), arch_cls=MDLMConfig, build=_build_mdlm,
               preset={"arch": _NANO, "data": {"name": "fortunes", "context": _NANO["context"]}, **_NANO_TRAIN},
-              report=mdlm_report, sample_hook=masked_text_sample_hook, sample_command=sample_masked_text,
+              report=mdlm_report, sample_hook=masked_text_sample_hook, sample=sample_masked_text,
               samplers=MASKED_SAMPLERS),
 ]

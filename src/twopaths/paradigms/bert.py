@@ -38,7 +38,7 @@ The encoder is reusable as a text encoder for conditioning: :meth:`MaskedLM.enco
 hidden states (B, T, d) and a pooled vector (B, d) (mean over real tokens); load a trained run and
 call it::
 
-    from twopaths.models import load_run
+    from twopaths.runs import load_run
     bert = load_run("runs/bert").model                   # EMA weights, eval mode
     hidden, key_mask, pooled = bert.encode_texts(["a cat", "the heart of the matter"])
     # or, with your own ids:  hidden, pooled = bert.encode(ids, key_mask)

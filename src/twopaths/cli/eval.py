@@ -1,0 +1,223 @@
+"""``twopaths eval``: score a trained run (loss, likelihood, sample metrics, accuracy, translation,
+reconstruction), or print the real-vs-real floor of a data set.
+
+Which metrics fit which run is decided here; the metrics themselves are in :mod:`twopaths.eval`
+(:mod:`~twopaths.eval.sampling`, :mod:`~twopaths.eval.likelihood`, :mod:`~twopaths.eval.classifier`,
+:mod:`~twopaths.eval.translation`, :mod:`~twopaths.eval.reconstruction`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from twopaths.cli.options import GAUSSIAN_SAMPLERS, add_checkpoint_args, add_decoding_args, command, decoding_options, load
+from twopaths.cli.options import weights as run_weights
+from twopaths.errors import TwopathsError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = command(sub, "eval", help="evaluate a trained run: loss, likelihood, FID/KID/precision-recall",
+                description="Evaluate a run's newest checkpoint. loss and nll score a data split; "
+                            "fid, kid, pr and classes (images) and modes (2-D mixtures) score N samples "
+                            "drawn from the model against N test-split items, always beside the "
+                            "real-vs-real floor (N other real items scored the same way). Prints a table "
+                            "and, with --json, writes the numbers to a file.",
+                epilog="metrics:\n"
+                       "  loss     mean training loss on the split (text: also perplexity, bits per token)\n"
+                       "  nll      diffusion: bits/dim from the full variational bound (T evaluations per batch)\n"
+                       "  fid      Frechet distance of feature-net features (Heusel et al. 2017)\n"
+                       "  kid      kernel inception distance, mean and std over 100 subsets (Binkowski et al. "
+                       "2018)\n"
+                       "  pr       precision, recall (k=3) and density, coverage (k=5)\n"
+                       "  classes  predicted-class entropy (1 = all classes equally) and Inception Score\n"
+                       "  modes    2-D mixtures: modes covered and high-quality fraction (3 sigma)\n"
+                       "  recon    autoencoder, ldm: reconstruction MSE and PSNR of N split images, and FID of "
+                       "the reconstructions beside the same images' own (floor)\n"
+                       "  accuracy classifiers (vit): test accuracy, per class, beside the evaluation CNN's; "
+                       "writes RUN/confusion-SPLIT.png\n"
+                       "  bleu, chrf, exact  seq2seq: corpus BLEU, chrF (sacrebleu, 0-100) and exact-match % of "
+                       "the translations of the split (default test: unseen numbers)",
+                examples=("twopaths eval runs/ddpm --metrics fid,kid,pr,classes --n 10000 --sampler dpmpp --steps 20",
+                          "twopaths eval runs/ddpm --metrics fid --n 2000 --guidance 3 --json fid.json",
+                          "twopaths eval --real-vs-real fashion-mnist --n 10000",
+                          "twopaths eval runs/mix --metrics modes --n 4000",
+                          "twopaths eval runs/gpt --split test",
+                          "twopaths eval runs/vit --metrics accuracy",
+                          "twopaths eval runs/fr --metrics bleu,chrf,exact --beam 4 --length-penalty 0.6"))
+    p.add_argument("run", type=Path, nargs="?", help="run directory (omit with --real-vs-real)")
+    p.add_argument("--real-vs-real", metavar="DATASET",
+                   help="no run: print the floor of the sample metrics for DATASET at --n")
+    p.add_argument("--split", choices=["val", "test", "train"], default=None,
+                   help="loss/nll: the split to score (default val); sample metrics: the real split compared "
+                        "against (default test; the floor's other real images come from train, or val)")
+    p.add_argument("--batches", type=int, default=None, help="loss/nll: only the first N batches (default: all)")
+    p.add_argument("--n", type=int, default=None,
+                   help="loss/nll: only the first N items of the split; sample metrics: number of samples "
+                        "(default 10,000, or the real split's size if smaller)")
+    p.add_argument("--metrics", default=None,
+                   help="comma-separated, from: loss, nll, fid, kid, pr, classes, modes, accuracy, recon, bleu, chrf, "
+                        "exact (see below; "
+                        "default loss (classifiers: loss,accuracy), or the sample metrics with --real-vs-real)")
+    add_checkpoint_args(p)
+    g = p.add_argument_group("sample metrics")
+    g.add_argument("--sampler", choices=GAUSSIAN_SAMPLERS, default="ddim",
+                   help="diffusion sampler (default ddim)")
+    g.add_argument("--steps", type=int, default=None,
+                   help="sampling steps (default: T for ddpm, the run's arch.sample_steps otherwise)")
+    g.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1 = plain conditional)")
+    g.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same samples, same numbers)")
+    g.add_argument("--batch-size", type=int, default=500, help="samples generated per batch (default 500)")
+    g.add_argument("--feature-net", metavar="NAME_OR_PATH",
+                   help="feature network: a shipped name (fashion-mnist, shapes) or a .safetensors file with "
+                        "a .json card beside it (default: the run's dataset)")
+    g = p.add_argument_group("translation metrics (seq2seq)")
+    add_decoding_args(g)
+    p.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
+    p.set_defaults(func=cmd_eval)
+
+
+LOSS_METRICS = ("loss", "nll")
+IMAGE_SAMPLE_METRICS = ("fid", "kid", "pr", "classes")
+POINT_SAMPLE_METRICS = ("modes",)
+CLASSIFIER_METRICS = ("loss", "accuracy")
+PAIR_METRICS = ("bleu", "chrf", "exact")
+RECON_METRICS = ("recon",)  # autoencoder and ldm runs: twopaths.eval.reconstruction
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from twopaths.data.registry import dataset_kind
+
+    if (args.run is None) == (args.real_vs_real is None):
+        raise TwopathsError("give a run directory, or --real-vs-real DATASET (not both)")
+    if args.n is not None and args.n < 1:
+        raise TwopathsError("--n must be >= 1")
+    if args.batch_size < 1 or (args.steps is not None and args.steps < 1):
+        raise TwopathsError("--batch-size and --steps must be >= 1")
+    default = "loss" if args.run is not None else None
+    metrics_asked = [m.strip() for m in (args.metrics or default or "").split(",") if m.strip()]
+    known = LOSS_METRICS + IMAGE_SAMPLE_METRICS + POINT_SAMPLE_METRICS + ("accuracy",) + PAIR_METRICS + RECON_METRICS
+    unknown = [m for m in metrics_asked if m not in known]
+    if unknown:
+        raise TwopathsError(f"unknown metric(s) {', '.join(unknown)}; available: {', '.join(known)}")
+
+    if args.real_vs_real is not None:
+        kind = dataset_kind(args.real_vs_real)
+        if kind not in ("image", "points"):
+            raise TwopathsError(f"--real-vs-real needs an image or 2-D point dataset; '{args.real_vs_real}' is "
+                                f"{kind} data")
+        metrics_asked = metrics_asked or list(IMAGE_SAMPLE_METRICS if kind == "image" else POINT_SAMPLE_METRICS)
+        from twopaths.config import DataConfig
+        from twopaths.eval.sampling import sample_metrics
+
+        _check_metric_kinds(metrics_asked, kind, args.real_vs_real, allow_loss=False)
+        result = sample_metrics(None, DataConfig(name=args.real_vs_real), kind, metrics_asked, **_sampling(args))
+        _print_sample_table(result, real_only=True)
+        if args.json:
+            args.json.write_text(json.dumps({"dataset": args.real_vs_real, **result}, indent=2))
+        return 0
+
+    run = load(args, with_data=True)
+    kind = dataset_kind(run.cfg.data.name)
+    classifier = run.spec.evaluation == "classifier"
+    if classifier and args.metrics is None:
+        metrics_asked = list(CLASSIFIER_METRICS)
+    _check_metric_kinds(metrics_asked, "classifier" if classifier else kind, run.cfg.data.name, allow_loss=True)
+    weights = run_weights(args, run)
+    report: dict = {"run": str(args.run), "step": run.checkpoint.step}
+    loss_asked = [m for m in metrics_asked if m in LOSS_METRICS]
+    if loss_asked:
+        import torch
+
+        from twopaths.train.trainer import mean_loss
+
+        split = args.split or "val"
+        dataset = getattr(run.splits, split)
+        if args.n is not None:
+            dataset = torch.utils.data.Subset(dataset, range(min(args.n, len(dataset))))
+        torch.manual_seed(0)  # stochastic losses (diffusion's t and noise) give the same number every time
+        metrics: dict[str, float] = {}
+        with torch.no_grad():
+            if "loss" in loss_asked:
+                loss = mean_loss(run.model, dataset, run.cfg.train.batch_size, torch.device("cpu"),
+                                 max_batches=args.batches, progress=True)
+                metrics.update(run.spec.report(loss, run.meta))
+            if "nll" in loss_asked:
+                from twopaths.eval.likelihood import likelihood_bound
+
+                if not hasattr(run.model, "nll_bits_per_dim"):
+                    raise TwopathsError(f"model '{run.cfg.model}' has no likelihood bound; use --metrics loss")
+                metrics.update(likelihood_bound(run, dataset, args.batches))
+        print(f"{run.cfg.model} on {run.cfg.data.name}/{split}, checkpoint step {run.checkpoint.step}"
+              f" ({weights} weights), {len(dataset):,} items")
+        for key, value in metrics.items():
+            print(f"  {key:<20} {value:.4f}")
+        report.update({"split": split, "items": len(dataset), **metrics})
+    if "accuracy" in metrics_asked:
+        from twopaths.eval.classifier import classifier_accuracy
+
+        report.update(classifier_accuracy(run, split=args.split, n=args.n, batch_size=args.batch_size, weights=weights))
+    pair_asked = [m for m in metrics_asked if m in PAIR_METRICS]
+    if pair_asked:
+        from twopaths.eval.translation import translation_metrics
+
+        report["translation"] = translation_metrics(run, pair_asked, split=args.split, n=args.n,
+                                                    **decoding_options(args), batch_size=args.batch_size,
+                                                    weights=weights)
+    if "recon" in metrics_asked:
+        from twopaths.eval.reconstruction import reconstruction_report
+
+        report["recon"] = reconstruction_report(run, split=args.split, n=args.n, feature_net=args.feature_net,
+                                                seed=args.seed, batch_size=args.batch_size)
+    sample_asked = [m for m in metrics_asked
+                    if m not in LOSS_METRICS + CLASSIFIER_METRICS + PAIR_METRICS + RECON_METRICS]
+    if sample_asked:
+        from twopaths.eval.sampling import sample_metrics
+
+        result = sample_metrics(run, run.cfg.data, kind, sample_asked, **_sampling(args))
+        print(f"{run.cfg.model} on {run.cfg.data.name}, checkpoint step {run.checkpoint.step} ({weights} weights): "
+              f"{result['n']:,} samples ({result['sampling']}) vs {result['n']:,} {result['real_split']} items")
+        _print_sample_table(result)
+        report["samples"] = result
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def _sampling(args: argparse.Namespace) -> dict[str, Any]:
+    """The sample-metric options as keyword arguments of :func:`twopaths.eval.sampling.sample_metrics`."""
+    return {"split": args.split, "n": args.n, "seed": args.seed, "sampler": args.sampler, "steps": args.steps,
+            "guidance": args.guidance, "batch_size": args.batch_size, "feature_net": args.feature_net}
+
+
+def _check_metric_kinds(metrics: list[str], kind: str, data_name: str, allow_loss: bool) -> None:
+    """One clear line when a metric does not fit the data (FID on points, modes on images, ...)."""
+    if kind == "classifier":  # a classifier run (vit) samples nothing: its loss and accuracy
+        wrong = [m for m in metrics if m not in CLASSIFIER_METRICS]
+        if wrong:
+            raise TwopathsError(f"metric(s) {', '.join(wrong)} do not fit a classifier run; available here: "
+                                f"{', '.join(CLASSIFIER_METRICS)}")
+        return
+    fits = {"image": IMAGE_SAMPLE_METRICS, "points": POINT_SAMPLE_METRICS, "pairs": PAIR_METRICS}.get(kind, ())
+    fits = fits + (LOSS_METRICS if allow_loss else ()) + (RECON_METRICS if allow_loss and kind == "image" else ())
+    wrong = [m for m in metrics if m not in fits]
+    if wrong:
+        hint = " (accuracy is for classifier runs, e.g. model 'vit')" if "accuracy" in wrong else ""
+        raise TwopathsError(f"metric(s) {', '.join(wrong)} do not fit {kind} data ('{data_name}'){hint}; "
+                            f"available here: {', '.join(fits) or 'none'}")
+
+
+def _print_sample_table(result: dict, real_only: bool = False) -> None:
+    """metric | value | real-vs-real floor | n | feature net."""
+    print(f"  {'metric':<20} {'value':>12} {'real-vs-real':>14} {'n':>8}  feature net")
+    for key, floor in result["floor"].items():
+        value = "-" if real_only else _fmt(result["metrics"][key])
+        print(f"  {key:<20} {value:>12} {_fmt(floor):>14} {result['n']:>8,}  {result['feature_net']}")
+
+
+def _fmt(value: float) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"

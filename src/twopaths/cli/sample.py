@@ -1,0 +1,87 @@
+"""``twopaths sample``: generate from a trained run, with the sample function of its model family.
+
+The options are checked here and passed on as keyword arguments to the model spec's ``sample``
+(:class:`~twopaths.models.spec.ModelSpec`), which takes the ones its family uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from twopaths.cli.options import command, GAUSSIAN_SAMPLERS, MASKED_SAMPLERS, add_checkpoint_args, load
+from twopaths.errors import TwopathsError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = command(sub, "sample", help="generate from a trained run",
+                description="Generate from a run's newest checkpoint (EMA weights unless --no-ema). "
+                            "Text models stream tokens to stdout; diffusion models write a PNG grid "
+                            "(or a scatter plot for 2-D points) or NPZ arrays.",
+                examples=('twopaths sample runs/gpt --prompt "The secret of" --n 3 --top-p 0.9',
+                          "twopaths sample runs/ddpm --n 64 --sampler dpmpp --steps 20 --out grid.png",
+                          "twopaths sample runs/ddpm --class Sneaker --guidance 3 --trajectory traj.png"))
+    p.add_argument("run", type=Path, help="run directory")
+    p.add_argument("--n", type=int, default=None, help="number of samples (text: 1, diffusion: 64)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same samples)")
+    add_checkpoint_args(p)
+    g = p.add_argument_group("text models")
+    g.add_argument("--prompt", default="", help="text to continue (default: start of a new document)")
+    g.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate per sample")
+    g.add_argument("--temperature", type=float, default=0.8, help="softmax temperature; 0 = greedy")
+    g.add_argument("--top-k", type=int, default=None, help="sample only among the k most likely tokens")
+    g.add_argument("--top-p", type=float, default=None,
+                   help="nucleus sampling: only the most likely tokens whose probability adds up to p")
+    g.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                   help="stop a sample when this text appears (not printed); repeatable")
+    g = p.add_argument_group("diffusion models")
+    g.add_argument("--sampler", choices=[*GAUSSIAN_SAMPLERS, *MASKED_SAMPLERS], default=None,
+                   help="Gaussian diffusion (default ddim): DDPM ancestral, DDIM (eta 0), DPM-Solver++(2M), or "
+                        "Euler/Heun on EDM sigmas; masked diffusion (mdlm, default ancestral): MDLM ancestral, "
+                        "LLaDA low-confidence remasking, or block (semi-autoregressive remasking)")
+    g.add_argument("--steps", type=int, default=None,
+                   help="sampling steps (default: T for ddpm, the run's arch.sample_steps otherwise; mdlm: "
+                        "the number of tokens to fill); heun evaluates the network twice per step")
+    g.add_argument("--block-size", type=int, default=None,
+                   help="mdlm --sampler block: tokens per block, filled left to right (default: one block)")
+    g.add_argument("--infill", metavar="TEXT", default=None,
+                   help="mdlm: fill the gaps of TEXT, each run of '_' (two or more) being that many tokens; "
+                        "the rest of TEXT is kept exactly")
+    g.add_argument("--spacing", choices=["leading", "linspace", "trailing"], default="leading",
+                   help="how the steps are placed among the T training timesteps")
+    g.add_argument("--class", dest="class_", metavar="C",
+                   help="class name or number for class-conditional models (default: every class in turn)")
+    g.add_argument("--guidance", type=float, default=1.0,
+                   help="classifier-free guidance scale w (1 = plain conditional; 3 is a common choice)")
+    g.add_argument("--out", help="output file: .png (grid or scatter plot) or .npz (arrays); "
+                                 "default RUN/samples/sample.png")
+    g.add_argument("--trajectory", metavar="PNG", help="also draw x_t and the predicted x0 across the steps")
+    p.set_defaults(func=cmd_sample)
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    run = load(args)
+    if run.spec.sample is None:
+        raise TwopathsError(f"model '{run.cfg.model}' has no sampler")
+    masked = set(MASKED_SAMPLERS)
+    if run.spec.samplers:
+        args.sampler = args.sampler or run.spec.samplers[0]
+        if args.sampler not in run.spec.samplers:
+            raise TwopathsError(f"--sampler {args.sampler} does not fit model '{run.cfg.model}'; "
+                                f"it samples with {', '.join(run.spec.samplers)}")
+    elif args.sampler in masked or args.block_size is not None or args.infill is not None:
+        raise TwopathsError(f"--sampler {args.sampler or 'block'}, --block-size and --infill are for masked "
+                            f"diffusion models (mdlm); model '{run.cfg.model}' does not take them")
+    else:
+        args.sampler = args.sampler or "ddim"
+    if args.block_size is not None and args.sampler != "block":
+        raise TwopathsError("--block-size goes with --sampler block")
+    is_text = "tokenizer" in run.meta
+    args.n = args.n if args.n is not None else (1 if is_text else 64)
+    if args.n < 1 or args.max_new_tokens < 1 or (args.steps is not None and args.steps < 1):
+        raise TwopathsError("--n, --steps and --max-new-tokens must be >= 1")
+    return run.spec.sample(run, n=args.n, seed=args.seed, out=args.out, prompt=args.prompt,
+                           max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                           top_p=args.top_p, stop=args.stop, sampler=args.sampler, steps=args.steps,
+                           block_size=args.block_size, infill=args.infill, spacing=args.spacing, class_=args.class_,
+                           guidance=args.guidance, trajectory=args.trajectory)
