@@ -26,7 +26,7 @@ import time
 import torch
 
 from twopaths.eval import fid as fid_mod
-from twopaths.data.images import real_images
+from twopaths.data.registry import real_images
 from twopaths.eval import images as ev
 from twopaths.eval import precision_recall as pr
 from twopaths.eval.features import extract, load_feature_net

@@ -331,7 +331,7 @@ def bench_sample(args: argparse.Namespace, device: torch.device, state: dict[str
 
 def bench_score(args: argparse.Namespace, state: dict[str, Any]) -> dict[str, Any]:
     from twopaths.eval.features import load_feature_net
-    from twopaths.data.images import real_images
+    from twopaths.data.registry import real_images
     from twopaths.eval.images import evaluate_images
 
     net = load_feature_net(DATA)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from twopaths.data.images import real_images
+from twopaths.data.registry import real_images
 from twopaths.nn.functional import psnr
 from twopaths.paradigms.gaussian import GaussianDiffusion
 from twopaths.restore.inpaint import inpaint, network_evaluations

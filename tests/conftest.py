@@ -52,7 +52,7 @@ def run_cli(*args: str, check: bool = True, env: dict | None = None, timeout: fl
 def fashion():
     """1,000 test images and 1,000 train images of Fashion-MNIST, (N, 1, 28, 28) in [-1, 1], with labels."""
     from twopaths.errors import DataError
-    from twopaths.data.images import real_images
+    from twopaths.data.registry import real_images
 
     try:
         test = real_images("fashion-mnist", 1000, "test")

@@ -8,16 +8,13 @@ edge: it counts for the layers, not for cycles, since it never runs).
 - **Layers** (:data:`LAYERS`, low to high): a module may import its own layer or a lower one.
 - **Cycles**: no strongly connected component of more than one module among the runtime edges.
 
-:data:`PENDING` lists the edges known to break a rule that a refactor under way removes. Each is
-asserted as a strict xfail, so the test turns red once an edge is gone: delete its entry then.
+A failure names each offending edge (importer -> imported, with their layers) or cycle.
 """
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
-
-import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "twopaths"
@@ -41,19 +38,6 @@ LAYERS: list[set[str]] = [
     {"cli", "__main__"},  # the command line
 ]
 
-#: (importer, imported) edges that break a rule today and that the CLI refactor removes (the
-#: argparse command bodies move out of ``models/`` into a ``cli/`` package): models -> eval
-#: (upward), and models/latent, models/seq2seq -> models/__init__ (each a cycle with the package,
-#: which imports them). Delete an entry once its edge is gone (its xfail then fails as XPASS).
-PENDING: set[tuple[str, str]] = {
-    ("twopaths.models.latent", "twopaths.eval.images"),
-    ("twopaths.models.latent", "twopaths.eval.reconstruction"),
-    ("twopaths.models.latent", "twopaths.models"),
-    ("twopaths.models.seq2seq", "twopaths.eval.text"),
-    ("twopaths.models.seq2seq", "twopaths.models"),
-    ("twopaths.models.vit", "twopaths.eval.attention_rollout"),
-    ("twopaths.models.vit", "twopaths.eval.features"),
-}
 
 
 def module_files() -> dict[str, Path]:
@@ -138,11 +122,9 @@ def upward_edges(graph: dict[str, dict[str, bool]]) -> set[tuple[str, str]]:
     return {(a, b) for a, targets in graph.items() for b in targets if layer_of(b) > layer_of(a)}
 
 
-def cycles(graph: dict[str, dict[str, bool]], skip: set[tuple[str, str]] = frozenset()) -> list[list[str]]:
-    """Strongly connected components of more than one module among the runtime edges (Tarjan),
-    leaving out the edges in ``skip``."""
-    succ = {a: sorted(b for b, type_only in t.items() if not type_only and (a, b) not in skip)
-            for a, t in graph.items()}
+def cycles(graph: dict[str, dict[str, bool]]) -> list[list[str]]:
+    """Strongly connected components of more than one module among the runtime edges (Tarjan)."""
+    succ = {a: sorted(b for b, type_only in t.items() if not type_only) for a, t in graph.items()}
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -192,27 +174,20 @@ def test_every_module_has_a_layer():
 
 
 def test_layers_only_point_down():
-    bad = sorted(upward_edges(GRAPH) - PENDING)
+    bad = sorted(upward_edges(GRAPH))
     assert not bad, "upward imports (importer -> imported; move code down or the import up):\n" + "\n".join(
         f"  {a} (layer {layer_of(a)}) -> {b} (layer {layer_of(b)})" for a, b in bad)
 
 
 def test_no_import_cycles():
-    found = cycles(GRAPH, skip=PENDING)
+    found = cycles(GRAPH)
     assert not found, "import cycles:\n" + "\n".join("  " + " <-> ".join(c) for c in found)
 
 
-def test_pending_edges_each_break_a_rule():
-    """An entry of PENDING is an upward edge or closes a cycle; anything else does not belong there."""
-    upward = upward_edges(GRAPH)
-    for edge in PENDING:
-        a, b = edge
-        if b in GRAPH.get(a, {}) and edge not in upward:
-            assert any(a in c and b in c for c in cycles(GRAPH, skip=PENDING - {edge})), edge
 
-
-@pytest.mark.parametrize("edge", sorted(PENDING), ids=lambda e: f"{e[0]}->{e[1]}")
-@pytest.mark.xfail(strict=True, reason="a known edge the CLI refactor removes; once it is gone, delete it from PENDING")
-def test_pending_edge_is_gone(edge):
-    importer, imported = edge
-    assert imported not in GRAPH.get(importer, {})
+def test_the_rules_catch_an_upward_edge_and_a_cycle():
+    graph = {"twopaths.nn.low": {"twopaths.models.x": False},  # nn -> models: upward
+             "twopaths.models.x": {"twopaths.models.y": False}, "twopaths.models.y": {"twopaths.models.x": False},
+             "twopaths.models.z": {"twopaths.eval.w": True}}  # type-only and upward
+    assert upward_edges(graph) == {("twopaths.nn.low", "twopaths.models.x"), ("twopaths.models.z", "twopaths.eval.w")}
+    assert [sorted(c) for c in cycles(graph)] == [["twopaths.models.x", "twopaths.models.y"]]

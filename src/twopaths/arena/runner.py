@@ -331,7 +331,7 @@ class QualityContext:
     def real(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(n test images, n other real images): the reference set and the floor's stand-in."""
         if n not in self._cache:
-            from twopaths.data.images import real_images
+            from twopaths.data.registry import real_images
 
             self._cache[n] = (real_images(self.suite.data, n, "test")[0], real_images(self.suite.data, n, "train")[0])
         return self._cache[n]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.client
-import math
 import os
 import tempfile
 import urllib.error
@@ -32,8 +31,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from twopaths.data.base import DEBIAN_FASHION_MNIST, DatasetSummary, cache_dir, data_root, read_bytes
-from twopaths.config import DataConfig
-from twopaths.errors import ConfigError, DataError, TwopathsError
+from twopaths.errors import ConfigError, DataError
 
 __all__ = [
     "FASHION_MNIST_CLASSES",
@@ -49,7 +47,6 @@ __all__ = [
     "load_fashion_mnist",
     "load_image_folder",
     "read_idx",
-    "real_images",
     "summarize_fashion_mnist",
     "summarize_image_folder",
     "write_idx",
@@ -761,36 +758,3 @@ def summarize_image_folder(
 
 
 # ----------------------------------------------------------------------------- n images of a split
-
-_PROCEDURAL = ("shapes",)  # datasets that can draw as many fresh images as asked
-
-
-def real_images(data: str | DataConfig, n: int, split: str = "test", seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` real images ``float32 (n, C, H, W)`` in [-1, 1] and their labels ``(n,)`` from a split.
-
-    ``data`` is a dataset name or a run's data config (same resolution, same split seed). The n
-    images are a fixed-``seed`` random subset of the split. A procedural dataset (``shapes``)
-    whose split is too small is drawn again, larger, from the same distribution; any other
-    dataset raises a one-line error naming the split's size.
-    """
-    from twopaths.data.registry import dataset_kind, load_splits
-
-    cfg = DataConfig(name=data) if isinstance(data, str) else data
-    if dataset_kind(cfg.name) != "image":
-        raise DataError(f"dataset '{cfg.name}' is {dataset_kind(cfg.name)} data, not images")
-    if n < 2:
-        raise TwopathsError(f"--n must be at least 2 for sample metrics, got {n}")
-    if split not in ("train", "val", "test"):
-        raise TwopathsError(f"unknown split '{split}'; use train, val or test")
-    splits = load_splits(cfg)
-    dataset = getattr(splits, split)
-    if len(dataset) < n and cfg.name in _PROCEDURAL:
-        fraction = {"val": cfg.val_fraction, "test": cfg.test_fraction}.get(split, 1 - cfg.val_fraction - cfg.test_fraction)
-        bigger = DataConfig(**{**vars(cfg), "size": math.ceil(1.05 * n / fraction) + 16})
-        dataset = getattr(load_splits(bigger), split)
-    if len(dataset) < n:
-        raise DataError(f"--n {n:,} is larger than the {split} split of '{cfg.name}' ({len(dataset):,} images); "
-                        f"use --n {len(dataset):,} or fewer")
-    index = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n]
-    x = dataset.images[index].float().div_(127.5).sub_(1.0)  # (n, C, H, W) in [-1, 1]
-    return x, dataset.labels[index]

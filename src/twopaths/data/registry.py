@@ -20,6 +20,7 @@ Pair datasets go from the first column to the second; ``data.reverse=true`` swap
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from twopaths.config import DataConfig
 from twopaths.data import images, pairs, recall, shapes, text, toy
 from twopaths.data.base import DatasetSummary, Splits
 from twopaths.data.tokenizers import Tokenizer, load_tokenizer, train_tokenizer
-from twopaths.errors import DataError
+from twopaths.errors import DataError, TwopathsError
 
 IMAGE_DATASETS = ("fashion-mnist", "shapes", "images")
 POINT_DATASETS = ("mixture2d", "mixture2d-ring8", "mixture2d-grid25")
@@ -186,6 +187,38 @@ def load_splits(cfg: DataConfig, run_dir: Path | None = None) -> Splits:
     if kind == "text":
         return recall.load_recall_splits(cfg, run_dir) if cfg.name == "recall" else _text_splits(cfg, run_dir)
     return _pair_splits(cfg, run_dir)
+
+
+_PROCEDURAL = ("shapes",)  # datasets that can draw as many fresh images as asked
+
+
+def real_images(data: str | DataConfig, n: int, split: str = "test", seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` real images ``float32 (n, C, H, W)`` in [-1, 1] and their labels ``(n,)`` from a split.
+
+    ``data`` is a dataset name or a run's data config (same resolution, same split seed). The n
+    images are a fixed-``seed`` random subset of the split. A procedural dataset (``shapes``)
+    whose split is too small is drawn again, larger, from the same distribution; any other
+    dataset raises a one-line error naming the split's size.
+    """
+    cfg = DataConfig(name=data) if isinstance(data, str) else data
+    if dataset_kind(cfg.name) != "image":
+        raise DataError(f"dataset '{cfg.name}' is {dataset_kind(cfg.name)} data, not images")
+    if n < 2:
+        raise TwopathsError(f"--n must be at least 2 for sample metrics, got {n}")
+    if split not in ("train", "val", "test"):
+        raise TwopathsError(f"unknown split '{split}'; use train, val or test")
+    splits = load_splits(cfg)
+    dataset = getattr(splits, split)
+    if len(dataset) < n and cfg.name in _PROCEDURAL:
+        fraction = {"val": cfg.val_fraction, "test": cfg.test_fraction}.get(split, 1 - cfg.val_fraction - cfg.test_fraction)
+        bigger = DataConfig(**{**vars(cfg), "size": math.ceil(1.05 * n / fraction) + 16})
+        dataset = getattr(load_splits(bigger), split)
+    if len(dataset) < n:
+        raise DataError(f"--n {n:,} is larger than the {split} split of '{cfg.name}' ({len(dataset):,} images); "
+                        f"use --n {len(dataset):,} or fewer")
+    index = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n]
+    x = dataset.images[index].float().div_(127.5).sub_(1.0)  # (n, C, H, W) in [-1, 1]
+    return x, dataset.labels[index]
 
 
 def inventory(path: str | None = None) -> list[DatasetSummary]:

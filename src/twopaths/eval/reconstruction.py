@@ -45,7 +45,7 @@ def reconstruction_metrics(model: Any, data: DataConfig, n: int, net: FeatureNet
                            seed: int = 0, batch_size: int = 500, progress: bool = True) -> dict[str, Any]:
     """MSE, PSNR and FID (with its floor) of ``model.reconstruct`` on ``n`` images of ``split``,
     FID against ``n`` other images of the same split (see the module docstring)."""
-    from twopaths.data.images import real_images
+    from twopaths.data.registry import real_images
     from twopaths.eval.images import evaluate_images
 
     if not hasattr(model, "reconstruct"):

@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from twopaths.config import DataConfig
-from twopaths.data.images import real_images
+from twopaths.data.registry import real_images
 from twopaths.data.registry import load_splits
 from twopaths.data.toy import sample_mixture
 from twopaths.errors import TwopathsError

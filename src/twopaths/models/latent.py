@@ -188,7 +188,7 @@ def ldm_sample_hook(meta: dict[str, Any]) -> HookFn:
 def sample_reconstructions(run: Any, *, n: int, seed: int, out: str | None, **_: Any) -> int:
     """``twopaths sample`` for an autoencoder: ``n`` random test images (rows of 8) with the row of
     their reconstructions under each, as a PNG, or NPZ arrays (originals, reconstructions, labels)."""
-    from twopaths.data.images import real_images
+    from twopaths.data.registry import real_images
 
     x, labels = real_images(run.cfg.data, n, "test", seed=seed)
     with torch.no_grad():  # in batches of 500 images, as eval --metrics recon
