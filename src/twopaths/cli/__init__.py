@@ -8,7 +8,8 @@ parsed options into keyword arguments for the library): :mod:`~twopaths.cli.trai
 :mod:`~twopaths.cli.sample`, :mod:`~twopaths.cli.eval`, :mod:`~twopaths.cli.restore` (inpaint,
 upscale), :mod:`~twopaths.cli.text` (fill, translate), :mod:`~twopaths.cli.arena`,
 :mod:`~twopaths.cli.attention`, :mod:`~twopaths.cli.interop` (export, import-hf) and
-:mod:`~twopaths.cli.data`; :mod:`~twopaths.cli.options` holds the options several share.
+:mod:`~twopaths.cli.data`, :mod:`~twopaths.cli.models` (the paradigm x backbone matrix);
+:mod:`~twopaths.cli.options` holds the options several share.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import argparse
 import sys
 
 from twopaths import __version__
-from twopaths.cli import arena, attention, data, interop, restore, sample, text, train
+from twopaths.cli import arena, attention, data, interop, models, restore, sample, text, train
 from twopaths.cli import eval as evaluate
 from twopaths.cli.options import GAUSSIAN_SAMPLERS, MASKED_SAMPLERS
 from twopaths.errors import TrainingInterrupted, TwopathsError
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     attention.add_parser(sub)
     interop.add_parsers(sub)
     data.add_parser(sub)
+    models.add_parser(sub)
     return parser
 
 

@@ -29,6 +29,18 @@ from twopaths.models.vit import VIT_MODELS
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [*TEXT_MODELS, *MASKED_TEXT_MODELS, *CONV_MODELS, *DIFFUSION_MODELS, *LATENT_MODELS, *BASELINE_MODELS, *PIXEL_MODELS, *BERT_MODELS, *VIT_MODELS, *SUPERRES_MODELS, *SEQ2SEQ_MODELS]}
 
 
+def matrix() -> dict[str, dict[str, list[str]]]:
+    """The paradigm x backbone matrix: ``{backbone: {paradigm: [model names]}}`` for every backbone of
+    :data:`~twopaths.backbones.BACKBONES` (in its order); a pair no model uses is absent."""
+    from twopaths.backbones import BACKBONES
+
+    cells: dict[str, dict[str, list[str]]] = {name: {} for name in BACKBONES}
+    for spec in MODELS.values():
+        for backbone in spec.backbones:
+            cells[backbone].setdefault(spec.paradigm, []).append(spec.name)
+    return cells
+
+
 def get_spec(name: str) -> ModelSpec:
     if name not in MODELS:
         raise ConfigError(f"unknown model '{name}'; available models: {', '.join(MODELS)}")
@@ -73,4 +85,4 @@ def load_run_config(run_dir: Path, overrides: list[str] | None = None) -> RunCon
     return build_config(model, spec.arch_cls, None, data, overrides)
 
 
-__all__ = ["MODELS", "ModelSpec", "get_spec", "load_run_config", "resolve_config"]
+__all__ = ["MODELS", "ModelSpec", "get_spec", "matrix", "load_run_config", "resolve_config"]

@@ -115,7 +115,7 @@ _ADAM_GAN = {"lr": 6e-4, "betas": [0.5, 0.999], "weight_decay": 0.0, "warmup_ste
              "grad_clip": 0.0}
 
 BASELINE_MODELS: list[ModelSpec] = [
-    ModelSpec(name="gan",
+    ModelSpec(name="gan", paradigm="gan", backbones=("conv",),
               summary="DCGAN-style GAN (Goodfellow et al. 2014, Radford et al. 2016) with an R1 penalty, trained by "
                       "simultaneous gradient descent; conv nets for images, MLPs for 2-D points",
               data_kinds=("image", "points"), arch_cls=GANArch, build=_build_gan,
@@ -127,7 +127,7 @@ BASELINE_MODELS: list[ModelSpec] = [
                                        "train": {"batch_size": 128, "max_steps": 1500, "ckpt_every": 500,
                                                  "sample_every": 500}}},
               sample_hook=baseline_sample_hook, sample=sample_baseline),
-    ModelSpec(name="vae",
+    ModelSpec(name="vae", paradigm="vae", backbones=("conv",),
               summary="convolutional VAE (Kingma & Welling 2014) with a discretised Gaussian decoder, scored in "
                       "bits/dim like the diffusion bound; MLPs for 2-D points",
               data_kinds=("image", "points"), arch_cls=VAEArch, build=_build_vae,

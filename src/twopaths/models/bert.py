@@ -127,8 +127,9 @@ def _build_bert(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
 _ARCH = dict(n_layer=4, n_head=4, d_model=128, context=128, dropout=0.0)
 
 BERT_MODELS = [
-    ModelSpec(name="bert", summary="BERT-style encoder (masked-token prediction) on the gpt-nano transformer, "
-                                   "bidirectional, BPE 4096; 'twopaths fill' fills [MASK]s",
+    ModelSpec(name="bert", paradigm="bert", backbones=("transformer",),
+              summary="BERT-style encoder (masked-token prediction) on the gpt-nano transformer, "
+                      "bidirectional, BPE 4096; 'twopaths fill' fills [MASK]s",
               data_kinds=("text",), arch_cls=BertConfig, build=_build_bert,
               preset={"arch": _ARCH,
                       "data": {"name": "fortunes", "tokenizer": "bpe", "vocab_size": 4096,

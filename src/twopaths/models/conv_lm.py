@@ -25,8 +25,9 @@ def _build_conv_lm(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
 
 
 CONV_MODELS = [
-    ModelSpec(name="conv-lm", summary="causal dilated convolution LM (WaveNet/ByteNet style), receptive field "
-                                      "1 + (k-1) * sum(dilations) = 64 tokens by default; no attention",
+    ModelSpec(name="conv-lm", paradigm="autoregressive", backbones=("causal-conv",),
+              summary="causal dilated convolution LM (WaveNet/ByteNet style), receptive field "
+                      "1 + (k-1) * sum(dilations) = 64 tokens by default; no attention",
               data_kinds=("text",), arch_cls=CausalConvConfig, build=_build_conv_lm,
               preset={"data": {"name": "fortunes", "context": 128},
                       "optim": {"lr": 1e-3, "warmup_steps": 100, "betas": [0.9, 0.99], "weight_decay": 0.1},

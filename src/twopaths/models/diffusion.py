@@ -269,7 +269,7 @@ def image_diffusion_preset(**optim: Any) -> dict[str, Any]:
 
 
 DIFFUSION_MODELS = [
-    ModelSpec(name="ddpm",
+    ModelSpec(name="ddpm", paradigm="gaussian", backbones=("unet", "dit", "mlp"),
               summary="Gaussian diffusion (Ho et al. 2020) on a U-Net (images) or an MLP (2-D points), "
                       "class-conditional with classifier-free guidance",
               data_kinds=("image", "points"), arch_cls=DDPMArch, build=_build_ddpm, preset=image_diffusion_preset(),
@@ -277,7 +277,7 @@ DIFFUSION_MODELS = [
                                        "train": {"batch_size": 256, "max_steps": 4000, "eval_every": 1000,
                                                  "ckpt_every": 1000, "sample_every": 2000, "ema_decay": 0.999}}},
               sample_hook=diffusion_sample_hook, sample=sample_diffusion, evaluation="diffusion"),
-    ModelSpec(name="dit",
+    ModelSpec(name="dit", paradigm="gaussian", backbones=("dit",),
               summary="Gaussian diffusion on a Diffusion Transformer (Peebles & Xie 2023): patches as tokens, "
                       "adaLN-Zero conditioning, sizes DiT-T/4 (default) ... DiT-XL/2 (arch.dit_size)",
               data_kinds=("image",), arch_cls=DDPMArch, build=_build_ddpm,
@@ -287,7 +287,7 @@ DIFFUSION_MODELS = [
               # U-Net vs DiT comparison about the backbone. Steps, batch and checkpoints as for ddpm.
               preset={**image_diffusion_preset(lr=1e-4, warmup_steps=0), "arch": {"backbone": "dit"}},
               sample_hook=diffusion_sample_hook, sample=sample_diffusion, evaluation="diffusion"),
-    ModelSpec(name="ddpm-text",
+    ModelSpec(name="ddpm-text", paradigm="gaussian", backbones=("unet",),
               summary="text-to-image: ddpm whose U-Net cross-attends to a caption encoder trained with it "
                       "(shapes captions), classifier-free guidance on prompts",
               data_kinds=("image",), arch_cls=DDPMArch, build=_build_ddpm, sample_hook=diffusion_sample_hook,

@@ -210,7 +210,7 @@ def sample_reconstructions(run: Any, *, n: int, seed: int, out: str | None, **_:
 
 
 LATENT_MODELS = [
-    ModelSpec(name="autoencoder",
+    ModelSpec(name="autoencoder", paradigm="autoencoder", backbones=("autoencoder",),
               summary="KL-regularised convolutional autoencoder (Rombach et al. 2022), the first stage of ldm; "
                       "samples are reconstructions",
               data_kinds=("image",), arch_cls=AutoencoderArch, build=_build_autoencoder,
@@ -218,7 +218,7 @@ LATENT_MODELS = [
                                   {"batch_size": 64, "max_steps": 5000, "eval_every": 500, "eval_batches": 10,
                                    "ckpt_every": 1000, "sample_every": 1000, "ema_decay": 0.999}),
               sample_hook=reconstruction_hook, sample=sample_reconstructions),
-    ModelSpec(name="ldm",
+    ModelSpec(name="ldm", paradigm="latent", backbones=("autoencoder", "unet", "dit"),
               summary="latent diffusion (Rombach et al. 2022): a KL autoencoder, then Gaussian diffusion on its "
                       "scaled latents, in one run; class-conditional with classifier-free guidance",
               data_kinds=("image",), arch_cls=LDMArch, build=_build_ldm, preset=image_diffusion_preset(),

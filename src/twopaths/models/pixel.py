@@ -130,7 +130,7 @@ def sample_pixel_gpt(run: Any, *, n: int, seed: int, out: str | None, temperatur
 
 
 PIXEL_MODELS = [
-    ModelSpec(name="pixel-gpt",
+    ModelSpec(name="pixel-gpt", paradigm="quantized", backbones=("transformer",),
               summary="autoregressive transformer over quantised pixels in raster order (ImageGPT, Chen et al. "
                       "2020), class-conditional; on 2-D points, over two quantised coordinates",
               data_kinds=("image", "points"), arch_cls=PixelGPTArch, build=_build_pixel_gpt,

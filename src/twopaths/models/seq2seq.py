@@ -107,8 +107,9 @@ def sample_translation(run: Any, **_: Any) -> int:
 _ARCH = dict(encoder_layers=1, decoder_layers=2, n_head=4, d_model=64, context=128, dropout=0.0)
 
 SEQ2SEQ_MODELS = [
-    ModelSpec(name="seq2seq", summary="encoder-decoder transformer (Vaswani et al. 2017) on pairs, e.g. digits -> "
-                                      "French words; translate with beam search",
+    ModelSpec(name="seq2seq", paradigm="seq2seq", backbones=("seq2seq",),
+              summary="encoder-decoder transformer (Vaswani et al. 2017) on pairs, e.g. digits -> "
+                      "French words; translate with beam search",
               data_kinds=("pairs",), arch_cls=TranslationConfig, build=_build,
               preset={"arch": _ARCH, "data": {"name": "numbers-fr", "tokenizer": "char"},
                       "optim": {"lr": 3e-3, "warmup_steps": 50, "betas": [0.9, 0.98], "weight_decay": 0.01},

@@ -33,6 +33,10 @@ class ModelSpec:
     data_kinds: tuple[str, ...]  # dataset kinds it trains on: image, points, text, pairs
     arch_cls: type  # the dataclass behind --set arch.*
     build: Callable[[RunConfig, dict[str, Any]], Paradigm]  # (config, data meta) -> paradigm
+    #: its cell of the paradigm x backbone matrix: a key of twopaths.paradigms.PARADIGMS and the keys of
+    #: twopaths.backbones.BACKBONES it can be built on (``twopaths models`` prints the matrix)
+    paradigm: str = ""
+    backbones: tuple[str, ...] = ()
     preset: dict[str, Any] = field(default_factory=dict)  # overrides of data/optim/train/arch defaults
     #: extra overrides by dataset kind (e.g. a diffusion model on 2-D points wants other batch sizes)
     kind_presets: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -80,7 +80,7 @@ def _sample_sr3(run: Any, **_: Any) -> int:
 
 
 SUPERRES_MODELS = [
-    ModelSpec(name="sr3",
+    ModelSpec(name="sr3", paradigm="gaussian", backbones=("unet",),
               summary="super-resolution by iterative refinement (Saharia et al. 2022): Gaussian diffusion "
                       "conditioned on the upsampled low-res image ('twopaths upscale')",
               data_kinds=("image",), arch_cls=SR3Arch, build=_build_sr3, preset=image_diffusion_preset(),

@@ -74,8 +74,10 @@ def _build_gpt(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
     return Autoregressive(Transformer(meta["tokenizer"].vocab_size, cfg.arch), context=cfg.arch.context)
 
 
-def _text_model(name: str, summary: str, arch_cls: type, build, preset: dict[str, Any]) -> ModelSpec:
-    return ModelSpec(name=name, summary=summary, data_kinds=("text",), arch_cls=arch_cls, build=build,
+def _text_model(name: str, summary: str, arch_cls: type, build, preset: dict[str, Any],
+                backbone: str = "transformer") -> ModelSpec:
+    return ModelSpec(name=name, summary=summary, paradigm="autoregressive", backbones=(backbone,),
+                     data_kinds=("text",), arch_cls=arch_cls, build=build,
                      preset=preset, report=language_model_report, sample_hook=text_sample_hook,
                      sample=sample_text)
 
@@ -110,7 +112,7 @@ TEXT_MODELS = [
                 {"data": {"name": "fortunes", "context": 64},
                  "optim": {"lr": 3e-3, "warmup_steps": 20, "weight_decay": 0.01},
                  "train": {"batch_size": 64, "max_steps": 1000, "eval_every": 250, "ckpt_every": 250,
-                           "sample_every": 500}}),
+                           "sample_every": 500}}, backbone="window-mlp"),
 ]
 
 
@@ -227,8 +229,9 @@ def _build_mdlm(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
 
 
 MASKED_TEXT_MODELS = [
-    ModelSpec(name="mdlm", summary="masked diffusion language model (MDLM) on the gpt-nano transformer, "
-                                   "bidirectional; eval prints a perplexity bound",
+    ModelSpec(name="mdlm", paradigm="mdlm", backbones=("transformer",),
+              summary="masked diffusion language model (MDLM) on the gpt-nano transformer, "
+                      "bidirectional; eval prints a perplexity bound",
               data_kinds=("text",), arch_cls=MDLMConfig, build=_build_mdlm,
               preset={"arch": _NANO, "data": {"name": "fortunes", "context": _NANO["context"]}, **_NANO_TRAIN},
               report=mdlm_report, sample_hook=masked_text_sample_hook, sample=sample_masked_text,

@@ -65,7 +65,7 @@ def accuracy_hook(meta: dict[str, Any]) -> HookFn:
 
 
 VIT_MODELS = [
-    ModelSpec(name="vit",
+    ModelSpec(name="vit", paradigm="classifier", backbones=("vit",),
               summary="Vision Transformer classifier (Dosovitskiy et al. 2021) on patch tokens, the GPT's blocks "
                       "unmasked; eval --metrics accuracy, attention rollout maps",
               data_kinds=("image",), arch_cls=ViTArch, build=_build_vit,

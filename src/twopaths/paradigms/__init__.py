@@ -1,0 +1,39 @@
+"""How a model learns and samples, independent of the network: the column index of the paradigm x
+backbone matrix (``twopaths models``). Each paradigm is a :class:`~twopaths.paradigms.base.Paradigm`
+subclass in its own module; this table says which backbone contracts
+(:data:`twopaths.backbones.CONTRACTS`) it takes and which family the arena files it under.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ParadigmEntry:
+    family: str  # diffusion, autoregressive, GAN, VAE, or other (not generative)
+    contracts: tuple[str, ...]  # backbone contracts it takes
+    module: str  # where it lives, under twopaths.paradigms
+    summary: str
+
+
+PARADIGMS: dict[str, ParadigmEntry] = {
+    "gaussian": ParadigmEntry("diffusion", ("denoiser",), "gaussian",
+                              "Gaussian diffusion: DDPM/DDIM/DPM-Solver++/Euler/Heun samplers, CFG"),
+    "latent": ParadigmEntry("diffusion", ("autoencoder", "denoiser"), "latent",
+                            "Gaussian diffusion in an autoencoder's latent space (LDM)"),
+    "mdlm": ParadigmEntry("diffusion", ("token model",), "mdlm", "masked diffusion over tokens (MDLM)"),
+    "autoregressive": ParadigmEntry("autoregressive", ("token model",), "autoregressive",
+                                    "next-token prediction; sampling with a KV cache"),
+    "quantized": ParadigmEntry("autoregressive", ("token model",), "quantized",
+                               "next-token prediction over quantised pixels or coordinates (ImageGPT)"),
+    "seq2seq": ParadigmEntry("autoregressive", ("encoder-decoder",), "seq2seq",
+                             "conditional next-token prediction; greedy and beam search"),
+    "gan": ParadigmEntry("GAN", ("generator/critic",), "gan", "non-saturating GAN with an R1 penalty"),
+    "vae": ParadigmEntry("VAE", ("generator/critic",), "vae", "VAE with a discretised Gaussian decoder"),
+    "autoencoder": ParadigmEntry("other", ("autoencoder",), "latent", "KL autoencoder training (LDM's first stage)"),
+    "bert": ParadigmEntry("other", ("token model",), "bert", "masked-token prediction (BERT), fill-in"),
+    "classifier": ParadigmEntry("other", ("image classifier",), "classifier", "cross-entropy classification"),
+}
+
+__all__ = ["PARADIGMS", "ParadigmEntry"]
