@@ -45,7 +45,9 @@ def without_times(value):
 
 def test_a_busy_machine_trains_the_same_models(tmp_path):
     idle = run_arena([tiny_suite()], tmp_path / "idle", "test", "cpu", log=lambda _: None)
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    # each hog spins until its parent (this test) is gone, so a killed test run leaves none behind
+    hog = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"
+    hogs = [subprocess.Popen([sys.executable, "-c", hog]) for _ in range(2)]
     try:
         busy = run_arena([tiny_suite()], tmp_path / "busy", "test", "cpu", log=lambda _: None)
     finally:
