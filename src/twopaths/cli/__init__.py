@@ -20,12 +20,12 @@ import sys
 from twopaths import __version__
 from twopaths.cli import arena, attention, data, interop, models, restore, sample, text, train
 from twopaths.cli import eval as evaluate
-from twopaths.cli.options import GAUSSIAN_SAMPLERS, MASKED_SAMPLERS
+from twopaths.cli.options import GAUSSIAN_SAMPLERS, MASKED_SAMPLERS, Parser
 from twopaths.errors import TrainingInterrupted, TwopathsError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="twopaths",
         description="Diffusion models and transformers, built from first principles, "
                     "trained on the same data and measured side by side.",

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from twopaths.cli.options import command
+from twopaths.cli.options import command, count, positive
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -44,10 +44,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="run only this suite or contender; repeatable")
     p.add_argument("--budget", metavar="FLOPS", help="training FLOPs per contender and seed, e.g. 2.5T, 300G, 1e13 "
                                                      "(default: the suite's)")
-    p.add_argument("--budget-seconds", type=float, metavar="SECONDS",
+    p.add_argument("--budget-seconds", type=positive, metavar="SECONDS",
                    help="train each contender for this many wall-clock seconds instead (load-dependent: a busy "
                         "machine trains every model less, and the report says so)")
-    p.add_argument("--seeds", type=int, help="runs per contender (stability is the spread over seeds)")
+    p.add_argument("--seeds", type=count, help="runs per contender (stability is the spread over seeds)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to train and sample")
     p.add_argument("--report-only", action="store_true", help="rebuild report.md/html from OUT/results.json")
     p.set_defaults(func=cmd_arena)

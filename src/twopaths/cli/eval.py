@@ -13,7 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from twopaths.cli.options import GAUSSIAN_SAMPLERS, add_checkpoint_args, add_decoding_args, command, decoding_options, load
+from twopaths.cli.options import (GAUSSIAN_SAMPLERS, MAX_N, add_checkpoint_args, add_decoding_args, check_n,
+                                  check_steps, check_writable, command, count, decoding_options, finite, load,
+                                  natural)
 from twopaths.cli.options import weights as run_weights
 from twopaths.errors import TwopathsError
 
@@ -53,8 +55,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=["val", "test", "train"], default=None,
                    help="loss/nll: the split to score (default val); sample metrics: the real split compared "
                         "against (default test; the floor's other real images come from train, or val)")
-    p.add_argument("--batches", type=int, default=None, help="loss/nll: only the first N batches (default: all)")
-    p.add_argument("--n", type=int, default=None,
+    p.add_argument("--batches", type=count, default=None, help="loss/nll: only the first N batches (default: all)")
+    p.add_argument("--n", type=count, default=None,
                    help="loss/nll: only the first N items of the split; sample metrics: number of samples "
                         "(default 10,000, or the real split's size if smaller)")
     p.add_argument("--metrics", default=None,
@@ -65,17 +67,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("sample metrics")
     g.add_argument("--sampler", choices=GAUSSIAN_SAMPLERS, default="ddim",
                    help="diffusion sampler (default ddim)")
-    g.add_argument("--steps", type=int, default=None,
+    g.add_argument("--steps", type=count, default=None,
                    help="sampling steps (default: T for ddpm, the run's arch.sample_steps otherwise)")
-    g.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1 = plain conditional)")
-    g.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same samples, same numbers)")
-    g.add_argument("--batch-size", type=int, default=500, help="samples generated per batch (default 500)")
+    g.add_argument("--guidance", type=finite, default=1.0, help="classifier-free guidance scale (1 = plain conditional)")
+    g.add_argument("--seed", type=natural, default=0, help="sampling seed (same seed, same samples, same numbers)")
+    g.add_argument("--batch-size", type=count, default=500, help="samples generated per batch (default 500)")
     g.add_argument("--feature-net", metavar="NAME_OR_PATH",
                    help="feature network: a shipped name (fashion-mnist, shapes) or a .safetensors file with "
                         "a .json card beside it (default: the run's dataset)")
     g = p.add_argument_group("translation metrics (seq2seq)")
     add_decoding_args(g)
     p.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
+    p.add_argument("--force", action="store_true", help=f"allow --n above {MAX_N:,}")
     p.set_defaults(func=cmd_eval)
 
 
@@ -92,10 +95,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if (args.run is None) == (args.real_vs_real is None):
         raise TwopathsError("give a run directory, or --real-vs-real DATASET (not both)")
-    if args.n is not None and args.n < 1:
-        raise TwopathsError("--n must be >= 1")
-    if args.batch_size < 1 or (args.steps is not None and args.steps < 1):
-        raise TwopathsError("--batch-size and --steps must be >= 1")
+    check_n(args.n, args.force)
+    if args.json:
+        check_writable(args.json)  # before the evaluation, not after it
     default = "loss" if args.run is not None else None
     metrics_asked = [m.strip() for m in (args.metrics or default or "").split(",") if m.strip()]
     known = LOSS_METRICS + IMAGE_SAMPLE_METRICS + POINT_SAMPLE_METRICS + ("accuracy",) + PAIR_METRICS + RECON_METRICS
@@ -120,6 +122,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 0
 
     run = load(args, with_data=True)
+    check_steps(run, args.steps)
     kind = dataset_kind(run.cfg.data.name)
     classifier = run.spec.evaluation == "classifier"
     if classifier and args.metrics is None:

@@ -3,7 +3,112 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
+from pathlib import Path
 from typing import Any
+
+from twopaths.errors import TwopathsError
+
+# ----------------------------------------------------------------------------- numbers, checked at the edge
+# argparse calls these on the text of an option; an ArgumentTypeError becomes one 'error:' line, exit 2
+
+
+def _parse(text: str, kind: type) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, "
+                                         f"got {text!r}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def count(text: str) -> int:
+    """A whole number >= 1 (sizes, steps, batches)."""
+    value = _parse(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def natural(text: str) -> int:
+    """A whole number >= 0 (seeds)."""
+    value = _parse(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def finite(text: str) -> float:
+    """Any finite number (a guidance scale may be below 1 or negative)."""
+    return _parse(text, float)
+
+
+def non_negative(text: str) -> float:
+    """A finite number >= 0 (a temperature: 0 is greedy)."""
+    value = _parse(text, float)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value:g}")
+    return value
+
+
+def positive(text: str) -> float:
+    """A finite number > 0 (seconds)."""
+    value = _parse(text, float)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {value:g}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A number in (0, 1] (nucleus sampling's top-p)."""
+    value = _parse(text, float)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value:g}")
+    return value
+
+
+#: an --n above this needs --force: memory and time grow with it (10^9 points once filled 21 GB)
+MAX_N = 50_000
+
+
+def check_n(n: int | None, force: bool) -> None:
+    if n is not None and n > MAX_N and not force:
+        raise TwopathsError(f"--n {n:,} is more than {MAX_N:,}: memory and time grow with it; add --force to "
+                            f"run it anyway")
+
+
+def check_steps(run: Any, steps: int | None) -> None:
+    """``--steps`` of a Gaussian diffusion run: at most the T timesteps it was trained with."""
+    T = getattr(getattr(run.cfg.arch, "diffusion", None), "timesteps", None)
+    if steps is not None and T is not None and steps > T:
+        raise TwopathsError(f"--steps {steps:,} is more than the run's T = {T:,} training timesteps "
+                            f"(arch.diffusion.timesteps); use --steps {T} or fewer")
+
+
+def check_writable(path: Path, makes_folders: bool = False) -> None:
+    """Fail before any work when the file ``path`` could not be written (a folder, a missing or read-only
+    place); ``makes_folders``: the command creates missing folders on the way."""
+    if path.is_dir():
+        raise TwopathsError(f"{path} is a folder; give a file name")
+    parent = path.parent
+    while makes_folders and not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise TwopathsError(f"cannot write {path}: {parent} "
+                            f"{'is not a folder' if parent.exists() else 'does not exist'}")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise TwopathsError(f"cannot write {path}: permission denied (nothing was computed)")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, except that a bad option is one ``error: ...`` line (and exit 2), not usage plus error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {self.prog}: {message} (see '{self.prog} --help')\n")
+
 
 # --sampler values, spelled here so building the parser does not import torch; a test checks they
 # match the samplers of twopaths.paradigms (gaussian / mdlm_sampling.SAMPLERS)
@@ -31,8 +136,8 @@ def add_checkpoint_args(p: argparse.ArgumentParser) -> None:
 
 def add_decoding_args(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """How a seq2seq run decodes: beam search (the run's arch.beam, arch.length_penalty) or greedy."""
-    p.add_argument("--beam", type=int, default=None, help="beam width (default: the run's arch.beam, 4)")
-    p.add_argument("--length-penalty", type=float, default=None, metavar="ALPHA",
+    p.add_argument("--beam", type=count, default=None, help="beam width (default: the run's arch.beam, 4)")
+    p.add_argument("--length-penalty", type=finite, default=None, metavar="ALPHA",
                    help="GNMT length penalty ((5+|Y|)/6)^ALPHA (default: the run's arch.length_penalty, 0.6)")
     p.add_argument("--greedy", action="store_true", help="greedy decoding (the same as --beam 1)")
 

@@ -15,7 +15,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from twopaths.cli.options import command, GAUSSIAN_SAMPLERS, add_checkpoint_args, load
+from twopaths.cli.options import (GAUSSIAN_SAMPLERS, add_checkpoint_args, check_steps, command, count, finite, load,
+                                  natural)
 from twopaths.errors import TwopathsError
 
 
@@ -43,19 +44,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--box", metavar="x0,y0,x1,y1",
                    help="fill this rectangle instead of a mask file (pixels; x = column; x1, y1 exclusive)")
     p.add_argument("--out", help="output: .png (side by side + raw results) or .npz; default RUN/samples/inpaint.png")
-    p.add_argument("--n", type=int, default=1, help="number of different completions (default 1)")
-    p.add_argument("--steps", type=int, default=None,
+    p.add_argument("--n", type=count, default=1, help="number of different completions (default 1)")
+    p.add_argument("--steps", type=count, default=None,
                    help="reverse-process timesteps, strided over the T of training (default min(T, 100))")
-    p.add_argument("--resample", type=int, default=5,
+    p.add_argument("--resample", type=count, default=5,
                    help="RePaint r: passes through each block of steps (1 = no resampling; default 5; "
                         "costs about r times the network evaluations)")
-    p.add_argument("--jump", type=int, default=5, help="RePaint j: steps per block before jumping back (default 5)")
+    p.add_argument("--jump", type=count, default=5, help="RePaint j: steps per block before jumping back (default 5)")
     p.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddpm",
                    help="reverse step for the hole: DDPM ancestral (RePaint's choice, default) or DDIM")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same result)")
+    p.add_argument("--seed", type=natural, default=0, help="random seed (same seed, same result)")
     p.add_argument("--class", dest="class_", metavar="C",
                    help="class name or number for class-conditional models (default: unconditional)")
-    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale with --class")
+    p.add_argument("--guidance", type=finite, default=1.0, help="classifier-free guidance scale with --class")
     add_checkpoint_args(p)
     p.set_defaults(func=cmd_inpaint)
 
@@ -74,27 +75,31 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", type=Path, help="run directory of an sr3 model")
     p.add_argument("--image", type=Path, required=True, help="the low-resolution image (PNG/JPEG)")
     p.add_argument("--out", help="the upscaled image, .png (default RUN/samples/upscale.png)")
-    p.add_argument("--n", type=int, default=1, help="number of different upscalings (default 1)")
+    p.add_argument("--n", type=count, default=1, help="number of different upscalings (default 1)")
     p.add_argument("--sampler", choices=GAUSSIAN_SAMPLERS, default=None,
                    help="diffusion sampler (default: the run's arch.sampler, ddpm for sr3 runs)")
-    p.add_argument("--steps", type=int, default=None,
+    p.add_argument("--steps", type=count, default=None,
                    help="sampling steps (default: the run's arch.sample_steps, 100 for sr3 runs)")
     p.add_argument("--consistency", choices=["final", "every", "none"], default=None,
                    help="project the result so downsample(result) == input: final (default), every step too "
                         "(ILVR; ddpm, ddim, dpmpp), or none")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same result)")
+    p.add_argument("--seed", type=natural, default=0, help="random seed (same seed, same result)")
     add_checkpoint_args(p)
     p.set_defaults(func=cmd_upscale)
 
 
 def cmd_inpaint(args: argparse.Namespace) -> int:
-    return inpaint_image(load(args), image=args.image, mask=args.mask, box=args.box, out=args.out, n=args.n,
+    run = load(args)
+    check_steps(run, args.steps)
+    return inpaint_image(run, image=args.image, mask=args.mask, box=args.box, out=args.out, n=args.n,
                          steps=args.steps, resample=args.resample, jump=args.jump, sampler=args.sampler,
                          seed=args.seed, class_=args.class_, guidance=args.guidance)
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:
-    return upscale_image(load(args), image=args.image, out=args.out, n=args.n, sampler=args.sampler,
+    run = load(args)
+    check_steps(run, args.steps)
+    return upscale_image(run, image=args.image, out=args.out, n=args.n, sampler=args.sampler,
                          steps=args.steps, consistency=args.consistency, seed=args.seed)
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from twopaths.cli.options import command, GAUSSIAN_SAMPLERS, MASKED_SAMPLERS, add_checkpoint_args, load
+from twopaths.cli.options import (GAUSSIAN_SAMPLERS, MASKED_SAMPLERS, MAX_N, add_checkpoint_args, check_n,
+                                  check_steps, check_writable, command, count, finite, fraction, load, natural,
+                                  non_negative)
 from twopaths.errors import TwopathsError
 
 
@@ -22,15 +24,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                           "twopaths sample runs/ddpm --n 64 --sampler dpmpp --steps 20 --out grid.png",
                           "twopaths sample runs/ddpm --class Sneaker --guidance 3 --trajectory traj.png"))
     p.add_argument("run", type=Path, help="run directory")
-    p.add_argument("--n", type=int, default=None, help="number of samples (text: 1, diffusion: 64)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same samples)")
+    p.add_argument("--n", type=count, default=None, help="number of samples (text: 1, diffusion: 64)")
+    p.add_argument("--seed", type=natural, default=0, help="random seed (same seed, same samples)")
+    p.add_argument("--force", action="store_true", help=f"allow --n above {MAX_N:,}")
     add_checkpoint_args(p)
     g = p.add_argument_group("text models")
     g.add_argument("--prompt", default="", help="text to continue (default: start of a new document)")
-    g.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate per sample")
-    g.add_argument("--temperature", type=float, default=0.8, help="softmax temperature; 0 = greedy")
-    g.add_argument("--top-k", type=int, default=None, help="sample only among the k most likely tokens")
-    g.add_argument("--top-p", type=float, default=None,
+    g.add_argument("--max-new-tokens", type=count, default=200, help="tokens to generate per sample")
+    g.add_argument("--temperature", type=non_negative, default=0.8, help="softmax temperature; 0 = greedy")
+    g.add_argument("--top-k", type=count, default=None, help="sample only among the k most likely tokens")
+    g.add_argument("--top-p", type=fraction, default=None,
                    help="nucleus sampling: only the most likely tokens whose probability adds up to p")
     g.add_argument("--stop", action="append", default=[], metavar="TEXT",
                    help="stop a sample when this text appears (not printed); repeatable")
@@ -39,10 +42,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="Gaussian diffusion (default ddim): DDPM ancestral, DDIM (eta 0), DPM-Solver++(2M), or "
                         "Euler/Heun on EDM sigmas; masked diffusion (mdlm, default ancestral): MDLM ancestral, "
                         "LLaDA low-confidence remasking, or block (semi-autoregressive remasking)")
-    g.add_argument("--steps", type=int, default=None,
+    g.add_argument("--steps", type=count, default=None,
                    help="sampling steps (default: T for ddpm, the run's arch.sample_steps otherwise; mdlm: "
                         "the number of tokens to fill); heun evaluates the network twice per step")
-    g.add_argument("--block-size", type=int, default=None,
+    g.add_argument("--block-size", type=count, default=None,
                    help="mdlm --sampler block: tokens per block, filled left to right (default: one block)")
     g.add_argument("--infill", metavar="TEXT", default=None,
                    help="mdlm: fill the gaps of TEXT, each run of '_' (two or more) being that many tokens; "
@@ -51,7 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="how the steps are placed among the T training timesteps")
     g.add_argument("--class", dest="class_", metavar="C",
                    help="class name or number for class-conditional models (default: every class in turn)")
-    g.add_argument("--guidance", type=float, default=1.0,
+    g.add_argument("--guidance", type=finite, default=1.0,
                    help="classifier-free guidance scale w (1 = plain conditional; 3 is a common choice)")
     g.add_argument("--out", help="output file: .png (grid or scatter plot) or .npz (arrays); "
                                  "default RUN/samples/sample.png")
@@ -72,14 +75,18 @@ def cmd_sample(args: argparse.Namespace) -> int:
     elif args.sampler in masked or args.block_size is not None or args.infill is not None:
         raise TwopathsError(f"--sampler {args.sampler or 'block'}, --block-size and --infill are for masked "
                             f"diffusion models (mdlm); model '{run.cfg.model}' does not take them")
+    elif run.spec.evaluation != "diffusion" and (args.sampler is not None or args.steps is not None):
+        raise TwopathsError(f"--sampler and --steps are for diffusion models; model '{run.cfg.model}' samples "
+                            f"in one pass or token by token and would ignore them")
     else:
         args.sampler = args.sampler or "ddim"
     if args.block_size is not None and args.sampler != "block":
         raise TwopathsError("--block-size goes with --sampler block")
+    check_steps(run, args.steps)
+    check_n(args.n, args.force)
+    check_writable(Path(args.out) if args.out else Path(run.run_dir) / "samples" / "sample.png", makes_folders=True)
     is_text = "tokenizer" in run.meta
     args.n = args.n if args.n is not None else (1 if is_text else 64)
-    if args.n < 1 or args.max_new_tokens < 1 or (args.steps is not None and args.steps < 1):
-        raise TwopathsError("--n, --steps and --max-new-tokens must be >= 1")
     return run.spec.sample(run, n=args.n, seed=args.seed, out=args.out, prompt=args.prompt,
                            max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                            top_p=args.top_p, stop=args.stop, sampler=args.sampler, steps=args.steps,

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from twopaths.cli.options import command, add_checkpoint_args, add_decoding_args, decoding_options, load
+from twopaths.cli.options import add_checkpoint_args, add_decoding_args, command, count, decoding_options, load
 from twopaths.errors import DataError, TwopathsError
 
 
@@ -23,7 +23,7 @@ def add_fill_parser(sub: argparse._SubParsersAction) -> None:
                           'twopaths fill runs/bert "A bird in the [MASK] is worth two in the [MASK]." --top-k 10'))
     p.add_argument("run", type=Path, help="run directory of a bert model")
     p.add_argument("text", help="the sentence, with one or more [MASK]")
-    p.add_argument("--top-k", type=int, default=5, help="predictions listed per [MASK] (default 5)")
+    p.add_argument("--top-k", type=count, default=5, help="predictions listed per [MASK] (default 5)")
     add_checkpoint_args(p)
     p.set_defaults(func=cmd_fill)
 
@@ -42,9 +42,9 @@ def add_translate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("texts", nargs="*", metavar="TEXT", help="source texts to translate")
     p.add_argument("--file", metavar="FILE", help="also translate every non-empty line of FILE ('-': stdin)")
     add_decoding_args(p)
-    p.add_argument("--max-len", type=int, default=None,
+    p.add_argument("--max-len", type=count, default=None,
                    help="most target tokens per translation (default: the context)")
-    p.add_argument("--batch-size", type=int, default=256, help="sources decoded together (default 256)")
+    p.add_argument("--batch-size", type=count, default=256, help="sources decoded together (default 256)")
     p.add_argument("--show-source", action="store_true", help="print SOURCE<TAB>TRANSLATION lines")
     add_checkpoint_args(p)
     p.set_defaults(func=cmd_translate)

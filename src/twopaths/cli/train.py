@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -25,7 +27,7 @@ config keys (--set KEY=VALUE; the value is YAML, e.g. 3e-4, true, [0.9,0.95]):
   optim.*  lr min_lr_ratio warmup_steps weight_decay betas eps grad_clip
   train.*  max_steps batch_size grad_accum seed device precision compile ema_decay
            ema_warmup log_every eval_every eval_batches sample_every ckpt_every
-           keep_last num_workers progress
+           ckpt_minutes keep_last num_workers progress
   arch.*   the model's own settings (shown by --dry-run and saved in RUN/config.yaml)
 """
 
@@ -61,6 +63,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from twopaths.models import load_run_config, resolve_config
     from twopaths.runs import build_trainer
     from twopaths.train.checkpoint import list_checkpoints
+    from twopaths.train.lock import hold
+    from twopaths.train.optim import effective_warmup
 
     if args.resume:
         if args.model or args.data or args.config:
@@ -82,12 +86,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise TwopathsError(f"{run_dir} already holds a run with checkpoints; continue it with "
                                 f"--resume {run_dir}, or choose another --out (nothing was changed)")
 
-    splits = load_splits(cfg.data, None if args.dry_run else run_dir)
-    trainer = build_trainer(cfg, run_dir, splits)
     if args.dry_run:
         from twopaths.config import to_dict
 
-        plan = trainer.dry_run()
+        splits = load_splits(cfg.data, None)
+        plan = build_trainer(cfg, run_dir, splits).dry_run()
         print("dry run: nothing written\n")
         for key, value in plan.items():
             print(f"  {key:<40} {value:,}" if isinstance(value, int) and not isinstance(value, bool)
@@ -95,13 +98,26 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"\n  data source: {splits.meta.get('source')}")
         print("  arch: " + json.dumps(to_dict(cfg.arch)))
         return 0
+    main_rank = os.environ.get("RANK", "0") == "0"
+    # one writer per run directory, from before the first file is written (a tokenizer) to the last
+    with hold(run_dir) if main_rank else contextlib.nullcontext():
+        splits = load_splits(cfg.data, run_dir)
+        trainer = build_trainer(cfg, run_dir, splits)
+        announce = f"training {cfg.model} on {cfg.data.name} ({splits.meta.get('source')}) -> {run_dir}" + (
+            " (resuming)" if args.resume else "")
+        warmup = effective_warmup(cfg.optim, cfg.train.max_steps)
+        if warmup < cfg.optim.warmup_steps and not args.resume:
+            announce = (f"note: optim.warmup_steps={cfg.optim.warmup_steps} is more than a tenth of "
+                        f"train.max_steps={cfg.train.max_steps}; warming up over {warmup} steps\n{announce}")
+        result = trainer.fit(resume=bool(args.resume), announce=announce)  # said once the checkpoint loaded
     if trainer.is_main:
-        print(f"training {cfg.model} on {cfg.data.name} ({splits.meta.get('source')}) -> {run_dir}"
-              + (f" (resuming)" if args.resume else ""), file=sys.stderr)
-    result = trainer.fit(resume=bool(args.resume))
-    if trainer.is_main:
-        print(f"done: step {result['step']}, loss {result['loss']:.4f}, {result['seconds']:.1f}s; "
-              f"checkpoint {result['checkpoint']}", file=sys.stderr)
+        if result["steps_run"] == 0:
+            print(f"nothing to do: {run_dir} is already at step {result['step']} of train.max_steps="
+                  f"{cfg.train.max_steps} (last loss {result['loss']:.4f}); continue it with --resume {run_dir} "
+                  f"--set train.max_steps=...", file=sys.stderr)
+        else:
+            print(f"done: step {result['step']}, loss {result['loss']:.4f}, {result['seconds']:.1f}s; "
+                  f"checkpoint {result['checkpoint']}", file=sys.stderr)
     from twopaths.train.distributed import shutdown
 
     shutdown()

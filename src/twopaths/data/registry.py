@@ -136,6 +136,10 @@ def tokenizer_for_run(cfg: DataConfig, train_docs: list[str], run_dir: Path | No
     path = run_dir / "tokenizer.json" if run_dir is not None else None
     if path is not None and path.is_file():
         return load_tokenizer(path)
+    if path is not None and any((run_dir / "checkpoints").glob("step_*")):  # trained, but its ids are gone
+        raise DataError(f"{path} is missing, but {run_dir} holds trained checkpoints: a tokenizer rebuilt from "
+                        f"the corpus now need not give the ids the model learned; restore the file from a copy "
+                        f"of the run")
     tokenizer = train_tokenizer(cfg.tokenizer, train_docs, cfg.vocab_size)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -51,9 +51,11 @@ def hold(directory: str | Path, what: str = "run directory") -> Iterator[Path]:
     """Hold ``directory``'s lock for the ``with`` block (creating the directory); re-entrant.
 
     Raises :class:`DirectoryBusy` when another process holds it, and a :class:`TwopathsError` when
-    the directory cannot be created or written (read-only), before anything else is written.
+    the directory cannot be created or written (read-only), before anything else is written. A
+    directory this call created is removed again if it is still empty at the end.
     """
     directory = Path(directory)
+    created = not directory.exists()
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
@@ -81,6 +83,9 @@ def hold(directory: str | Path, what: str = "run directory") -> Iterator[Path]:
             path.unlink()  # before unlocking: a waiter that opened this inode will see it is gone
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+        if created:  # a refused command leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                directory.rmdir()  # only succeeds when empty
 
 
 def _acquire(path: Path, directory: Path) -> int:

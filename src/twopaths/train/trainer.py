@@ -241,17 +241,18 @@ class Trainer:
             for s, handler in previous.items():
                 signal.signal(s, handler)
 
-    def fit(self, resume: bool = False) -> dict[str, Any]:
+    def fit(self, resume: bool = False, announce: str | None = None) -> dict[str, Any]:
         """Train until ``train.max_steps``; returns a short summary (final step, last loss, seconds).
 
         The run directory is locked for the whole call (:mod:`twopaths.train.lock`); ``config.yaml`` is
         written only after a resumed checkpoint has loaded into this config's model, so a failed resume
         changes nothing on disk. SIGINT/SIGTERM end the run with a checkpoint (:class:`TrainingInterrupted`).
+        ``announce`` is printed (rank 0, stderr) once the run has started, so a refused resume says only why.
         """
         with hold(self.run_dir) if self.is_main else contextlib.nullcontext(), self._interruptible():
-            return self._fit(resume)
+            return self._fit(resume, announce)
 
-    def _fit(self, resume: bool) -> dict[str, Any]:
+    def _fit(self, resume: bool, announce: str | None) -> dict[str, Any]:
         tc = self.tc
         if self.is_main:
             clean_partial(self.run_dir / "checkpoints")
@@ -261,6 +262,8 @@ class Trainer:
             torch.manual_seed(tc.seed + 1_000 * self.dist.rank)  # stochastic losses differ per rank
         if self.is_main:
             save_config(self.cfg, self.run_dir / "config.yaml")
+            if announce:
+                print(announce, file=sys.stderr)
         first_step = self.step
         batches = self._loader(self.step * tc.grad_accum)
         # From the restored step (0 on a fresh start): lines a killed attempt wrote past it are dropped
