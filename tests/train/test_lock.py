@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -59,3 +60,30 @@ def test_unwritable_or_file_paths_are_one_clear_error(tmp_path):
                 pass
     finally:
         ro.chmod(0o700)
+
+
+def test_two_trainings_into_one_run_directory(tmp_path):
+    """The second writer is refused with one line; the first finishes and its run samples."""
+    from conftest import TINY_LM, run_cli, write_corpus
+
+    corpus = write_corpus(tmp_path / "corpus.txt")
+    run = tmp_path / "run"
+    args = ["train", "mlp-lm", "--data", "text", "--set", f"data.path={corpus}", "--out", str(run), *TINY_LM,
+            "--set", "train.max_steps=400"]
+    first = subprocess.Popen([sys.executable, "-m", "twopaths", *args], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (run / ".lock").exists() and time.time() < deadline and first.poll() is None:
+            time.sleep(0.01)
+        second = run_cli(*args, check=False)
+        assert second.returncode == 2
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:") and "in use by another twopaths process" in lines[0]
+        _, err = first.communicate(timeout=300)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, err
+    assert not (run / ".lock").exists()
+    assert run_cli("sample", str(run), "--max-new-tokens", "5").returncode == 0
