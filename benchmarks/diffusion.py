@@ -55,7 +55,7 @@ from common import (H100_BF16_DENSE, Timer, _graph_breaks, device_name, new_repo
 from twopaths.backbones.unet import UNet, unet_preset  # noqa: E402
 from twopaths.paradigms.gaussian import GaussianConfig, GaussianDiffusion  # noqa: E402
 from twopaths.paradigms.samplers import make_sampler  # noqa: E402
-from twopaths.train.optim import param_groups  # noqa: E402
+from twopaths.training.optim import param_groups  # noqa: E402
 
 PARTS = ("train", "sample")
 SHAPE = (3, 32, 32)

@@ -47,7 +47,7 @@ from common import (H100_BF16_DENSE, Timer, _graph_breaks, device_name, new_repo
 from twopaths.backbones.transformer import Transformer, TransformerConfig  # noqa: E402
 from twopaths.config import OptimConfig  # noqa: E402
 from twopaths.paradigms.autoregressive import Autoregressive  # noqa: E402
-from twopaths.train.optim import build_adamw  # noqa: E402
+from twopaths.training.optim import build_adamw  # noqa: E402
 
 SIZES: dict[str, dict[str, int]] = {
     "gpt2-124m": dict(n_layer=12, n_head=12, d_model=768, context=1024, vocab=50257),

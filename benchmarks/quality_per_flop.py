@@ -7,7 +7,7 @@ in one process:
 
 1. ``train``   both denoisers on the Fashion-MNIST train split (55,000 images, 28x28x1 in [-1, 1]),
                unconditional, batch ``--batch``, in the same order (the batch sampler of our trainer,
-               :class:`~twopaths.train.sampler.ResumableBatchSampler`, with the same seed feeds both).
+               :class:`~twopaths.training.sampler.ResumableBatchSampler`, with the same seed feeds both).
                The budget is ``--budget-tflops`` of training FLOPs: each model's FLOPs per step
                (forward + backward of its loss on a real batch, a multiply-add = 2;
                :func:`twopaths.nn.flops.flops_of`) are counted, and each gets
@@ -77,7 +77,7 @@ from twopaths.nn.flops import flops_of, forward_gflops  # noqa: E402
 from twopaths.paradigms.samplers import make_sampler  # noqa: E402
 from twopaths.paradigms.schedule import NoiseSchedule  # noqa: E402
 from twopaths.runs import build_trainer  # noqa: E402
-from twopaths.train.sampler import ResumableBatchSampler  # noqa: E402
+from twopaths.training.sampler import ResumableBatchSampler  # noqa: E402
 
 DATA = "fashion-mnist"
 SHAPE = (1, 28, 28)

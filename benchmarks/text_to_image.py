@@ -45,7 +45,7 @@ from twopaths.data.registry import load_splits  # noqa: E402
 from twopaths.errors import TwopathsError  # noqa: E402
 from twopaths.models import resolve_config  # noqa: E402
 from twopaths.runs import build_trainer, load_run  # noqa: E402
-from twopaths.train.checkpoint import list_checkpoints  # noqa: E402
+from twopaths.training.checkpoint import list_checkpoints  # noqa: E402
 
 ATTRS = ("colour", "shape", "size", "relation", "all")
 

@@ -64,7 +64,7 @@ def test_training_writes_samples(trained_run):
     for step in ("00000020", "00000040"):
         text = (trained_run / "samples" / f"step_{step}.txt").read_text()
         assert text.count("----") == 2 and len(text) > 30
-    from twopaths.train.metrics import read_metrics
+    from twopaths.training.metrics import read_metrics
 
     assert [r["step"] for r in read_metrics(trained_run) if r.get("split") == "samples"] == [20, 40]
 

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from conftest import run_cli
 from twopaths.data.images import find_fashion_mnist
 from twopaths.errors import DataError
-from twopaths.train.metrics import read_metrics
+from twopaths.training.metrics import read_metrics
 
 TINY_AE = ["--set", "arch.autoencoder.base_channels=8", "--set", "arch.autoencoder.channel_mults=[1,2]",
            "--set", "arch.autoencoder.factor=2", "--set", "arch.autoencoder.latent_channels=2",

@@ -21,21 +21,21 @@ PACKAGE = "twopaths"
 
 #: low to high; a module may import modules of its own layer or of a lower one. The key of a module
 #: is its first name under ``twopaths`` (``twopaths.nn.blocks`` -> ``nn``); the package itself
-#: (``twopaths/__init__.py``: the version) is ``twopaths``.
+#: (``twopaths/__init__.py``, which re-exports the Python API) is ``twopaths``.
 LAYERS: list[set[str]] = [
-    {"twopaths", "errors", "config"},  # the version, the error types, the typed run config
+    {"version", "errors", "config"},  # the version, the error types, the typed run config
     {"viz"},  # image and plot files (PIL, matplotlib): imports no other layer
     {"nn"},  # layers and pure tensor functions
     {"data"},  # datasets and tokenizers
     {"backbones"},  # networks
     {"paradigms"},  # how a model is trained on and sampled from data: losses, samplers
     {"restore"},  # sampling-time applications of a trained paradigm (inpainting, super-resolution)
-    {"train"},  # the training loop, checkpoints, optimiser
+    {"training"},  # the training loop, checkpoints, optimiser
     {"models"},  # named model presets: config -> paradigm + backbone
     {"eval"},  # metrics of trained models
     {"runs"},  # a run directory -> a trained model or a trainer
-    {"arena", "interop"},  # head-to-head comparisons; Hugging Face import/export
-    {"cli", "__main__"},  # the command line
+    {"arena", "interop", "api"},  # head-to-head comparisons; Hugging Face import/export; the Python API
+    {"cli", "__main__", "twopaths"},  # the command line; the package, whose __init__ re-exports the API
 ]
 
 

@@ -19,7 +19,7 @@ from twopaths.data.registry import load_splits, run_meta
 from twopaths.models import get_spec, load_run_config
 from twopaths.models.spec import ModelSpec
 from twopaths.paradigms.base import Paradigm
-from twopaths.train.checkpoint import Checkpoint, latest_checkpoint, open_checkpoint
+from twopaths.training.checkpoint import Checkpoint, latest_checkpoint, open_checkpoint
 
 
 @dataclass
@@ -56,7 +56,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path, splits: Splits | None = None, e
     ``twopaths train`` and the arena both start runs through here, so a run trained by either
     is the same run.
     """
-    from twopaths.train.trainer import Hook, Trainer
+    from twopaths.training.trainer import Hook, Trainer
 
     spec = get_spec(cfg.model)
     splits = splits if splits is not None else load_splits(cfg.data, run_dir)
@@ -67,4 +67,55 @@ def build_trainer(cfg: RunConfig, run_dir: Path, splits: Splits | None = None, e
     return Trainer(model, splits.train, cfg, run_dir, val_set=splits.val, hooks=[*hooks, *extra_hooks])
 
 
-__all__ = ["LoadedRun", "build_trainer", "load_run"]
+def training_config(model: str | None = None, *, out: Path | None = None, data: str | None = None,
+                    config: str | None = None, overrides: list[str] | tuple[str, ...] = (),
+                    resume: Path | None = None) -> tuple[RunConfig, Path]:
+    """The config and run directory of a new run (``model`` into ``out``) or of one to continue
+    (``resume``), checked before anything is written: an occupied ``out`` or a run without a
+    checkpoint to resume from is refused here."""
+    from twopaths.errors import TwopathsError
+    from twopaths.models import resolve_config
+    from twopaths.training.checkpoint import list_checkpoints
+
+    if resume is not None:
+        if model or data or config:
+            raise TwopathsError("--resume takes the model, data and config from the run; change values with --set only")
+        cfg = load_run_config(Path(resume), list(overrides))
+        if not list_checkpoints(Path(resume) / "checkpoints"):
+            raise TwopathsError(f"run {resume} has no checkpoint to resume from; "
+                                f"start it again with 'twopaths train {cfg.model} --out {resume}'")
+        return cfg, Path(resume)
+    if not model:
+        raise TwopathsError("name a model to train (see 'twopaths train --help'), or --resume RUN")
+    cfg = resolve_config(model, config, list(overrides), data)
+    run_dir = Path(out) if out is not None else Path("runs") / model
+    if list_checkpoints(run_dir / "checkpoints"):
+        raise TwopathsError(f"{run_dir} already holds a run with checkpoints; continue it with "
+                            f"--resume {run_dir}, or choose another --out (nothing was changed)")
+    return cfg, run_dir
+
+
+def train_run(cfg: RunConfig, run_dir: Path, resume: bool = False, announce: bool = True) -> dict[str, Any]:
+    """Train ``cfg`` into ``run_dir`` (or continue it) holding the directory's lock from the first file
+    written; returns :meth:`Trainer.fit`'s summary. ``announce``: say on stderr what is trained where."""
+    import contextlib
+    import os
+
+    from twopaths.training.lock import hold
+    from twopaths.training.optim import effective_warmup
+
+    main_rank = os.environ.get("RANK", "0") == "0"
+    with hold(run_dir) if main_rank else contextlib.nullcontext():
+        splits = load_splits(cfg.data, run_dir)
+        trainer = build_trainer(cfg, run_dir, splits)
+        line = f"training {cfg.model} on {cfg.data.name} ({splits.meta.get('source')}) -> {run_dir}" + (
+            " (resuming)" if resume else "")
+        warmup = effective_warmup(cfg.optim, cfg.train.max_steps)
+        if warmup < cfg.optim.warmup_steps and not resume:
+            line = (f"note: optim.warmup_steps={cfg.optim.warmup_steps} is more than a tenth of "
+                    f"train.max_steps={cfg.train.max_steps}; warming up over {warmup} steps\n{line}")
+        result = trainer.fit(resume=resume, announce=line if announce else None)  # said once the checkpoint loaded
+    return {**result, "main": trainer.is_main}
+
+
+__all__ = ["LoadedRun", "build_trainer", "load_run", "train_run", "training_config"]

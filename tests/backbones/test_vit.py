@@ -10,7 +10,7 @@ from twopaths.backbones.transformer import Block
 from twopaths.backbones.vit import ViT, ViTConfig
 from twopaths.errors import ConfigError
 from twopaths.nn.attention import MultiHeadAttention
-from twopaths.train.optim import param_groups
+from twopaths.training.optim import param_groups
 
 
 def tiny(**kw) -> ViT:

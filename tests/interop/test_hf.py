@@ -24,8 +24,8 @@ from twopaths.errors import CheckpointError, ConfigError, DataError, TwopathsErr
 from twopaths.interop.hf import export_hf, import_hf  # noqa: E402
 from twopaths.models import get_spec, resolve_config  # noqa: E402
 from twopaths.runs import load_run  # noqa: E402
-from twopaths.train.checkpoint import latest_checkpoint, save_checkpoint  # noqa: E402
-from twopaths.train.optim import build_adamw  # noqa: E402
+from twopaths.training.checkpoint import latest_checkpoint, save_checkpoint  # noqa: E402
+from twopaths.training.optim import build_adamw  # noqa: E402
 
 transformers.logging.set_verbosity_error()
 TOL = 1e-4

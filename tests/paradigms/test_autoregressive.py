@@ -118,7 +118,7 @@ def test_gpt_nano_learns_well_below_unigram_entropy(tmp_path):
     from conftest import write_corpus
     from twopaths.data.registry import load_splits
     from twopaths.models import resolve_config
-    from twopaths.train.trainer import Trainer
+    from twopaths.training.trainer import Trainer
 
     corpus = write_corpus(tmp_path / "slice.txt", n_docs=400)
     cfg = resolve_config("gpt-nano", data="text", overrides=[

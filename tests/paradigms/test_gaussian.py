@@ -129,7 +129,7 @@ def test_mixture2d_training_covers_all_eight_modes(tmp_path):
     covariance match the data's (mean ~0, covariance ~2 I for a radius-2 ring)."""
     from twopaths.data.registry import load_splits
     from twopaths.models import get_spec, resolve_config
-    from twopaths.train.trainer import Trainer
+    from twopaths.training.trainer import Trainer
 
     cfg = resolve_config("ddpm", data="mixture2d", overrides=[
         "arch.mlp.width=128", "arch.mlp.num_blocks=3", "arch.diffusion.timesteps=200",

@@ -11,8 +11,8 @@ from twopaths.config import OptimConfig
 from twopaths.errors import TwopathsError
 from twopaths.paradigms.gaussian import GaussianConfig, GaussianDiffusion
 from twopaths.paradigms.latent import AutoencoderTraining, LatentDiffusion, autoencoder_loss
-from twopaths.train.ema import EMA
-from twopaths.train.optim import build_adamw
+from twopaths.training.ema import EMA
+from twopaths.training.optim import build_adamw
 
 
 def make_ldm(ae_steps=2, grad_accum=1, latent="sample", classes=3, seed=0, **kw):

@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from twopaths.errors import CheckpointError
-from twopaths.train.checkpoint import (capture_rng, latest_checkpoint, list_checkpoints, open_checkpoint,
+from twopaths.training.checkpoint import (capture_rng, latest_checkpoint, list_checkpoints, open_checkpoint,
                                        restore_rng, save_checkpoint)
-from twopaths.train.ema import EMA
+from twopaths.training.ema import EMA
 
 
 class Net(nn.Module):
@@ -131,7 +131,7 @@ def test_missing_run_and_empty_run(tmp_path):
 WRITER = textwrap.dedent("""
     import sys, torch
     from torch import nn
-    from twopaths.train.checkpoint import save_checkpoint
+    from twopaths.training.checkpoint import save_checkpoint
     root = sys.argv[1]
     torch.manual_seed(0)
     big = nn.Linear(4096, 4096)  # 64 MiB of weights: slow enough to be caught mid-write
@@ -215,7 +215,7 @@ def test_optimizer_state_with_python_objects_is_refused_without_suggesting_unpic
 
 
 def test_metrics_reader_skips_junk_and_a_fresh_start_drops_a_killed_attempts_lines(tmp_path):
-    from twopaths.train.metrics import MetricsLog, read_metrics
+    from twopaths.training.metrics import MetricsLog, read_metrics
 
     (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\njunk\n[1, 2]\n"abc"\n{"loss": 1}\n'
                                             '{"step": "x"}\n{"step": 2, "loss": 1.5}\n{"step": 3, "lo')

@@ -1,4 +1,4 @@
-"""One writer per directory: the advisory lock of twopaths.train.lock."""
+"""One writer per directory: the advisory lock of twopaths.training.lock."""
 
 import os
 import subprocess
@@ -9,11 +9,11 @@ import time
 import pytest
 
 from twopaths.errors import TwopathsError
-from twopaths.train.lock import DirectoryBusy, hold
+from twopaths.training.lock import DirectoryBusy, hold
 
 HOLDER = textwrap.dedent("""
     import sys, time
-    from twopaths.train.lock import hold
+    from twopaths.training.lock import hold
     with hold(sys.argv[1]):
         print("held", flush=True)
         time.sleep(60)

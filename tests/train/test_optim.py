@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from twopaths.config import OptimConfig
-from twopaths.train.ema import EMA
-from twopaths.train.optim import build_adamw, effective_warmup, lr_at, param_groups
+from twopaths.training.ema import EMA
+from twopaths.training.optim import build_adamw, effective_warmup, lr_at, param_groups
 
 
 class Tied(nn.Module):

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from conftest import TINY_LM, run_cli, write_corpus
-from twopaths.train.checkpoint import list_checkpoints
-from twopaths.train.metrics import read_metrics
+from twopaths.training.checkpoint import list_checkpoints
+from twopaths.training.metrics import read_metrics
 
 STEPS = "train.max_steps=1500"
 

@@ -13,10 +13,10 @@ from torch.utils.data import Dataset
 from twopaths.config import RunConfig, apply_overrides
 from twopaths.errors import DataError, TrainingDiverged
 from twopaths.paradigms.base import Paradigm
-from twopaths.train.checkpoint import list_checkpoints, open_checkpoint
-from twopaths.train.metrics import read_metrics
-from twopaths.train.sampler import ResumableBatchSampler
-from twopaths.train.trainer import Hook, Trainer
+from twopaths.training.checkpoint import list_checkpoints, open_checkpoint
+from twopaths.training.metrics import read_metrics
+from twopaths.training.sampler import ResumableBatchSampler
+from twopaths.training.trainer import Hook, Trainer
 
 
 class Points(Dataset):

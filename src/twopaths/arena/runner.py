@@ -30,8 +30,8 @@ from twopaths.arena.suites import CURVE_FRACTIONS, PARAM_MATCH_FACTOR, Contender
 from twopaths.config import RunConfig
 from twopaths.errors import DataError, TrainingDiverged, TwopathsError
 from twopaths.nn.flops import flops_of
-from twopaths.train.metrics import read_metrics
-from twopaths.train.optim import effective_warmup
+from twopaths.training.metrics import read_metrics
+from twopaths.training.optim import effective_warmup
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -114,7 +114,7 @@ def environment(device: torch.device) -> dict[str, Any]:
                             "device": str(device)}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
-    from twopaths import __version__
+    from twopaths.version import __version__
 
     info["twopaths"] = __version__
     return info
@@ -142,9 +142,9 @@ def calibrate(cfg: RunConfig, splits: Any, seconds: float | None = None) -> dict
     from torch.utils.data import DataLoader
 
     from twopaths.models import get_spec
-    from twopaths.train.distributed import resolve_device
-    from twopaths.train.optim import build_adamw
-    from twopaths.train.trainer import move_to
+    from twopaths.training.distributed import resolve_device
+    from twopaths.training.optim import build_adamw
+    from twopaths.training.trainer import move_to
 
     device = resolve_device(cfg.train.device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -220,7 +220,7 @@ def train_contender(suite: Suite, contender: Contender, seed: int, out: Path, de
     from twopaths.data.registry import load_splits
     from twopaths.models import load_run_config
     from twopaths.runs import build_trainer
-    from twopaths.train.checkpoint import latest_checkpoint, list_checkpoints
+    from twopaths.training.checkpoint import latest_checkpoint, list_checkpoints
 
     run_dir = out / "runs" / suite.name / contender.name / f"seed{seed}"
     cached = read_json(run_dir / "arena.json")
@@ -366,7 +366,7 @@ class QualityContext:
 
 
 def _mean_val_loss(run: Any, batches: int = 10) -> float:
-    from twopaths.train.trainer import mean_loss
+    from twopaths.training.trainer import mean_loss
 
     torch.manual_seed(0)
     with torch.no_grad():
@@ -460,7 +460,7 @@ def _quality_curve(run: Any, suite: Suite, contender: Contender, nfe: int | None
     The final point reuses the final model's samples (or its validation loss); earlier checkpoints
     are loaded (EMA weights where kept) and sampled with the same seed.
     """
-    from twopaths.train.checkpoint import list_checkpoints, open_checkpoint
+    from twopaths.training.checkpoint import list_checkpoints, open_checkpoint
 
     arena = read_json(run_dir / "arena.json")
     logged = [(step, seconds) for step, seconds, _ in arena["loss_curve"]]
@@ -612,7 +612,7 @@ def budget_kind(suite: Suite) -> str:
 def run_arena(suites: list[Suite], out: Path, suite_size: str, device: str = "auto",
               log: Any = print) -> dict[str, Any]:
     """Train and evaluate every contender of ``suites`` into ``out``; returns (and writes) results.json."""
-    from twopaths.train.lock import hold
+    from twopaths.training.lock import hold
 
     claim_output(out)
     with hold(out, "arena folder"):
@@ -620,7 +620,7 @@ def run_arena(suites: list[Suite], out: Path, suite_size: str, device: str = "au
 
 
 def _run_arena(suites: list[Suite], out: Path, suite_size: str, device: str, log: Any) -> dict[str, Any]:
-    from twopaths.train.distributed import resolve_device
+    from twopaths.training.distributed import resolve_device
 
     dev = resolve_device(device)
     jobs = [(s, c, seed) for s in suites for c in s.contenders for seed in range(s.seeds)]

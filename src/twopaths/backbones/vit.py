@@ -93,7 +93,7 @@ class ViT(nn.Module):
         d = cfg.d_model
         # eq. 1: one linear map E of every flattened p x p patch; kernel = stride = p applies it per patch
         self.patch_embed = nn.Conv2d(cfg.in_channels, d, kernel_size=cfg.patch_size, stride=cfg.patch_size)
-        # 1-D (not decayed by AdamW, see twopaths.train.optim), broadcast over the batch
+        # 1-D (not decayed by AdamW, see twopaths.training.optim), broadcast over the batch
         self.cls_token = nn.Parameter(torch.zeros(d))
         # E_pos: one learned vector per sequence position, class token first (an nn.Embedding, so not decayed)
         self.pos_embed = LearnedPositions(cfg.num_tokens + 1, d)

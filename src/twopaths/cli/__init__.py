@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from twopaths import __version__
+from twopaths.version import __version__
 from twopaths.cli import arena, attention, data, interop, models, restore, sample, text, train
 from twopaths.cli import eval as evaluate
 from twopaths.cli.options import GAUSSIAN_SAMPLERS, MASKED_SAMPLERS, Parser

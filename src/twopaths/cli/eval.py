@@ -132,32 +132,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     report: dict = {"run": str(args.run), "step": run.checkpoint.step}
     loss_asked = [m for m in metrics_asked if m in LOSS_METRICS]
     if loss_asked:
-        import torch
-
-        from twopaths.train.trainer import mean_loss
+        from twopaths.eval.loss import loss_metrics
 
         split = args.split or "val"
-        dataset = getattr(run.splits, split)
-        if args.n is not None:
-            dataset = torch.utils.data.Subset(dataset, range(min(args.n, len(dataset))))
-        torch.manual_seed(0)  # stochastic losses (diffusion's t and noise) give the same number every time
-        metrics: dict[str, float] = {}
-        with torch.no_grad():
-            if "loss" in loss_asked:
-                loss = mean_loss(run.model, dataset, run.cfg.train.batch_size, torch.device("cpu"),
-                                 max_batches=args.batches, progress=True)
-                metrics.update(run.spec.report(loss, run.meta))
-            if "nll" in loss_asked:
-                from twopaths.eval.likelihood import likelihood_bound
-
-                if not hasattr(run.model, "nll_bits_per_dim"):
-                    raise TwopathsError(f"model '{run.cfg.model}' has no likelihood bound; use --metrics loss")
-                metrics.update(likelihood_bound(run, dataset, args.batches))
+        result = loss_metrics(run, split, n=args.n, batches=args.batches, loss="loss" in loss_asked,
+                              nll="nll" in loss_asked, progress=True)
+        metrics = {k: v for k, v in result.items() if k not in ("split", "items")}
+        dataset_items = result["items"]
         print(f"{run.cfg.model} on {run.cfg.data.name}/{split}, checkpoint step {run.checkpoint.step}"
-              f" ({weights} weights), {len(dataset):,} items")
+              f" ({weights} weights), {dataset_items:,} items")
         for key, value in metrics.items():
             print(f"  {key:<20} {value:.4f}")
-        report.update({"split": split, "items": len(dataset), **metrics})
+        report.update({"split": split, "items": dataset_items, **metrics})
     if "accuracy" in metrics_asked:
         from twopaths.eval.classifier import classifier_accuracy
 

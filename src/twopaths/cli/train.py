@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -60,37 +58,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from twopaths.data.registry import load_splits
-    from twopaths.models import load_run_config, resolve_config
-    from twopaths.runs import build_trainer
-    from twopaths.train.checkpoint import list_checkpoints
-    from twopaths.train.lock import hold
-    from twopaths.train.optim import effective_warmup
+    from twopaths.runs import build_trainer, train_run, training_config
 
-    if args.resume:
-        if args.model or args.data or args.config:
-            raise TwopathsError("--resume takes the model, data and config from the run; "
-                                "change values with --set only")
-        run_dir = args.resume
-        cfg = load_run_config(run_dir, args.overrides)
-        if not list_checkpoints(run_dir / "checkpoints"):
-            raise TwopathsError(f"run {run_dir} has no checkpoint to resume from; "
-                                f"start it again with 'twopaths train {cfg.model} --out {run_dir}'")
-    else:
-        if not args.model:
-            raise TwopathsError("name a model to train (see 'twopaths train --help'), or --resume RUN")
-        if not args.out and not args.dry_run:
-            raise TwopathsError("--out RUN is required: the directory where checkpoints and metrics go")
-        cfg = resolve_config(args.model, args.config, args.overrides, args.data)
-        run_dir = args.out or Path("runs") / args.model
-        if list_checkpoints(run_dir / "checkpoints") and not args.dry_run:
-            raise TwopathsError(f"{run_dir} already holds a run with checkpoints; continue it with "
-                                f"--resume {run_dir}, or choose another --out (nothing was changed)")
-
+    if not args.resume and args.model and not args.out and not args.dry_run:
+        raise TwopathsError("--out RUN is required: the directory where checkpoints and metrics go")
     if args.dry_run:
         from twopaths.config import to_dict
+        from twopaths.models import load_run_config, resolve_config
 
+        if args.resume:
+            cfg, run_dir = load_run_config(args.resume, args.overrides), args.resume
+        elif args.model:
+            cfg, run_dir = resolve_config(args.model, args.config, args.overrides, args.data), args.out
+        else:
+            raise TwopathsError("name a model to train (see 'twopaths train --help'), or --resume RUN")
         splits = load_splits(cfg.data, None)
-        plan = build_trainer(cfg, run_dir, splits).dry_run()
+        plan = build_trainer(cfg, run_dir or Path("runs") / cfg.model, splits).dry_run()
         print("dry run: nothing written\n")
         for key, value in plan.items():
             print(f"  {key:<40} {value:,}" if isinstance(value, int) and not isinstance(value, bool)
@@ -98,19 +81,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"\n  data source: {splits.meta.get('source')}")
         print("  arch: " + json.dumps(to_dict(cfg.arch)))
         return 0
-    main_rank = os.environ.get("RANK", "0") == "0"
-    # one writer per run directory, from before the first file is written (a tokenizer) to the last
-    with hold(run_dir) if main_rank else contextlib.nullcontext():
-        splits = load_splits(cfg.data, run_dir)
-        trainer = build_trainer(cfg, run_dir, splits)
-        announce = f"training {cfg.model} on {cfg.data.name} ({splits.meta.get('source')}) -> {run_dir}" + (
-            " (resuming)" if args.resume else "")
-        warmup = effective_warmup(cfg.optim, cfg.train.max_steps)
-        if warmup < cfg.optim.warmup_steps and not args.resume:
-            announce = (f"note: optim.warmup_steps={cfg.optim.warmup_steps} is more than a tenth of "
-                        f"train.max_steps={cfg.train.max_steps}; warming up over {warmup} steps\n{announce}")
-        result = trainer.fit(resume=bool(args.resume), announce=announce)  # said once the checkpoint loaded
-    if trainer.is_main:
+    cfg, run_dir = training_config(args.model, out=args.out, data=args.data, config=args.config,
+                                   overrides=args.overrides, resume=args.resume)
+    result = train_run(cfg, run_dir, resume=bool(args.resume))
+    if result["main"]:
         if result["steps_run"] == 0:
             print(f"nothing to do: {run_dir} is already at step {result['step']} of train.max_steps="
                   f"{cfg.train.max_steps} (last loss {result['loss']:.4f}); continue it with --resume {run_dir} "
@@ -118,7 +92,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         else:
             print(f"done: step {result['step']}, loss {result['loss']:.4f}, {result['seconds']:.1f}s; "
                   f"checkpoint {result['checkpoint']}", file=sys.stderr)
-    from twopaths.train.distributed import shutdown
+    from twopaths.training.distributed import shutdown
 
     shutdown()
     return 0

@@ -44,8 +44,8 @@ def perplexity(model: Any, dataset: Any, batch_size: int = 32, device: str | tor
                max_batches: int | None = None) -> float:
     """exp(mean next-token NLL) of an :class:`~twopaths.paradigms.autoregressive.Autoregressive` model
     on ``dataset`` (e.g. a :class:`~twopaths.data.text.TokenWindows` split): every target token
-    counts once, via :func:`twopaths.train.trainer.mean_loss`. Per token of the model's tokenizer."""
-    from twopaths.train.trainer import mean_loss
+    counts once, via :func:`twopaths.training.trainer.mean_loss`. Per token of the model's tokenizer."""
+    from twopaths.training.trainer import mean_loss
 
     if len(dataset) == 0:
         raise TwopathsError("perplexity: the dataset is empty")

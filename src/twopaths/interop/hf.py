@@ -53,9 +53,9 @@ from twopaths.data.tokenizers import EOT, BPETokenizer, Tokenizer, load_tokenize
 from twopaths.errors import CheckpointError, ConfigError, DataError, TwopathsError
 from twopaths.models import get_spec, load_run_config
 from twopaths.runs import load_run
-from twopaths.train.checkpoint import save_checkpoint
-from twopaths.train.ema import EMA
-from twopaths.train.optim import build_adamw
+from twopaths.training.checkpoint import save_checkpoint
+from twopaths.training.ema import EMA
+from twopaths.training.optim import build_adamw
 
 # The four Conv1D matrices of a GPT-2 block, stored (in, out) by transformers, (out, in) by us.
 _CONV1D = re.compile(r"^transformer\.h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$")

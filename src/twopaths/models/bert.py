@@ -67,7 +67,7 @@ def bert_sample_hook(meta: dict[str, Any]) -> HookFn:
     and log masked-token accuracy and perplexity on ``train.eval_batches`` validation batches."""
 
     def hook(trainer: Any, step: int) -> dict[str, float]:
-        from twopaths.train.trainer import mean_loss
+        from twopaths.training.trainer import mean_loss
 
         model: MaskedLM = trainer.model
         lines = []

@@ -32,7 +32,7 @@ from twopaths.nn.functional import psnr
 from twopaths.paradigms.base import Paradigm
 from twopaths.paradigms.gaussian import GaussianDiffusion
 from twopaths.paradigms.latent import AutoencoderTraining, LatentDiffusion
-from twopaths.train.checkpoint import latest_checkpoint
+from twopaths.training.checkpoint import latest_checkpoint
 from twopaths.viz import save_grid, side_by_side
 
 

@@ -8,7 +8,7 @@ periodic evaluation and sampling hooks, atomic checkpoints and exact resume.
 
 Exact resume: everything that decides the future of a run is in the checkpoint — weights,
 optimizer moments, EMA, step (hence the learning rate), every rank's RNG states, and the data
-position (see :mod:`twopaths.train.sampler`). On CPU a run killed and resumed produces the same
+position (see :mod:`twopaths.training.sampler`). On CPU a run killed and resumed produces the same
 loss sequence bit for bit as one that was never interrupted (tested with a real SIGKILL).
 """
 
@@ -33,14 +33,14 @@ from tqdm.auto import tqdm
 from twopaths.config import RunConfig, save_config
 from twopaths.errors import DataError, TrainingDiverged, TrainingInterrupted
 from twopaths.paradigms.base import Paradigm
-from twopaths.train import distributed
-from twopaths.train.checkpoint import (capture_rng, clean_partial, latest_checkpoint, list_checkpoints,
+from twopaths.training import distributed
+from twopaths.training.checkpoint import (capture_rng, clean_partial, latest_checkpoint, list_checkpoints,
                                        restore_rng, save_checkpoint)
-from twopaths.train.ema import EMA
-from twopaths.train.lock import hold
-from twopaths.train.metrics import MetricsLog, read_metrics
-from twopaths.train.optim import build_adamw, lr_at
-from twopaths.train.sampler import ResumableBatchSampler
+from twopaths.training.ema import EMA
+from twopaths.training.lock import hold
+from twopaths.training.metrics import MetricsLog, read_metrics
+from twopaths.training.optim import build_adamw, lr_at
+from twopaths.training.sampler import ResumableBatchSampler
 
 
 @dataclass
@@ -244,7 +244,7 @@ class Trainer:
     def fit(self, resume: bool = False, announce: str | None = None) -> dict[str, Any]:
         """Train until ``train.max_steps``; returns a short summary (final step, last loss, seconds).
 
-        The run directory is locked for the whole call (:mod:`twopaths.train.lock`); ``config.yaml`` is
+        The run directory is locked for the whole call (:mod:`twopaths.training.lock`); ``config.yaml`` is
         written only after a resumed checkpoint has loaded into this config's model, so a failed resume
         changes nothing on disk. SIGINT/SIGTERM end the run with a checkpoint (:class:`TrainingInterrupted`).
         ``announce`` is printed (rank 0, stderr) once the run has started, so a refused resume says only why.
