@@ -28,6 +28,7 @@ from twopaths.paradigms.gaussian import GaussianDiffusion
 from twopaths.restore.inpaint import inpaint, network_evaluations
 from twopaths.restore.superres import SuperResolution, downsample, upsample_nearest, upsample_smooth
 from twopaths.runs import load_run
+from twopaths.viz import save_figure
 from twopaths.viz import image_grid
 
 
@@ -65,11 +66,7 @@ def figure(rows: list[tuple[str, torch.Tensor]], path: Path, title: str) -> Path
         for side in ax.spines.values():
             side.set_visible(False)
     fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=130)
 
 
 def run_inpainting(args: argparse.Namespace) -> None:

@@ -43,6 +43,18 @@ def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2, scal
     return grid
 
 
+def save_figure(fig: Any, path: str | Path, dpi: int = 110) -> Path:
+    """Lay out ``fig``, write it to ``path`` (creating folders) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, scale: int = 2) -> Path:
     """Write a PNG grid of ``images`` (scaled up ``scale`` times so 28x28 samples are visible)."""
     path = Path(path)
@@ -74,12 +86,7 @@ def save_trajectory(xs: list[torch.Tensor], x0s: list[torch.Tensor], timesteps: 
             if j == 0:
                 ax.set_ylabel(name, fontsize=8)
     fig.suptitle("denoising trajectory: noise (left) to sample (right)", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100 * scale // 2)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100 * scale // 2)
 
 
 def save_points(samples: torch.Tensor, path: str | Path, reference: torch.Tensor | None = None,
@@ -102,12 +109,7 @@ def save_points(samples: torch.Tensor, path: str | Path, reference: torch.Tensor
     ax.set_aspect("equal")
     ax.legend(loc="upper right", fontsize=7)
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 # ----------------------------------------------------------------------------- image files
@@ -219,8 +221,4 @@ def save_confusion(counts: torch.Tensor, class_names: list[str], path: Path, tit
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(title, fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

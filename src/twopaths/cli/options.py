@@ -25,49 +25,25 @@ def _parse(text: str, kind: type) -> Any:
     return value
 
 
-def count(text: str) -> int:
-    """A whole number >= 1 (sizes, steps, batches)."""
-    value = _parse(text, int)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _bounded(kind: type, ok: Any, requirement: str, doc: str) -> Any:
+    """An argparse ``type``: ``text`` parsed as ``kind`` (finite) and accepted when ``ok(value)``."""
+
+    def check(text: str) -> Any:
+        value = _parse(text, kind)
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{requirement}, got {value:g}")
+        return value
+
+    check.__doc__ = doc
+    return check
 
 
-def natural(text: str) -> int:
-    """A whole number >= 0 (seeds)."""
-    value = _parse(text, int)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def finite(text: str) -> float:
-    """Any finite number (a guidance scale may be below 1 or negative)."""
-    return _parse(text, float)
-
-
-def non_negative(text: str) -> float:
-    """A finite number >= 0 (a temperature: 0 is greedy)."""
-    value = _parse(text, float)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value:g}")
-    return value
-
-
-def positive(text: str) -> float:
-    """A finite number > 0 (seconds)."""
-    value = _parse(text, float)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {value:g}")
-    return value
-
-
-def fraction(text: str) -> float:
-    """A number in (0, 1] (nucleus sampling's top-p)."""
-    value = _parse(text, float)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value:g}")
-    return value
+count = _bounded(int, lambda v: v >= 1, "must be at least 1", "A whole number >= 1 (sizes, steps, batches).")
+natural = _bounded(int, lambda v: v >= 0, "must be 0 or more", "A whole number >= 0 (seeds).")
+finite = _bounded(float, lambda v: True, "", "Any finite number (a guidance scale may be below 1 or negative).")
+non_negative = _bounded(float, lambda v: v >= 0, "must be 0 or more", "A finite number >= 0 (a temperature: 0 is greedy).")
+positive = _bounded(float, lambda v: v > 0, "must be more than 0", "A finite number > 0 (seconds).")
+fraction = _bounded(float, lambda v: 0 < v <= 1, "must be in (0, 1]", "A number in (0, 1] (nucleus sampling's top-p).")
 
 
 #: an --n above this needs --force: memory and time grow with it (10^9 points once filled 21 GB)
