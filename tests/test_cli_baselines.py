@@ -39,7 +39,9 @@ def test_train_writes_grids_and_logs_both_players(shapes_run):
 
 def test_sample_grid_and_arrays_same_seed_same_samples(shapes_run, tmp_path):
     _, run = shapes_run
-    out = run_cli("sample", str(run), "--n", "6", "--out", str(tmp_path / "g.png"), "--sampler", "ddpm").stdout
+    refused = run_cli("sample", str(run), "--n", "6", "--sampler", "ddpm", check=False)  # it would be ignored
+    assert refused.returncode == 2 and "are for diffusion models" in refused.stderr
+    out = run_cli("sample", str(run), "--n", "6", "--out", str(tmp_path / "g.png")).stdout
     assert "6 samples" in out and Image.open(tmp_path / "g.png").size[0] > 16
     run_cli("sample", str(run), "--n", "5", "--seed", "3", "--out", str(tmp_path / "a.npz"))
     a = np.load(tmp_path / "a.npz")["samples"]

@@ -100,7 +100,7 @@ def test_bad_input_is_one_clear_line(fr_run, tmp_path, capsys):
         (["translate", str(lm), "4321"], "need a sequence-to-sequence run"),
         (["translate", str(fr_run)], "nothing to translate"),
         (["translate", str(fr_run), "--file", str(tmp_path / "nope.txt")], "nope.txt: no such file"),
-        (["translate", str(fr_run), "1", "--beam", "0"], "--beam must be >= 1"),
+        (["translate", str(fr_run), "1", "--beam", "0"], "argument --beam: must be at least 1"),
         (["eval", str(lm), "--metrics", "bleu"], "do not fit text data"),
         (["sample", str(fr_run)], "twopaths translate"),
     ]

@@ -3,7 +3,7 @@ trajectories, point clouds and confusion matrices.
 
 Images are expected in [-1, 1] as (N, C, H, W) tensors (one image: (C, H, W)). Image files are read
 with Pillow. Masks follow image editors: **white = the region to fill**, black = keep; :func:`read_mask`
-returns the keep-mask of :func:`~twopaths.paradigms.inpaint.inpaint` (1 = keep).
+returns the keep-mask of :func:`~twopaths.restore.inpaint.inpaint` (1 = keep).
 """
 
 from __future__ import annotations

@@ -49,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a bad option (its one line is printed): a status to return
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.func(args)
     except TrainingInterrupted as exc:  # a checkpoint was written; not an error of the user's

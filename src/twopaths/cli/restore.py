@@ -1,12 +1,12 @@
 """``twopaths inpaint`` and ``twopaths upscale``: image restoration with trained diffusion runs.
 
-- ``twopaths inpaint RUN``: RePaint (Lugmayr et al. 2022, :mod:`twopaths.paradigms.inpaint`) with any
+- ``twopaths inpaint RUN``: RePaint (Lugmayr et al. 2022, :mod:`twopaths.restore.inpaint`) with any
   trained Gaussian diffusion image run.
 - ``twopaths upscale RUN``: an ``sr3`` run (:mod:`twopaths.models.superres`) applied to a small image.
 
 Image files are read and written by :mod:`twopaths.viz`. Masks follow image editors: **white = the
 region to fill**, black = keep; internally that becomes the keep-mask of
-:func:`~twopaths.paradigms.inpaint.inpaint` (1 = keep).
+:func:`~twopaths.restore.inpaint.inpaint` (1 = keep).
 """
 
 from __future__ import annotations
@@ -139,8 +139,8 @@ def inpaint_image(run: Any, *, image: Path, mask: Path | None, box: str | None, 
 
     from twopaths.models.diffusion import class_labels
     from twopaths.paradigms.gaussian import GaussianDiffusion
-    from twopaths.paradigms.inpaint import inpaint, network_evaluations
-    from twopaths.paradigms.superres import SuperResolution
+    from twopaths.restore.inpaint import inpaint, network_evaluations
+    from twopaths.restore.superres import SuperResolution
     from twopaths.viz import check_image_size, read_image, read_mask, save_grid, save_image
 
     model = run.model
@@ -202,7 +202,7 @@ def upscale_image(run: Any, *, image: Path, out: str | None, n: int, sampler: st
     import torch
     from tqdm.auto import tqdm
 
-    from twopaths.paradigms.superres import SuperResolution, downsample, upsample_nearest, upsample_smooth
+    from twopaths.restore.superres import SuperResolution, downsample, upsample_nearest, upsample_smooth
     from twopaths.viz import check_image_size, read_image, save_grid, save_image
 
     model = run.model

@@ -65,7 +65,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
 def fill(run: Any, text: str, *, top_k: int = 5) -> int:
     """``twopaths fill RUN TEXT``: the ``top_k`` most likely tokens for each [MASK] of ``text``, then the best fill."""
-    from twopaths.paradigms.masked_lm import MaskedLM
+    from twopaths.paradigms.bert import MaskedLM
 
     model = run.model
     if not isinstance(model, MaskedLM):
