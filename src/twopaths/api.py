@@ -13,6 +13,7 @@ message the command prints. See docs/python-api.md.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -115,14 +116,15 @@ def evaluate(run: Run, metrics: list[str] | tuple[str, ...] = ("loss",), *, spli
     """Metrics of a trained run, as ``twopaths eval``: ``loss`` (and what the family reports with it:
     perplexity, bits/dim) on ``split`` (default val), or sample metrics (``fid``, ``kid``, ``pr``,
     ``classes`` for images, ``modes`` for 2-D points) from ``n`` samples against real data."""
-    from twopaths.data.registry import dataset_kind
+    from twopaths.data.registry import dataset_kind, load_splits
     from twopaths.eval.loss import loss_metrics
     from twopaths.eval.sampling import sample_metrics
 
     out: dict[str, Any] = {"step": run.step}
     sample_asked = [m for m in metrics if m != "loss"]
     if "loss" in metrics:
-        loaded = load_run(run.path, str(run.loaded.checkpoint.path), with_data=True)
+        loaded = run.loaded if run.loaded.splits is not None else dataclasses.replace(
+            run.loaded, splits=load_splits(run.cfg.data, run.path))  # the data, not the weights again
         out.update(loss_metrics(loaded, split or "val", n=n))
     if sample_asked:
         kind = dataset_kind(run.cfg.data.name)
