@@ -9,6 +9,14 @@ from pathlib import Path
 
 import pytest
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # ``make test`` runs one pytest worker per core (pytest-xdist): each worker, and every CLI process
+    # it starts, computes on one thread, so two workers share two cores instead of fighting for them.
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
 # A tiny but real text model, for tests that go through the CLI (kill/resume, DDP, sample, eval).
 TINY_LM = [
     "--set", "arch.window=4", "--set", "arch.embed_dim=8", "--set", "arch.hidden=32", "--set", "arch.layers=1",

@@ -93,8 +93,12 @@ def load(path: str | Path, *, checkpoint: str | None = None, ema: bool = True) -
 
 
 def train(model: str | None = None, *, out: str | Path | None = None, data: str | None = None,
-          resume: str | Path | None = None, progress: bool = False, **sections: dict[str, Any]) -> Run:
+          resume: str | Path | None = None, progress: bool = False, preset: str = "auto",
+          **sections: dict[str, Any]) -> Run:
     """Train ``model`` on ``data`` into ``out`` (or continue the run ``resume``) and return the trained run.
+
+    ``preset``: ``cpu`` (sized to finish on 2 CPU cores), ``gpu`` (the full model), or ``auto`` (cpu
+    unless training on CUDA), as ``twopaths train --preset``; the overrides apply on top.
 
     ``sections`` override config values by section, as ``--set`` does: ``train={"max_steps": 200}``,
     ``optim={"lr": 1e-3}``, ``arch={...}``, ``data={...}``. Refuses an ``out`` that already holds a run.
@@ -105,8 +109,9 @@ def train(model: str | None = None, *, out: str | Path | None = None, data: str 
     overrides = [f"train.progress={json.dumps(progress)}"] + [
         f"{section}.{key}={json.dumps(value)}" for section, values in sections.items() for key, value in values.items()]
     cfg, run_dir = training_config(model, out=Path(out) if out is not None else None, data=data,
-                                   overrides=overrides, resume=Path(resume) if resume is not None else None)
-    train_run(cfg, run_dir, resume=resume is not None, announce=progress)
+                                   overrides=overrides, resume=Path(resume) if resume is not None else None,
+                                   preset=preset)
+    train_run(cfg, run_dir, resume=resume is not None, announce=progress, preset=preset)
     return load(run_dir)
 
 

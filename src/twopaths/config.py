@@ -30,6 +30,11 @@ import yaml
 from twopaths.errors import ConfigError
 
 
+#: ``twopaths train --preset`` values: a model's CPU-sized or GPU-sized preset; ``auto`` picks ``cpu``
+#: unless the run will train on a CUDA device (:func:`twopaths.models.device_preset`)
+PRESETS = ("auto", "cpu", "gpu")
+
+
 @dataclass
 class DataConfig:
     name: str = "fortunes"  # a dataset from `twopaths data list`
@@ -64,6 +69,9 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     max_steps: int = 1000  # optimizer steps
+    # wall-clock limit of one invocation: 0 (none), seconds, or '90s', '10m', '1.5h'; the run then ends
+    # with a checkpoint at the step the time allows, the learning-rate schedule fitted to that step
+    max_time: float | str = 0
     batch_size: int = 32  # global batch per optimizer step, over all processes and accumulation
     grad_accum: int = 1  # micro-batches per step; batch_size must divide by grad_accum * world
     seed: int = 0
@@ -324,6 +332,7 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"config key 'optim.min_lr_ratio' must be in [0, 1], got {o.min_lr_ratio}")
     if not 0 <= t.ema_decay < 1:
         raise ConfigError(f"config key 'train.ema_decay' must be in [0, 1), got {t.ema_decay}")
+    duration_seconds(t.max_time, "train.max_time")
     if t.batch_size % t.grad_accum:
         raise ConfigError(f"config key 'train.batch_size' ({t.batch_size}) must be divisible by "
                           f"train.grad_accum ({t.grad_accum})")
@@ -332,6 +341,19 @@ def validate(cfg: RunConfig) -> None:
     if not (0 < d.val_fraction < 1 and 0 < d.test_fraction < 1 and d.val_fraction + d.test_fraction < 1):
         raise ConfigError("config keys 'data.val_fraction' and 'data.test_fraction' must each be in (0, 1) "
                           f"and sum to less than 1, got {d.val_fraction} and {d.test_fraction}")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def duration_seconds(value: float | str, key: str = "train.max_time") -> float:
+    """``600``, ``'600s'``, ``'10m'``, ``'1.5h'`` -> seconds (0: no limit); anything else is a
+    :class:`ConfigError` naming ``key``."""
+    text = str(value).strip().lower()
+    match = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)", text)
+    if not match or isinstance(value, bool):
+        raise ConfigError(f"config key '{key}' must be a duration such as 600, 90s, 10m or 1.5h, got {value!r}")
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
 
 
 def save_config(cfg: RunConfig, path: str | Path) -> None:

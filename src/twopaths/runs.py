@@ -16,7 +16,7 @@ import torch
 from twopaths.config import RunConfig
 from twopaths.data.base import Splits
 from twopaths.data.registry import load_splits, run_meta
-from twopaths.models import get_spec, load_run_config
+from twopaths.models import get_spec, load_run_config, preset_note
 from twopaths.models.spec import ModelSpec
 from twopaths.paradigms.base import Paradigm
 from twopaths.training.checkpoint import Checkpoint, latest_checkpoint, open_checkpoint
@@ -69,9 +69,10 @@ def build_trainer(cfg: RunConfig, run_dir: Path, splits: Splits | None = None, e
 
 def training_config(model: str | None = None, *, out: Path | None = None, data: str | None = None,
                     config: str | None = None, overrides: list[str] | tuple[str, ...] = (),
-                    resume: Path | None = None) -> tuple[RunConfig, Path]:
-    """The config and run directory of a new run (``model`` into ``out``) or of one to continue
-    (``resume``), checked before anything is written: an occupied ``out`` or a run without a
+                    resume: Path | None = None, preset: str = "auto") -> tuple[RunConfig, Path]:
+    """The config and run directory of a new run (``model`` into ``out``, with the CPU or GPU ``preset``:
+    see :func:`~twopaths.models.resolve_config`) or of one to continue (``resume``, with the config it
+    was trained with), checked before anything is written: an occupied ``out`` or a run without a
     checkpoint to resume from is refused here."""
     from twopaths.errors import TwopathsError
     from twopaths.models import resolve_config
@@ -87,7 +88,7 @@ def training_config(model: str | None = None, *, out: Path | None = None, data: 
         return cfg, Path(resume)
     if not model:
         raise TwopathsError("name a model to train (see 'twopaths train --help'), or --resume RUN")
-    cfg = resolve_config(model, config, list(overrides), data)
+    cfg = resolve_config(model, config, list(overrides), data, preset)
     run_dir = Path(out) if out is not None else Path("runs") / model
     if list_checkpoints(run_dir / "checkpoints"):
         raise TwopathsError(f"{run_dir} already holds a run with checkpoints; continue it with "
@@ -95,9 +96,11 @@ def training_config(model: str | None = None, *, out: Path | None = None, data: 
     return cfg, run_dir
 
 
-def train_run(cfg: RunConfig, run_dir: Path, resume: bool = False, announce: bool = True) -> dict[str, Any]:
+def train_run(cfg: RunConfig, run_dir: Path, resume: bool = False, announce: bool = True,
+              preset: str = "auto") -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir`` (or continue it) holding the directory's lock from the first file
-    written; returns :meth:`Trainer.fit`'s summary. ``announce``: say on stderr what is trained where."""
+    written; returns :meth:`Trainer.fit`'s summary. ``announce``: say on stderr what is trained where
+    (and, for a new run, which ``preset`` it was resolved with)."""
     import contextlib
     import os
 
@@ -110,6 +113,8 @@ def train_run(cfg: RunConfig, run_dir: Path, resume: bool = False, announce: boo
         trainer = build_trainer(cfg, run_dir, splits)
         line = f"training {cfg.model} on {cfg.data.name} ({splits.meta.get('source')}) -> {run_dir}" + (
             " (resuming)" if resume else "")
+        if not resume:
+            line = f"{preset_note(cfg, preset)}\n{line}"
         warmup = effective_warmup(cfg.optim, cfg.train.max_steps)
         if warmup < cfg.optim.warmup_steps and not resume:
             line = (f"note: optim.warmup_steps={cfg.optim.warmup_steps} is more than a tenth of "

@@ -176,3 +176,31 @@ def test_compiled_training_matches_eager(tmp_path):
     # the checkpoint holds the plain module's names, not torch.compile's "_orig_mod." wrapper
     ckpt = open_checkpoint(list_checkpoints(tmp_path / "compiled" / "checkpoints")[-1])
     ckpt.load_model(Regression())
+
+
+def test_max_time_ends_the_run_with_a_checkpoint_and_the_schedule_fitted(tmp_path):
+    """A wall-clock limit far below what max_steps needs: the run stops by itself, saves its last step,
+    and the cosine schedule has decayed to its floor exactly there (not cut off at full learning rate)."""
+    slow = Hook("slow", 1, lambda trainer, step: __import__("time").sleep(0.01) or None)  # >= 10 ms per step
+    trainer, result = train(tmp_path, hooks=(slow,), **{"train.max_steps": 100_000, "train.max_time": "1.5s",
+                                                        "train.ckpt_every": 100_000, "optim.min_lr_ratio": 0.1})
+    assert result["stopped_by_time"] and 20 < result["step"] < 150
+    assert trainer.last_checkpoint.name == f"step_{result['step']:08d}"
+    last = [r for r in read_metrics(tmp_path / "run") if "split" not in r][-1]
+    assert last["step"] == result["step"] and last["lr"] == pytest.approx(1e-3)  # lr * min_lr_ratio
+    assert last["time"] < 3.0
+
+
+def test_max_time_is_checked_as_a_duration():
+    from twopaths.errors import ConfigError
+
+    for good, seconds in (("10m", 600), ("1.5h", 5400), (90, 90), ("45s", 45)):
+        cfg = make_cfg(**{"train.max_time": good})
+        from twopaths.config import duration_seconds
+
+        assert duration_seconds(cfg.train.max_time) == seconds
+    for bad in ("ten minutes", "-5", "1d", ".nan"):
+        with pytest.raises(ConfigError, match="train.max_time"):
+            from twopaths.config import validate
+
+            validate(make_cfg(**{"train.max_time": bad}))

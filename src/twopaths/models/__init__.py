@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from twopaths.config import RunConfig, build_config, read_yaml
+from twopaths.config import PRESETS, RunConfig, build_config, read_yaml
 from twopaths.data.registry import dataset_kind
 from twopaths.errors import ConfigError
 from twopaths.models.baselines import BASELINE_MODELS
@@ -54,9 +54,22 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def device_preset(cfg: RunConfig, preset: str = "auto") -> str:
+    """``cpu`` or ``gpu``: ``preset``, or for ``auto`` the device ``cfg.train.device`` resolves to."""
+    import torch
+
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset '{preset}'; choose from {', '.join(PRESETS)}")
+    if preset != "auto":
+        return preset
+    on_gpu = cfg.train.device == "cuda" or (cfg.train.device == "auto" and torch.cuda.is_available())
+    return "gpu" if on_gpu else "cpu"
+
+
 def resolve_config(model: str, config_file: str | None = None, overrides: list[str] | None = None,
-                   data: str | None = None) -> RunConfig:
-    """Defaults < model preset < the preset for the data's kind < YAML file < ``--data`` < ``--set``."""
+                   data: str | None = None, preset: str = "gpu") -> RunConfig:
+    """Defaults < model preset < the preset for the data's kind < the CPU preset (``preset`` cpu, or auto
+    on a machine without CUDA) < YAML file < ``--data`` < ``--set``. ``gpu``: the model's full preset."""
     spec = get_spec(model)
     file_data = read_yaml(config_file) if config_file else None
     overrides = ([f"data.name={data}"] if data else []) + list(overrides or [])
@@ -65,9 +78,29 @@ def resolve_config(model: str, config_file: str | None = None, overrides: list[s
     if kind not in spec.data_kinds:
         raise ConfigError(f"model '{model}' trains on {' or '.join(spec.data_kinds)} data; "
                           f"dataset '{cfg.data.name}' is {kind} data")
-    if kind in spec.kind_presets:  # the data is known only now: build again with its preset layered in
-        cfg = build_config(model, spec.arch_cls, _merge(spec.preset, spec.kind_presets[kind]), file_data, overrides)
+    layers = [spec.kind_presets.get(kind, {})]
+    if device_preset(cfg, preset) == "cpu":
+        layers.append(spec.cpu_presets.get(kind, {}))
+    if any(layers):  # the data (and device) are known only now: build again with their presets layered in
+        merged = spec.preset
+        for layer in layers:
+            merged = _merge(merged, layer)
+        cfg = build_config(model, spec.arch_cls, merged, file_data, overrides)
     return cfg
+
+
+def preset_note(cfg: RunConfig, preset: str = "auto") -> str:
+    """What ``twopaths train`` says about the preset it used, e.g. that a CPU preset is a smaller run."""
+    spec = get_spec(cfg.model)
+    chosen = device_preset(cfg, preset)
+    if dataset_kind(cfg.data.name) not in spec.cpu_presets:
+        return f"preset: {cfg.model} has one preset, sized for a CPU"
+    if chosen == "cpu":
+        why = "chosen because no CUDA device is in use" if preset == "auto" else "as asked"
+        return (f"preset: cpu ({why}): {cfg.model} sized for 2 CPU cores; "
+                f"'--preset gpu' trains the full {spec.preset.get('train', {}).get('max_steps', '')}-step "
+                f"run of the paper-sized model")
+    return f"preset: gpu (the full {cfg.model}); '--preset cpu' trains a smaller model that finishes on a CPU"
 
 
 def load_run_config(run_dir: Path, overrides: list[str] | None = None) -> RunConfig:
@@ -85,4 +118,5 @@ def load_run_config(run_dir: Path, overrides: list[str] | None = None) -> RunCon
     return build_config(model, spec.arch_cls, None, data, overrides)
 
 
-__all__ = ["MODELS", "ModelSpec", "get_spec", "matrix", "load_run_config", "resolve_config"]
+__all__ = ["MODELS", "PRESETS", "ModelSpec", "device_preset", "get_spec", "matrix", "load_run_config",
+           "preset_note", "resolve_config"]

@@ -40,6 +40,9 @@ class ModelSpec:
     preset: dict[str, Any] = field(default_factory=dict)  # overrides of data/optim/train/arch defaults
     #: extra overrides by dataset kind (e.g. a diffusion model on 2-D points wants other batch sizes)
     kind_presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the CPU preset, by dataset kind: overrides of ``preset`` (the GPU-sized one) that make a run finish
+    #: in well under an hour on 2 CPU cores; a kind without one is already sized for a CPU
+    cpu_presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: mean validation loss (nats per item) -> the metrics people quote for this family
     report: Callable[[float, dict[str, Any]], dict[str, float]] = lambda loss, meta: {"loss": loss}
     #: data meta -> a training hook that writes samples into the run dir

@@ -77,6 +77,15 @@ def any_rank(flags: list[bool], info: DistInfo, device: torch.device) -> list[bo
     return [bool(v) for v in t.tolist()]
 
 
+def min_over_ranks(value: int, info: DistInfo, device: torch.device) -> int:
+    """The smallest of every rank's ``value`` (e.g. the step a time limit allows)."""
+    if not info.enabled:
+        return value
+    t = torch.tensor([value], device=device, dtype=torch.long)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return int(t.item())
+
+
 def gather_objects(obj: Any, info: DistInfo) -> list[Any]:
     """Every rank's ``obj``, in rank order (used to save each rank's RNG state)."""
     if not info.enabled:

@@ -30,10 +30,11 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from twopaths.config import RunConfig, save_config
+from twopaths.config import RunConfig, duration_seconds, save_config
 from twopaths.errors import DataError, TrainingDiverged, TrainingInterrupted
 from twopaths.paradigms.base import Paradigm
 from twopaths.training import distributed
+from twopaths.training.clock import WARMUP_STEPS, StepClock, format_duration
 from twopaths.training.checkpoint import (capture_rng, clean_partial, latest_checkpoint, list_checkpoints,
                                        restore_rng, save_checkpoint)
 from twopaths.training.ema import EMA
@@ -41,6 +42,10 @@ from twopaths.training.lock import hold
 from twopaths.training.metrics import MetricsLog, read_metrics
 from twopaths.training.optim import build_adamw, lr_at
 from twopaths.training.sampler import ResumableBatchSampler
+
+
+#: forward/backward passes ``--dry-run`` times (after one that warms up) to estimate a run's time
+DRY_RUN_TIMED_STEPS = 3
 
 
 @dataclass
@@ -276,6 +281,7 @@ class Trainer:
             model = torch.compile(model)
 
         params = [p for p in self.model.parameters() if p.requires_grad]
+        clock = StepClock(self.step, tc.max_steps, duration_seconds(tc.max_time))
         bar = tqdm(total=tc.max_steps, initial=self.step, disable=not (self.is_main and tc.progress),
                    unit="step", dynamic_ncols=True, desc=self.cfg.model or "train",
                    mininterval=0.1 if sys.stderr.isatty() else 5.0)  # logs get a line every 5 s, not a flood
@@ -283,9 +289,9 @@ class Trainer:
         started = time.perf_counter()
         self.model.train()
         try:
-            while self.step < tc.max_steps:
+            while self.step < clock.horizon():
                 self.step += 1
-                lr = lr_at(self.step, self.cfg.optim, tc.max_steps)
+                lr = lr_at(self.step, self.cfg.optim, clock.horizon())
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
 
@@ -319,7 +325,7 @@ class Trainer:
                     self.ema.update(self.model, self.step)
 
                 bar.update(1)
-                if self.step % tc.log_every == 0 or self.step == tc.max_steps:
+                if self.step % tc.log_every == 0 or self.step == clock.horizon():
                     elapsed = time.perf_counter() - window_start
                     rate = window_items / max(elapsed, 1e-9)
                     log.write({"step": self.step, "loss": last_loss, "lr": lr, "grad_norm": norm_value,
@@ -339,11 +345,19 @@ class Trainer:
                             result = hook.fn(self, self.step)
                         if result:
                             log.write({"step": self.step, "split": hook.name, **result})
+                clock.tick(self.step)
+                if clock.limit and self.dist.enabled:  # every rank ends at the same step
+                    clock.end_at(distributed.min_over_ranks(clock.horizon(), self.dist, self.device))
+                if self.step == first_step + 1 + WARMUP_STEPS and self.is_main and tc.progress:
+                    bar.write(self._estimate(clock))
                 by_time = tc.ckpt_minutes > 0 and time.perf_counter() - self._last_save >= 60 * tc.ckpt_minutes
-                stop, by_time = distributed.any_rank([self._stop_signal is not None, by_time], self.dist, self.device)
-                if self.step % tc.ckpt_every == 0 or self.step == tc.max_steps or by_time or stop:
+                stop, by_time, out_of_time = distributed.any_rank(
+                    [self._stop_signal is not None, by_time, clock.out_of_time()], self.dist, self.device)
+                if out_of_time:  # a step took longer than planned: end here rather than overrun
+                    clock.end_at(self.step)
+                if self.step % tc.ckpt_every == 0 or self.step == clock.horizon() or by_time or stop:
                     self._save()
-                if stop and self.step < tc.max_steps:
+                if stop and self.step < clock.horizon():
                     raise TrainingInterrupted(
                         f"interrupted: checkpoint {self.last_checkpoint} written at step {self.step} of "
                         f"{tc.max_steps}; continue exactly from there with: twopaths train --resume {self.run_dir}")
@@ -355,7 +369,14 @@ class Trainer:
                               if "split" not in r and isinstance(r.get("loss"), (int, float))), math.nan)
         return {"step": self.step, "loss": last_loss, "seconds": time.perf_counter() - started,
                 "checkpoint": str(self.last_checkpoint) if self.last_checkpoint else None,
-                "steps_run": self.step - first_step}
+                "steps_run": self.step - first_step, "stopped_by_time": self.step < tc.max_steps}
+
+    def _estimate(self, clock: StepClock) -> str:
+        """The time left, from the measured seconds per step; a validation pass is costed as its batches'
+        forward passes (about 0.4 of a training step each: no backward, no optimizer)."""
+        tc = self.tc
+        evaluations = clock.horizon() // tc.eval_every - self.step // tc.eval_every if tc.eval_every else 0
+        return clock.estimate_line(self.step, evaluations, 0.4 * tc.eval_batches * clock.seconds_per_step(self.step))
 
     # ------------------------------------------------------------------ dry run
 
@@ -367,13 +388,22 @@ class Trainer:
         tc = self.tc
         n_params = sum(p.numel() for p in self.model.parameters())
         batch = move_to(next(self._loader(0)), self.device)
+        times, losses = [], []
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            t0 = time.perf_counter()
-            with self.autocast():
-                loss = self.model(batch)
-            loss.backward()
-            seconds = time.perf_counter() - t0
+            for _ in range(1 + DRY_RUN_TIMED_STEPS):  # the first pass warms up; the others are timed
+                t0 = time.perf_counter()
+                with self.autocast():
+                    loss = self.model(batch)
+                loss.backward()
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
+                times.append(time.perf_counter() - t0)
+                losses.append(float(loss.detach()))
         self.optimizer.zero_grad(set_to_none=True)
+        per_step = tc.grad_accum * sorted(times[1:])[len(times[1:]) // 2]  # median micro-batch x accumulation
+        evaluations = tc.max_steps // tc.eval_every if tc.eval_every else 0
+        total = tc.max_steps * per_step + evaluations * 0.4 * tc.eval_batches * per_step
+        seconds = times[0]
         items = self.model.items_in(batch)
         return {
             "model": self.cfg.model, "parameters": n_params, "device": str(self.device),
@@ -383,8 +413,11 @@ class Trainer:
             "batch": f"{tc.batch_size} global = {tc.grad_accum} x {self.micro_batch // self.dist.world_size} "
                      f"per process x {self.dist.world_size} processes",
             "steps": tc.max_steps, "epochs": round(tc.max_steps * tc.batch_size / len(self.train_set), 2),
-            f"{self.model.item_name}_per_batch": items, "loss_at_init": round(float(loss.detach()), 4),
+            f"{self.model.item_name}_per_batch": items, "loss_at_init": round(losses[0], 4),
             "seconds_first_step": round(seconds, 4),
+            "estimated_time": f"{format_duration(total)} ({tc.max_steps:,} steps at {per_step:.3g} s/step, measured "
+                              f"over {DRY_RUN_TIMED_STEPS} forward/backward passes, plus {evaluations} validation "
+                              f"passes; sample hooks not included)",
             "checkpoints": f"every {tc.ckpt_every} steps, last {tc.keep_last} kept, in {self.run_dir / 'checkpoints'}",
             "existing_checkpoints": len(list_checkpoints(self.run_dir / "checkpoints")),
         }
