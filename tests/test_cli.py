@@ -159,3 +159,24 @@ def test_data_list_finds_user_data(tmp_path):
     assert str(root) in line and "16 images" in line
     for name in ("shapes", "mixture2d", "fortunes", "numbers-", "images", "pairs"):
         assert name in out
+
+
+def test_dry_run_estimates_the_time_and_names_the_preset(corpus, tmp_path):
+    out = run_cli("train", "ddpm", "--data", "fashion-mnist", "--out", str(tmp_path / "r"), "--dry-run",
+                  "--set", "train.batch_size=4").stdout
+    assert "preset: cpu (chosen because no CUDA device is in use)" in out
+    line = next(row for row in out.splitlines() if "estimated_time" in row)
+    assert "3,000 steps at" in line and "6 validation passes" in line
+    assert not (tmp_path / "r").exists()
+    gpu = run_cli("train", "ddpm", "--data", "fashion-mnist", "--dry-run", "--preset", "gpu",
+                  "--set", "train.batch_size=2").stdout
+    assert "20,000 steps at" in gpu and "preset: gpu" in gpu
+
+
+def test_max_time_stops_a_run_that_resumes(corpus, tmp_path):
+    run = tmp_path / "r"
+    proc = run_cli("train", "mlp-lm", "--data", "text", "--set", f"data.path={corpus}", "--out", str(run), *TINY_LM,
+                   "--set", "train.max_steps=10000000", "--set", "train.max_time=2s")
+    assert "train.max_time=2s reached at step" in proc.stderr and f"--resume {run}" in proc.stderr
+    assert list((run / "checkpoints").iterdir())
+    _fails("train", "mlp-lm", "--out", str(tmp_path / "bad"), "--set", "train.max_time=soon", match="train.max_time")

@@ -110,3 +110,16 @@ def test_bad_input_is_one_clear_line(fr_run, tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err, (args, err)
         assert "Traceback" not in err
+
+
+def test_a_deleted_pair_tokenizer_is_refused_not_rebuilt(fr_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(fr_run, run)
+    (run / "tokenizer_tgt.json").unlink()
+    capsys.readouterr()
+    assert cli("translate", str(run), "12") == 2
+    err = capsys.readouterr().err
+    assert "tokenizer_tgt.json is missing" in err and "holds trained checkpoints" in err
+    assert not (run / "tokenizer_tgt.json").exists()

@@ -98,3 +98,24 @@ def test_apply_overrides_dict():
     cfg = RunConfig(model="x", arch=_Arch())
     apply_overrides(cfg, {"arch.width": 9, "train.seed": 3})
     assert cfg.arch.width == 9 and cfg.train.seed == 3
+
+
+def test_cpu_and_gpu_presets():
+    """A model sized for a GPU has a CPU preset that a CPU run gets by default; --set still wins over it."""
+    from twopaths.models import device_preset, preset_note
+
+    gpu = resolve_config("ddpm", data="fashion-mnist", preset="gpu")
+    cpu = resolve_config("ddpm", data="fashion-mnist", preset="cpu")
+    assert gpu.train.max_steps == 20_000 and gpu.arch.unet.base_channels == 64
+    assert cpu.train.max_steps == 3_000 and cpu.arch.unet.base_channels == 16 and cpu.arch.diffusion.prediction == "v"
+    assert resolve_config("ddpm", data="fashion-mnist", preset="cpu",
+                          overrides=["train.max_steps=77"]).train.max_steps == 77
+    # on 2-D points ddpm has one (small) preset, whatever the device
+    assert resolve_config("ddpm", data="mixture2d", preset="cpu") == resolve_config("ddpm", data="mixture2d")
+    on_cpu = resolve_config("ddpm", data="fashion-mnist", preset="auto", overrides=["train.device=cpu"])
+    assert device_preset(on_cpu) == "cpu" and on_cpu == resolve_config(
+        "ddpm", data="fashion-mnist", preset="cpu", overrides=["train.device=cpu"])
+    assert "preset: cpu" in preset_note(cpu, "cpu") and "20,000 steps" in preset_note(cpu, "cpu")
+    assert "one preset" in preset_note(resolve_config("gpt-nano"), "auto")
+    with pytest.raises(ConfigError, match="unknown preset 'tpu'"):
+        resolve_config("ddpm", preset="tpu")

@@ -47,6 +47,17 @@ def test_arena_trains_measures_caches_and_resumes(tmp_path):
     logs.clear()
     run_arena([tiny_suite()], tmp_path, "test", "cpu", log=logs.append)
     assert any("resuming from step" in line for line in logs)
+
+    # a contender whose recipe changed is not passed off as its cached result
+    from dataclasses import replace
+
+    from twopaths.errors import TwopathsError
+
+    changed = replace(tiny_suite(), contenders=(replace(tiny_suite().contenders[0], overrides=("arch.mlp.width=48",)),))
+    before = (tmp_path / "runs" / "mixture2d" / "ddpm" / "seed0" / "arena.json").read_bytes()
+    with pytest.raises(TwopathsError, match="trained with another recipe"):
+        run_arena([changed], tmp_path, "test", "cpu", log=logs.append)
+    assert (tmp_path / "runs" / "mixture2d" / "ddpm" / "seed0" / "arena.json").read_bytes() == before
     shutil.rmtree(tmp_path / "runs")
 
 

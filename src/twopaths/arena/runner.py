@@ -130,6 +130,20 @@ def contender_config(suite: Suite, contender: Contender, seed: int, device: str)
     return resolve_config(contender.model, None, overrides, suite.data)
 
 
+def recipe(suite: Suite, contender: Contender, seed: int) -> dict[str, Any]:
+    """What decides a contender's run (model, overrides, seed, budget): kept with its files, so a cached or
+    half-trained run is reused only for the same recipe."""
+    return {"model": contender.model, "data": suite.data, "overrides": [*suite.overrides, *contender.overrides],
+            "seed": seed, "budget_flops": suite.budget_flops, "budget_s": suite.budget_s}
+
+
+def _check_recipe(saved: dict[str, Any] | None, wanted: dict[str, Any], where: Path) -> None:
+    if saved is not None and "recipe" in saved and saved["recipe"] != wanted:
+        raise TwopathsError(f"{where} was trained with another recipe than this arena's (its model, overrides, "
+                            f"seed or budget changed since); use a new --out, or delete {where.parent} to "
+                            f"train it again (nothing was changed)")
+
+
 def calibrate(cfg: RunConfig, splits: Any, seconds: float | None = None) -> dict[str, float]:
     """Parameters, FLOPs per training step and training memory of a fresh copy of the model; with
     ``seconds``, also its steps/s (the ``--budget-seconds`` mode alone needs a speed, and it is
@@ -223,7 +237,10 @@ def train_contender(suite: Suite, contender: Contender, seed: int, out: Path, de
     from twopaths.training.checkpoint import latest_checkpoint, list_checkpoints
 
     run_dir = out / "runs" / suite.name / contender.name / f"seed{seed}"
+    wanted = recipe(suite, contender, seed)
     cached = read_json(run_dir / "arena.json")
+    _check_recipe(cached, wanted, run_dir / "arena.json")
+    _check_recipe(read_json(run_dir / "calibration.json"), wanted, run_dir / "calibration.json")
     if cached is not None:
         log(f"  cached: {run_dir / 'arena.json'}")
         return cached
@@ -247,6 +264,7 @@ def train_contender(suite: Suite, contender: Contender, seed: int, out: Path, de
         cfg.train.keep_last = CHECKPOINTS
         cfg.train.log_every = max(1, steps // 100)
         calibration["planned_steps"] = steps
+        calibration["recipe"] = wanted
         write_json(run_dir / "calibration.json", calibration)
     trainer = build_trainer(cfg, run_dir, splits)
     diverged = None
@@ -273,7 +291,7 @@ def train_contender(suite: Suite, contender: Contender, seed: int, out: Path, de
         else "weights + grads + AdamW + EMA + saved activations, counted",
         "final_train_loss": statistics.fmean(tail) if tail and not diverged else None,
         "diverged": diverged, "loss_curve": curve,
-        "config": dataclasses.asdict(cfg),
+        "config": dataclasses.asdict(cfg), "recipe": wanted,
     }
     write_json(run_dir / "arena.json", result)
     return read_json(run_dir / "arena.json")  # exactly what a cached re-run will see

@@ -64,6 +64,13 @@ _QUIET = ("train.progress=true", "train.sample_every=0", "train.eval_every=0")
 CURVE_FRACTIONS = (0.125, 0.25, 0.5, 1.0)
 G, T = 1e9, 1e12
 
+#: the diffusion objective for short runs (what ddpm's CPU preset uses): v-prediction (Salimans & Ho 2022) on
+#: the cosine schedule (Nichol & Dhariwal 2021) with Min-SNR-5 weighting (Hang et al. 2023, ~3x faster
+#: convergence). On Fashion-MNIST it took a 0.28M-parameter U-Net to FID 40 (floor 4.4, n = 1,000) in 3,000
+#: steps of 64 images, where eps-prediction on the linear schedule stood at FID 193 at a similar budget.
+_SHORT_RUN_DIFFUSION = ("arch.diffusion.prediction=v", "arch.diffusion.schedule=cosine",
+                        "arch.diffusion.weighting=min-snr")
+
 # ----------------------------------------------------------------------------- quick (2 CPU cores)
 
 _QUICK = (
@@ -83,21 +90,21 @@ _QUICK = (
               Contender("ddpm", "ddpm", "diffusion",
                         ("arch.conditioning=none", "arch.unet.base_channels=24", "arch.unet.channel_mults=[1,2]",
                          "arch.unet.num_res_blocks=1", "arch.unet.groups=8", "train.batch_size=32",
-                         "optim.lr=1e-3"),
+                         "optim.lr=1e-3", *_SHORT_RUN_DIFFUSION),
                         nfe=(5, 10)),
               # the U-Net's Gflops per forward (0.25 at 28x28) matched by a DiT (0.255: width 80, 6 blocks,
               # 2x2 patches = 196 tokens; Peebles & Xie 2023 find Gflops, not parameters, predict quality)
               Contender("dit", "dit", "diffusion",
                         ("arch.conditioning=none", "arch.dit_size=custom", "arch.dit.d_model=80",
                          "arch.dit.n_layer=6", "arch.dit.n_head=4", "arch.dit.patch_size=2", "train.batch_size=32",
-                         "optim.lr=1e-3", "optim.warmup_steps=50"),
+                         "optim.lr=1e-3", "optim.warmup_steps=50", *_SHORT_RUN_DIFFUSION),
                         nfe=(5, 10)),
               # the same U-Net width on 7x7x4 latents of a KL autoencoder trained in the first 30% of
               # the budget: 0.03 Gflops per denoising step instead of 0.25
               Contender("ldm", "ldm", "diffusion",
                         ("arch.conditioning=none", "arch.ae_fraction=0.3", "arch.autoencoder.base_channels=16",
                          "arch.unet.base_channels=48", "arch.unet.head_channels=16", "arch.unet.num_res_blocks=1",
-                         "arch.unet.groups=8", "train.batch_size=32", "optim.lr=1e-3"),
+                         "arch.unet.groups=8", "train.batch_size=32", "optim.lr=1e-3", *_SHORT_RUN_DIFFUSION),
                         nfe=(5, 10)),
               Contender("pixel-gpt", "pixel-gpt", "autoregressive",
                         ("arch.conditioning=none", "arch.transformer.n_layer=3", "arch.transformer.d_model=96")),

@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 
 from twopaths.data.base import DatasetSummary
 from twopaths.data.text import read_text_file, split_counts
-from twopaths.data.tokenizers import EOT, UNK, CharTokenizer, load_tokenizer
+from twopaths.data.tokenizers import EOT, UNK, CharTokenizer, run_tokenizer
 from twopaths.errors import ConfigError, DataError
 
 PathLike = str | os.PathLike[str]
@@ -214,22 +214,17 @@ def pair_tokenizers(train: Sequence[Pair], run_dir: os.PathLike[str] | str | Non
     ``RUN/tokenizer_src.json`` and ``RUN/tokenizer_tgt.json`` and reloaded (never retrained) when
     they exist, so a resumed run, ``translate`` and ``eval`` use exactly the training ids.
     """
+    def build(index: int) -> CharTokenizer:
+        chars = sorted({ch for pair in train for ch in pair[index]})
+        if not chars:
+            raise DataError("cannot build a pair vocabulary: the training pairs are empty")
+        return CharTokenizer(chars, PAIR_SPECIALS)
+
     out: dict[str, CharTokenizer] = {}
     for side, index in (("src", 0), ("tgt", 1)):
         path = Path(run_dir) / f"tokenizer_{side}.json" if run_dir is not None else None
-        if path is not None and path.is_file():
-            tokenizer = load_tokenizer(path)
-            if not isinstance(tokenizer, CharTokenizer) or not set(PAIR_SPECIALS) <= set(tokenizer.specials):
-                raise DataError(f"{path}: not a pair tokenizer (a char tokenizer with {', '.join(PAIR_SPECIALS)})")
-        else:
-            chars = sorted({ch for pair in train for ch in pair[index]})
-            if not chars:
-                raise DataError("cannot build a pair vocabulary: the training pairs are empty")
-            tokenizer = CharTokenizer(chars, PAIR_SPECIALS)
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(f".json.{os.getpid()}.tmp")  # unique: DDP ranks may race here
-                tokenizer.save(tmp)
-                tmp.replace(path)
+        tokenizer = run_tokenizer(path, lambda: build(index))
+        if not isinstance(tokenizer, CharTokenizer) or not set(PAIR_SPECIALS) <= set(tokenizer.specials):
+            raise DataError(f"{path}: not a pair tokenizer (a char tokenizer with {', '.join(PAIR_SPECIALS)})")
         out[f"{side}_tokenizer"] = tokenizer
     return out

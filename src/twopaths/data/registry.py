@@ -21,7 +21,6 @@ Pair datasets go from the first column to the second; ``data.reverse=true`` swap
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ import torch
 from twopaths.config import DataConfig
 from twopaths.data import images, pairs, recall, shapes, text, toy
 from twopaths.data.base import DatasetSummary, Splits
-from twopaths.data.tokenizers import Tokenizer, load_tokenizer, train_tokenizer
+from twopaths.data.tokenizers import Tokenizer, load_tokenizer, run_tokenizer, train_tokenizer
 from twopaths.errors import DataError, TwopathsError
 
 IMAGE_DATASETS = ("fashion-mnist", "shapes", "images")
@@ -128,25 +127,10 @@ def _text_splits(cfg: DataConfig, run_dir: Path | None) -> Splits:
 
 
 def tokenizer_for_run(cfg: DataConfig, train_docs: list[str], run_dir: Path | None) -> Tokenizer:
-    """The run's tokenizer: reloaded from ``RUN/tokenizer.json`` if it exists, else trained and saved.
-
-    Reloading (never retraining) keeps a resumed run, ``sample`` and ``eval`` on exactly the ids
-    the model was trained with.
-    """
-    path = run_dir / "tokenizer.json" if run_dir is not None else None
-    if path is not None and path.is_file():
-        return load_tokenizer(path)
-    if path is not None and any((run_dir / "checkpoints").glob("step_*")):  # trained, but its ids are gone
-        raise DataError(f"{path} is missing, but {run_dir} holds trained checkpoints: a tokenizer rebuilt from "
-                        f"the corpus now need not give the ids the model learned; restore the file from a copy "
-                        f"of the run")
-    tokenizer = train_tokenizer(cfg.tokenizer, train_docs, cfg.vocab_size)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".json.{os.getpid()}.tmp")  # unique: DDP ranks may race here
-        tokenizer.save(tmp)
-        tmp.replace(path)
-    return tokenizer
+    """The run's tokenizer: reloaded from ``RUN/tokenizer.json`` if it exists, else trained on the
+    training documents and saved (:func:`~twopaths.data.tokenizers.run_tokenizer`)."""
+    return run_tokenizer(Path(run_dir) / "tokenizer.json" if run_dir is not None else None,
+                         lambda: train_tokenizer(cfg.tokenizer, train_docs, cfg.vocab_size))
 
 
 def _pair_splits(cfg: DataConfig, run_dir: Path | None = None) -> Splits:

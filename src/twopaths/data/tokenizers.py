@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -272,6 +272,26 @@ def train_tokenizer(kind: str, texts: Iterable[str], vocab_size: int | None = No
     raise ConfigError(
         f"unknown tokenizer kind {kind!r}; choose one of: {', '.join(TOKENIZER_KINDS)}"
     )
+
+
+def run_tokenizer(path: Path | None, build: Callable[[], Tokenizer]) -> Tokenizer:
+    """A run's tokenizer kept at ``path`` (``RUN/tokenizer*.json``): loaded when the file exists, else
+    ``build()`` and saved there (atomically: DDP ranks may race). Reloading, never retraining, keeps a
+    resumed run, ``sample`` and ``eval`` on exactly the ids the model was trained with; so a missing
+    file next to trained checkpoints is refused rather than rebuilt. ``path`` None: build, keep nothing."""
+    if path is not None and path.is_file():
+        return load_tokenizer(path)
+    if path is not None and any((path.parent / "checkpoints").glob("step_*")):  # trained, but its ids are gone
+        raise DataError(f"{path} is missing, but {path.parent} holds trained checkpoints: a tokenizer rebuilt from "
+                        f"the data now need not give the ids the model learned; restore the file from a copy "
+                        f"of the run")
+    tokenizer = build()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".json.{os.getpid()}.tmp")
+        tokenizer.save(tmp)
+        tmp.replace(path)
+    return tokenizer
 
 
 def load_tokenizer(path: PathLike) -> Tokenizer:

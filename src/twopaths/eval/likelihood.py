@@ -18,13 +18,20 @@ def likelihood_bound(run: Any, dataset: Any, max_batches: int | None = None) -> 
     loader = DataLoader(dataset, batch_size=min(64, len(dataset)))
     total = min(len(loader), max_batches) if max_batches else len(loader)
     bits, prior = [], []
-    desc = f"VLB ({model.schedule.T} steps per batch)" if run.spec.evaluation == "diffusion" else "likelihood bound"
-    for i, batch in enumerate(tqdm(loader, total=total, desc=desc)):
-        if i >= total:
-            break
-        x = batch[model.data_key]
-        y = batch["label"] if model.num_classes else None
-        out = model.nll_bits_per_dim(x, y)
-        bits.append(out["bits_per_dim"])
-        prior.append(out["prior_bits_per_dim"])
+    # a diffusion bound costs T network evaluations per batch: the bar counts those, so it moves within a batch
+    per_batch = model.schedule.T if run.spec.evaluation == "diffusion" else 1
+    with tqdm(total=total * per_batch, desc="VLB" if per_batch > 1 else "likelihood bound",
+              unit="net evals" if per_batch > 1 else "batch") as bar:
+        for i, batch in enumerate(loader):
+            if i >= total:
+                break
+            x = batch[model.data_key]
+            y = batch["label"] if model.num_classes else None
+            if per_batch > 1:
+                out = model.nll_bits_per_dim(x, y, on_step=lambda: bar.update(1))
+            else:
+                out = model.nll_bits_per_dim(x, y)
+                bar.update(1)
+            bits.append(out["bits_per_dim"])
+            prior.append(out["prior_bits_per_dim"])
     return {"nll_bits_per_dim": float(torch.cat(bits).mean()), "prior_bits_per_dim": float(torch.cat(prior).mean())}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from twopaths.config import PRESETS, RunConfig, build_config, read_yaml
+from twopaths.config import PRESETS, RunConfig, TrainConfig, build_config, read_yaml
 from twopaths.data.registry import dataset_kind
 from twopaths.errors import ConfigError
 from twopaths.models.baselines import BASELINE_MODELS
@@ -97,9 +97,8 @@ def preset_note(cfg: RunConfig, preset: str = "auto") -> str:
         return f"preset: {cfg.model} has one preset, sized for a CPU"
     if chosen == "cpu":
         why = "chosen because no CUDA device is in use" if preset == "auto" else "as asked"
-        return (f"preset: cpu ({why}): {cfg.model} sized for 2 CPU cores; "
-                f"'--preset gpu' trains the full {spec.preset.get('train', {}).get('max_steps', '')}-step "
-                f"run of the paper-sized model")
+        return (f"preset: cpu ({why}): {cfg.model} sized for 2 CPU cores; '--preset gpu' trains the full model "
+                f"({spec.preset.get('train', {}).get('max_steps', TrainConfig.max_steps):,} steps)")
     return f"preset: gpu (the full {cfg.model}); '--preset cpu' trains a smaller model that finishes on a CPU"
 
 

@@ -25,7 +25,7 @@ from twopaths.backbones.unet import UNetConfig
 from twopaths.config import RunConfig, build_config, read_yaml
 from twopaths.data.registry import run_meta
 from twopaths.errors import ConfigError, TwopathsError
-from twopaths.models.diffusion import (DDPMArch, conditioning_classes, diffusion_sample_hook, image_denoiser,
+from twopaths.models.diffusion import (DDPMArch, image_diffusion_cpu_preset, conditioning_classes, diffusion_sample_hook, image_denoiser,
                                        image_diffusion_preset, sample_diffusion)
 from twopaths.models.spec import HookFn, ModelSpec, image_preset
 from twopaths.nn.functional import psnr
@@ -217,10 +217,18 @@ LATENT_MODELS = [
               preset=image_preset({"lr": 5e-4, "warmup_steps": 200, "min_lr_ratio": 0.1},
                                   {"batch_size": 64, "max_steps": 5000, "eval_every": 500, "eval_batches": 10,
                                    "ckpt_every": 1000, "sample_every": 1000, "ema_decay": 0.999}),
+              cpu_presets={"image": {"arch": {"autoencoder": {"base_channels": 16}},
+                                     "train": {"max_steps": 2000, "eval_every": 500, "ckpt_every": 500,
+                                               "sample_every": 500}}},
               sample_hook=reconstruction_hook, sample=sample_reconstructions),
     ModelSpec(name="ldm", paradigm="latent", backbones=("autoencoder", "unet", "dit"),
               summary="latent diffusion (Rombach et al. 2022): a KL autoencoder, then Gaussian diffusion on its "
                       "scaled latents, in one run; class-conditional with classifier-free guidance",
               data_kinds=("image",), arch_cls=LDMArch, build=_build_ldm, preset=image_diffusion_preset(),
+              # on CPU: the arena's quick-suite ldm (autoencoder in the first 30% of the steps, a 48-channel
+              # latent U-Net) on ddpm's CPU schedule
+              cpu_presets={"image": image_diffusion_cpu_preset(
+                  ae_fraction=0.3, autoencoder={"base_channels": 16},
+                  unet={"base_channels": 48, "head_channels": 16, "num_res_blocks": 1, "groups": 8})},
               sample_hook=ldm_sample_hook, sample=sample_diffusion, evaluation="diffusion"),
 ]

@@ -21,7 +21,8 @@ import torch
 
 from twopaths.config import RunConfig
 from twopaths.errors import ConfigError, TwopathsError
-from twopaths.models.diffusion import DDPMArch, conditioning_classes, image_denoiser, image_diffusion_preset
+from twopaths.models.diffusion import (CPU_UNET, DDPMArch, conditioning_classes, image_denoiser,
+                                       image_diffusion_cpu_preset, image_diffusion_preset)
 from twopaths.models.spec import HookFn, ModelSpec
 from twopaths.nn.functional import psnr
 from twopaths.paradigms.base import Paradigm
@@ -84,6 +85,8 @@ SUPERRES_MODELS = [
               summary="super-resolution by iterative refinement (Saharia et al. 2022): Gaussian diffusion "
                       "conditioned on the upsampled low-res image ('twopaths upscale')",
               data_kinds=("image",), arch_cls=SR3Arch, build=_build_sr3, preset=image_diffusion_preset(),
+              # on CPU: the CPU U-Net and schedule of ddpm, still sampled ancestrally (see SR3Arch.sampler)
+              cpu_presets={"image": image_diffusion_cpu_preset(unet=CPU_UNET, sampler="ddpm", sample_steps=100)},
               sample_hook=sr3_sample_hook, sample=_sample_sr3, evaluation="diffusion"),
 ]
 

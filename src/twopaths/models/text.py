@@ -75,18 +75,18 @@ def _build_gpt(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
 
 
 def _text_model(name: str, summary: str, arch_cls: type, build, preset: dict[str, Any],
-                backbone: str = "transformer") -> ModelSpec:
+                backbone: str = "transformer", cpu: dict[str, Any] | None = None) -> ModelSpec:
     return ModelSpec(name=name, summary=summary, paradigm="autoregressive", backbones=(backbone,),
                      data_kinds=("text",), arch_cls=arch_cls, build=build,
-                     preset=preset, report=language_model_report, sample_hook=text_sample_hook,
-                     sample=sample_text)
+                     preset=preset, cpu_presets={"text": cpu} if cpu else {}, report=language_model_report,
+                     sample_hook=text_sample_hook, sample=sample_text)
 
 
 def _gpt(name: str, summary: str, arch: dict[str, Any], data: dict[str, Any], optim: dict[str, Any],
-         train: dict[str, Any]) -> ModelSpec:
+         train: dict[str, Any], cpu: dict[str, Any] | None = None) -> ModelSpec:
     return _text_model(name, summary, TransformerConfig, _build_gpt,
                        {"arch": arch, "data": {"name": "fortunes", "context": arch["context"], **data},
-                        "optim": optim, "train": train})
+                        "optim": optim, "train": train}, cpu=cpu)
 
 
 _NANO = dict(n_layer=4, n_head=4, d_model=128, context=128, dropout=0.0)
@@ -102,11 +102,21 @@ TEXT_MODELS = [
     _gpt("gpt-char", "character-level GPT: 6 layers, 6 heads, 384 wide, context 256 (~10.7M params)",
          dict(n_layer=6, n_head=6, d_model=384, context=256, dropout=0.2), {"tokenizer": "char"},
          optim={"lr": 1e-3, "warmup_steps": 100, "betas": [0.9, 0.99], "weight_decay": 0.1, "min_lr_ratio": 0.1},
-         train={"batch_size": 64, "max_steps": 5000, "eval_every": 250, "ckpt_every": 500, "sample_every": 1000}),
+         train={"batch_size": 64, "max_steps": 5000, "eval_every": 250, "ckpt_every": 500, "sample_every": 1000},
+         # on CPU: nanoGPT's recipe for a laptop CPU (its README, "I only have a macbook"): 4 layers, 4 heads,
+         # 128 wide, context 64, batches of 12, 2,000 steps, no dropout
+         cpu={"arch": dict(n_layer=4, n_head=4, d_model=128, context=64, dropout=0.0), "data": {"context": 64},
+              "train": {"batch_size": 12, "max_steps": 2000, "eval_every": 250, "ckpt_every": 500,
+                        "sample_every": 1000}}),
     _gpt("gpt2-124m", "GPT-2 small: 12 layers, 12 heads, 768 wide, context 1024, BPE (124M params)",
          dict(n_layer=12, n_head=12, d_model=768, context=1024, dropout=0.0), {"tokenizer": "bpe", "vocab_size": 50257},
          optim={"lr": 6e-4, "warmup_steps": 700, "betas": [0.9, 0.95], "weight_decay": 0.1, "min_lr_ratio": 0.1},
-         train={"batch_size": 16, "max_steps": 20000, "eval_every": 500, "ckpt_every": 1000, "sample_every": 2000}),
+         train={"batch_size": 16, "max_steps": 20000, "eval_every": 500, "ckpt_every": 1000, "sample_every": 2000},
+         # on CPU: the same 124M network (the size is the model: it must match GPT-2's weights), on windows
+         # of 64 tokens, 8 per step, for 150 steps: a look at the model training, not a GPT-2
+         cpu={"data": {"context": 64}, "optim": {"warmup_steps": 15},
+              "train": {"batch_size": 8, "max_steps": 150, "eval_every": 50, "eval_batches": 5, "ckpt_every": 50,
+                        "sample_every": 150}}),
     _text_model("mlp-lm", "fixed-window MLP language model (Bengio et al. 2003): the smallest honest text model",
                 WindowMLPConfig, _build_mlp_lm,
                 {"data": {"name": "fortunes", "context": 64},

@@ -27,7 +27,7 @@ Timesteps are indices 0..T-1 (t = 0 is the least noisy). Schedules are computed 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -267,11 +267,13 @@ class GaussianDiffusion(Paradigm):
 
     @torch.no_grad()
     def nll_bits_per_dim(self, x0: torch.Tensor, y: torch.Tensor | None = None,
-                         prompts: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+                         prompts: Sequence[str] | None = None,
+                         on_step: Callable[[], None] | None = None) -> dict[str, torch.Tensor]:
         """The full variational bound on -log p(x_0) in bits per dimension, per sample (Ho et al. eq. 5):
         L_T (prior KL) + sum_{t>=1} L_{t-1} + L_0, with every one of the T terms evaluated (no Monte
-        Carlo over t), so it costs T network evaluations per batch. A text-conditioned model is
-        scored given ``prompts`` (None: the null caption, the unconditional bound)."""
+        Carlo over t), so it costs T network evaluations per batch; ``on_step()`` is called after each
+        (a progress bar). A text-conditioned model is scored given ``prompts`` (None: the null caption,
+        the unconditional bound)."""
         s = self.schedule
         B, dims = x0.shape[0], x0[0].numel()
         if self.text_encoder is not None:
@@ -288,6 +290,8 @@ class GaussianDiffusion(Paradigm):
             x_t = q_sample(s, x0, t, noise)
             out, var_out = self._split(self._net(x_t, t.float(), y, text))
             total += self._vlb_terms(x0, x_t, t, out, var_out)
+            if on_step is not None:
+                on_step()
         t_last = torch.full((B,), s.T - 1, device=x0.device, dtype=torch.long)
         ab = gather(s.alphas_cumprod, t_last, x0.ndim)
         prior = normal_kl(ab.sqrt() * x0, torch.log(1 - ab), torch.zeros_like(x0), torch.zeros_like(x0))

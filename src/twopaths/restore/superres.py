@@ -197,5 +197,5 @@ class SuperResolution(GaussianDiffusion):
                             "(or 'twopaths upscale RUN --image small.png')")
 
     @torch.no_grad()
-    def nll_bits_per_dim(self, x0: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def nll_bits_per_dim(self, x0: torch.Tensor, y: torch.Tensor | None = None, **_: Any) -> dict[str, torch.Tensor]:
         raise TwopathsError("the likelihood bound is not implemented for super-resolution models; use --metrics loss")
