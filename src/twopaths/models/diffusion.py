@@ -310,9 +310,9 @@ DIFFUSION_MODELS = [
               # steps that would be half the run, so we keep ddpm's 0.9995 (~2k steps), which also keeps a
               # U-Net vs DiT comparison about the backbone. Steps, batch and checkpoints as for ddpm.
               preset={**image_diffusion_preset(lr=1e-4, warmup_steps=0), "arch": {"backbone": "dit"}},
-              # on CPU: a DiT of about the CPU U-Net's Gflops (0.12 vs 0.10: width 64, 4 blocks, 2x2 patches)
+              # on CPU: a DiT of about the CPU U-Net's Gflops (width 64, 3 blocks, 2x2 patches: 196 tokens)
               cpu_presets={"image": image_diffusion_cpu_preset(
-                  dit_size="custom", dit={"d_model": 64, "n_layer": 4, "n_head": 4, "patch_size": 2})},
+                  dit_size="custom", dit={"d_model": 64, "n_layer": 3, "n_head": 4, "patch_size": 2})},
               sample_hook=diffusion_sample_hook, sample=sample_diffusion, evaluation="diffusion"),
     ModelSpec(name="ddpm-text", paradigm="gaussian", backbones=("unet",),
               summary="text-to-image: ddpm whose U-Net cross-attends to a caption encoder trained with it "
