@@ -23,6 +23,9 @@ $(VENV)/.installed: pyproject.toml
 	elif command -v nvidia-smi >/dev/null 2>&1; then $(PY) -m pip install -q "torch>=2.4"; \
 	else $(PY) -m pip install -q $(TORCH_CPU); fi
 	$(PY) -m pip install -q -e '.[test]'
+	@# the MOSES molecules (data files inside the molsets wheel); its old dependency pins are not
+	@# installed because only its files are read (src/twopaths/data/molecules.py)
+	$(PY) -m pip install -q --no-deps "molsets==0.3.1"
 	touch $@
 
 setup: $(VENV)/.installed data

@@ -43,7 +43,7 @@ class DataConfig:
     val_fraction: float = 0.05
     test_fraction: float = 0.05
     # text
-    tokenizer: Literal["char", "bpe"] = "char"
+    tokenizer: Literal["char", "bpe", "smiles"] = "char"  # smiles: chemical tokens (moses)
     vocab_size: int = 2048  # BPE only; char vocab is the corpus' character set
     context: int = 64  # tokens per training window (model sees context, predicts the next)
     # images

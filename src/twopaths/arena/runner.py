@@ -267,6 +267,7 @@ def train_contender(suite: Suite, contender: Contender, seed: int, out: Path, de
         calibration["recipe"] = wanted
         write_json(run_dir / "calibration.json", calibration)
     trainer = build_trainer(cfg, run_dir, splits)
+    trainer.resume_command = "the same 'twopaths arena' command (finished contenders are kept)"
     diverged = None
     with PeakMemory(trainer.device) as memory:
         try:

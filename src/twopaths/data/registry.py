@@ -10,6 +10,8 @@ Names (``--data NAME`` or ``--set data.name=NAME``):
 ``fortunes``           text     Debian fortunes (~15k quotations), or ``data.path`` to any text
 ``text``               text     any UTF-8 file or folder given as ``data.path``
 ``recall``             text     procedural associative recall at distance d (``data/recall.py``)
+``moses``              text     MOSES molecules as SMILES, one per document (``data/molecules.py``);
+                                ``moses-small``: ``data.size`` of them, for a CPU
 ``numbers-LANG``       pairs    digits -> number words via num2words, e.g. ``numbers-fr``
 ``pairs``              pairs    any tab-separated parallel text file given as ``data.path``
 =====================  =======  ==========================================================
@@ -27,14 +29,14 @@ import numpy as np
 import torch
 
 from twopaths.config import DataConfig
-from twopaths.data import images, pairs, recall, shapes, text, toy
+from twopaths.data import images, molecules, pairs, recall, shapes, text, toy
 from twopaths.data.base import DatasetSummary, Splits
 from twopaths.data.tokenizers import Tokenizer, load_tokenizer, run_tokenizer, train_tokenizer
 from twopaths.errors import DataError, TwopathsError
 
 IMAGE_DATASETS = ("fashion-mnist", "shapes", "images")
 POINT_DATASETS = ("mixture2d", "mixture2d-ring8", "mixture2d-grid25")
-TEXT_DATASETS = ("fortunes", "text", "recall")
+TEXT_DATASETS = ("fortunes", "text", "recall", *molecules.MOLECULE_DATASETS)
 PAIR_DATASETS = ("numbers-LANG", "pairs")
 
 
@@ -111,6 +113,9 @@ def _text_documents(cfg: DataConfig) -> tuple[list[str], str]:
 
 def text_documents(cfg: DataConfig) -> tuple[dict[str, list[str]], str]:
     """A text dataset's documents by split (train/val/test), and where they were read from."""
+    if cfg.name in molecules.MOLECULE_DATASETS:  # MOSES keeps its own test set
+        return molecules.molecule_documents(cfg.name, cfg.path, cfg.size, cfg.seed, cfg.val_fraction,
+                                            cfg.test_fraction)
     docs, source = _text_documents(cfg)
     return text.split_documents(docs, seed=cfg.seed, val_fraction=cfg.val_fraction,
                                 test_fraction=cfg.test_fraction), source
@@ -227,6 +232,13 @@ def inventory(path: str | None = None) -> list[DatasetSummary]:
     rows.append(DatasetSummary("text", "text", "your file or folder: --set data.path=...", "-",
                                "UTF-8; documents split on '%' lines or blank lines"))
     rows.append(recall.summarize())
+    try:
+        folder = molecules.find_moses(None)
+        rows.append(DatasetSummary("moses", "text", str(folder), "1,584,663 train + 176,074 test molecules",
+                                   "SMILES, one molecule per document (data.tokenizer=smiles); "
+                                   "moses-small: data.size of them"))
+    except DataError as exc:
+        rows.append(DatasetSummary("moses", "text", str(exc).split(":")[0], "-", "-", available=False))
     rows.append(pairs.summarize_numbers("fr"))
     rows.append(DatasetSummary("pairs", "pairs", "your TSV file: --set data.path=FILE", "-",
                                "source<TAB>target lines; data.reverse=true swaps the sides"))

@@ -130,6 +130,8 @@ class Trainer:
         self.last_checkpoint: Path | None = None
         self._stop_signal: int | None = None  # set by SIGINT/SIGTERM: checkpoint at the next step boundary
         self._last_save = time.perf_counter()
+        #: what an interrupted run tells the user to type to continue it (the arena sets its own command)
+        self.resume_command = f"twopaths train --resume {self.run_dir}"
 
     # ------------------------------------------------------------------ helpers for hooks and eval
 
@@ -360,7 +362,7 @@ class Trainer:
                 if stop and self.step < clock.horizon():
                     raise TrainingInterrupted(
                         f"interrupted: checkpoint {self.last_checkpoint} written at step {self.step} of "
-                        f"{tc.max_steps}; continue exactly from there with: twopaths train --resume {self.run_dir}")
+                        f"{tc.max_steps}; continue exactly from there with: {self.resume_command}")
         finally:
             bar.close()
             log.close()

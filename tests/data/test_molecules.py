@@ -1,0 +1,107 @@
+"""Molecules as SMILES: the tokenizer's split, reading SMILES files, and the MOSES splits."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+
+import pytest
+
+from conftest import run_cli
+from twopaths.data.molecules import molecule_documents, read_smiles
+from twopaths.data.tokenizers import SmilesTokenizer, load_tokenizer, train_tokenizer
+from twopaths.errors import DataError
+
+DRUGS = ["CC(=O)Oc1ccccc1C(=O)O",  # aspirin
+         "CN1C=NC2=C1C(=O)N(C(=O)N2C)C",  # caffeine
+         "C[C@@H](C(=O)O)c1ccc(cc1)CC(C)C",  # (S)-ibuprofen
+         "Clc1ccc(cc1)C(c1ccc(Cl)cc1)C(Cl)(Cl)Cl",  # DDT
+         "O=C([O-])c1ccccc1[N+](=O)[O-]", "C1CC%10CC1.Br[nH]"]
+needs_moses = pytest.mark.skipif(importlib.util.find_spec("moses") is None,
+                                 reason="the MOSES data (pip install --no-deps molsets) is not installed")
+
+
+def test_smiles_tokens_keep_atoms_whole_and_round_trip():
+    tok = train_tokenizer("smiles", DRUGS)
+    assert isinstance(tok, SmilesTokenizer)
+    assert SmilesTokenizer.split("C[C@@H](Cl)c1ccc(Br)cc1%12") == [
+        "C", "[C@@H]", "(", "Cl", ")", "c", "1", "c", "c", "c", "(", "Br", ")", "c", "c", "1", "%12"]
+    assert {"Cl", "Br", "[C@@H]", "[O-]", "[N+]", "[nH]", "%10"} <= set(tok.chars)
+    for smiles in DRUGS:
+        assert tok.decode(tok.encode(smiles)) == smiles
+        assert len(tok.encode(smiles)) < len(smiles) or "[" not in smiles and "Cl" not in smiles
+    assert tok.encode("CI") == [tok.encode("C")[0], tok.unk_id]  # I: a SMILES token training never saw
+
+
+def test_a_string_that_is_not_smiles_is_refused_where_it_breaks():
+    with pytest.raises(DataError, match=r"'&C' at offset 2"):
+        SmilesTokenizer.split("CC&C")
+    with pytest.raises(DataError, match="not a SMILES string"):
+        train_tokenizer("smiles", ["CCO", "hello world"])
+    with pytest.raises(DataError, match="not one SMILES token"):
+        SmilesTokenizer(["C", "CC"])
+
+
+def test_saved_and_loaded_as_smiles(tmp_path):
+    tok = train_tokenizer("smiles", DRUGS)
+    tok.save(tmp_path / "t.json")
+    again = load_tokenizer(tmp_path / "t.json")
+    assert isinstance(again, SmilesTokenizer) and again.chars == tok.chars
+    assert again.encode(DRUGS[3]) == tok.encode(DRUGS[3])
+
+
+def test_read_smiles_from_csv_gz_and_smi(tmp_path):
+    (tmp_path / "a.csv").write_text("SMILES,SPLIT\nCCO,train\n\nc1ccccc1,test\n")
+    (tmp_path / "b.smi").write_text("CCO ethanol\n\nc1ccccc1\tbenzene\n")
+    (tmp_path / "c.csv.gz").write_bytes(gzip.compress(b"SMILES\nCCO\nc1ccccc1\n"))
+    for name in ("a.csv", "b.smi", "c.csv.gz"):
+        assert read_smiles(tmp_path / name) == ["CCO", "c1ccccc1"], name
+    (tmp_path / "empty.smi").write_text("\n\n")
+    (tmp_path / "bad.csv").write_text("name,weight\nx,1\n")
+    (tmp_path / "latin1.smi").write_bytes("CC\xe9".encode("latin-1"))
+    for name, message in (("empty.smi", "holds no SMILES"), ("bad.csv", "needs a SMILES column"),
+                          ("latin1.smi", "not UTF-8"), ("missing.smi", "not found")):
+        with pytest.raises(DataError, match=message):
+            read_smiles(tmp_path / name)
+
+
+@needs_moses
+def test_moses_small_is_a_fixed_subset_with_moses_own_test_set():
+    a, source = molecule_documents("moses-small", None, 1000, 0, 0.05, 0.05)
+    b, _ = molecule_documents("moses-small", None, 1000, 0, 0.05, 0.05)
+    c, _ = molecule_documents("moses-small", None, 1000, 1, 0.05, 0.05)
+    assert a == b and a != c and source.endswith("data")
+    assert (len(a["train"]), len(a["val"]), len(a["test"])) == (950, 50, 100)
+    assert not set(a["train"]) & set(a["val"])
+    assert all(SmilesTokenizer.split(s) for s in a["train"][:200])  # every MOSES SMILES tokenizes
+
+
+@needs_moses
+def test_a_gpt_trains_and_samples_on_moses_small(tmp_path):
+    run = tmp_path / "run"
+    run_cli("train", "gpt-nano", "--data", "moses-small", "--out", str(run), "--set", "data.size=300",
+            "--set", "data.tokenizer=smiles", "--set", "data.context=32", "--set", "arch.n_layer=1",
+            "--set", "arch.d_model=16", "--set", "arch.n_head=2", "--set", "train.max_steps=4",
+            "--set", "train.batch_size=8", "--set", "train.eval_every=0", "--set", "train.sample_every=0",
+            "--set", "train.progress=false", "--set", "optim.warmup_steps=1")
+    assert load_tokenizer(run / "tokenizer.json").kind == "smiles"
+    out = run_cli("sample", str(run), "--n", "2", "--max-new-tokens", "20", "--seed", "0")
+    assert out.returncode == 0 and out.stdout.strip()
+
+
+def test_a_user_smiles_file_trains_and_a_bad_one_is_one_line(tmp_path):
+    good = tmp_path / "mols.smi"
+    good.write_text("\n".join(DRUGS * 10) + "\n")
+    common = ["--set", "data.tokenizer=smiles", "--set", "data.context=16", "--set", "arch.n_layer=1",
+              "--set", "arch.d_model=16", "--set", "arch.n_head=2", "--set", "train.max_steps=2",
+              "--set", "train.batch_size=4", "--set", "train.eval_every=0", "--set", "train.sample_every=0",
+              "--set", "train.progress=false", "--set", "optim.warmup_steps=1"]
+    run_cli("train", "gpt-nano", "--data", "moses", "--set", f"data.path={good}", "--out", str(tmp_path / "r"),
+            *common)
+    bad = tmp_path / "bad.smi"
+    bad.write_text("CCO\nC&C\n" * 20)
+    proc = run_cli("train", "gpt-nano", "--data", "moses", "--set", f"data.path={bad}",
+                   "--out", str(tmp_path / "r2"), *common, check=False)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and lines[-1].startswith("error: not a SMILES string: 'C&C'"), proc.stderr
+    assert not (tmp_path / "r2").exists()
