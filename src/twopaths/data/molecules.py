@@ -32,17 +32,21 @@ MOLECULE_DATASETS = ("moses", "moses-small")
 INSTALL_HINT = "pip install --no-deps molsets ('make test' and 'make demo' install it)"
 
 
+def molsets_folder(what: str = "the MOSES data") -> Path:
+    """Where the ``molsets`` package (import name ``moses``) is installed, found without running it;
+    a :class:`DataError` saying ``what`` needs it and how to install it otherwise."""
+    spec = importlib.util.find_spec("moses")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(f"{what} needs the files of the molsets package, which is not installed: {INSTALL_HINT}")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
 def find_moses(explicit: str | Path | None = None) -> Path:
     """The folder holding MOSES' ``train.csv.gz`` and ``test.csv.gz``: ``explicit``, else the ``molsets``
     package's data folder. One clear :class:`DataError` when neither has them."""
-    if explicit is not None:
-        folder = Path(explicit)
-    else:
-        spec = importlib.util.find_spec("moses")
-        if spec is None or not spec.submodule_search_locations:
-            raise DataError(f"the MOSES data is not installed: {INSTALL_HINT}, or --set data.path=FOLDER "
-                            f"with {MOSES_FILES['train']} and {MOSES_FILES['test']}")
-        folder = Path(list(spec.submodule_search_locations)[0]) / "dataset" / "data"
+    folder = Path(explicit) if explicit is not None else molsets_folder(
+        f"the MOSES data (or --set data.path=FOLDER with {MOSES_FILES['train']} and {MOSES_FILES['test']})"
+    ) / "dataset" / "data"
     missing = [name for name in (MOSES_FILES["train"], MOSES_FILES["test"]) if not (folder / name).is_file()]
     if missing:
         raise DataError(f"MOSES data not found: {folder} lacks {', '.join(missing)}")
@@ -101,4 +105,5 @@ def molecule_documents(name: str, path: str | None, size: int, seed: int, val_fr
     return {"train": train, "val": val, "test": test}, str(folder)
 
 
-__all__ = ["INSTALL_HINT", "MOLECULE_DATASETS", "MOSES_FILES", "find_moses", "molecule_documents", "read_smiles"]
+__all__ = ["INSTALL_HINT", "MOLECULE_DATASETS", "MOSES_FILES", "find_moses", "molecule_documents", "molsets_folder",
+           "read_smiles"]
