@@ -87,6 +87,25 @@ def test_a_gpt_trains_and_samples_on_moses_small(tmp_path):
     assert load_tokenizer(run / "tokenizer.json").kind == "smiles"
     out = run_cli("sample", str(run), "--n", "2", "--max-new-tokens", "20", "--seed", "0")
     assert out.returncode == 0 and out.stdout.strip()
+    # MOSES metrics of its samples: 4 steps teach it little, but every number is computed and printed
+    report = run_cli("eval", str(run), "--metrics", "moses", "--n", "16", "--json", str(tmp_path / "m.json")).stdout
+    assert "MOSES metrics of 16 sampled molecules" in report and "Novelty" in report
+    import json
+
+    metrics = json.loads((tmp_path / "m.json").read_text())["moses"]["metrics"]
+    assert 0 <= metrics["valid"] <= 1 and set(metrics) >= {"valid", "IntDiv", "Filters", "logP"}
+
+
+def test_moses_metrics_on_a_run_of_other_text_is_one_line(tmp_path):
+    from conftest import TINY_LM, write_corpus
+
+    corpus = write_corpus(tmp_path / "c.txt")
+    run = tmp_path / "lm"
+    run_cli("train", "mlp-lm", "--data", "text", "--set", f"data.path={corpus}", "--out", str(run), *TINY_LM,
+            "--set", "train.max_steps=2")
+    proc = run_cli("eval", str(run), "--metrics", "moses", "--n", "4", check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(
+        "error: --metrics moses scores molecules"), proc.stderr
 
 
 def test_a_user_smiles_file_trains_and_a_bad_one_is_one_line(tmp_path):

@@ -41,14 +41,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "  accuracy classifiers (vit): test accuracy, per class, beside the evaluation CNN's; "
                        "writes RUN/confusion-SPLIT.png\n"
                        "  bleu, chrf, exact  seq2seq: corpus BLEU, chrF (sacrebleu, 0-100) and exact-match % of "
-                       "the translations of the split (default test: unseen numbers)",
+                       "the translations of the split (default test: unseen numbers)\n"
+                       "  moses    text runs on moses/moses-small: N sampled molecules' validity, uniqueness, "
+                       "novelty, IntDiv, filters, SNN/Frag/Scaf against the test split and property distances "
+                       "(Polykovskiy et al. 2020; FCD not yet)",
                 examples=("twopaths eval runs/ddpm --metrics fid,kid,pr,classes --n 10000 --sampler dpmpp --steps 20",
                           "twopaths eval runs/ddpm --metrics fid --n 2000 --guidance 3 --json fid.json",
                           "twopaths eval --real-vs-real fashion-mnist --n 10000",
                           "twopaths eval runs/mix --metrics modes --n 4000",
                           "twopaths eval runs/gpt --split test",
                           "twopaths eval runs/vit --metrics accuracy",
-                          "twopaths eval runs/fr --metrics bleu,chrf,exact --beam 4 --length-penalty 0.6"))
+                          "twopaths eval runs/fr --metrics bleu,chrf,exact --beam 4 --length-penalty 0.6",
+                          "twopaths eval runs/mol --metrics moses --n 1000"))
     p.add_argument("run", type=Path, nargs="?", help="run directory (omit with --real-vs-real)")
     p.add_argument("--real-vs-real", metavar="DATASET",
                    help="no run: print the floor of the sample metrics for DATASET at --n")
@@ -61,7 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "(default 10,000, or the real split's size if smaller)")
     p.add_argument("--metrics", default=None,
                    help="comma-separated, from: loss, nll, fid, kid, pr, classes, modes, accuracy, recon, bleu, chrf, "
-                        "exact (see below; "
+                        "exact, moses (see below; "
                         "default loss (classifiers: loss,accuracy), or the sample metrics with --real-vs-real)")
     add_checkpoint_args(p)
     g = p.add_argument_group("sample metrics")
@@ -88,6 +92,7 @@ POINT_SAMPLE_METRICS = ("modes",)
 CLASSIFIER_METRICS = ("loss", "accuracy")
 PAIR_METRICS = ("bleu", "chrf", "exact")
 RECON_METRICS = ("recon",)  # autoencoder and ldm runs: twopaths.eval.reconstruction
+MOLECULE_METRICS = ("moses",)  # text runs on molecules: twopaths.eval.smiles_sampling
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -100,7 +105,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         check_writable(args.json)  # before the evaluation, not after it
     default = "loss" if args.run is not None else None
     metrics_asked = [m.strip() for m in (args.metrics or default or "").split(",") if m.strip()]
-    known = LOSS_METRICS + IMAGE_SAMPLE_METRICS + POINT_SAMPLE_METRICS + ("accuracy",) + PAIR_METRICS + RECON_METRICS
+    known = (LOSS_METRICS + IMAGE_SAMPLE_METRICS + POINT_SAMPLE_METRICS + ("accuracy",) + PAIR_METRICS + RECON_METRICS
+             + MOLECULE_METRICS)
     unknown = [m for m in metrics_asked if m not in known]
     if unknown:
         raise TwopathsError(f"unknown metric(s) {', '.join(unknown)}; available: {', '.join(known)}")
@@ -160,8 +166,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         report["recon"] = reconstruction_report(run, split=args.split, n=args.n, feature_net=args.feature_net,
                                                 seed=args.seed, batch_size=args.batch_size)
+    if "moses" in metrics_asked:
+        from twopaths.eval.smiles_sampling import moses_report
+
+        result = moses_report(run, args.n or 10_000, seed=args.seed, batch_size=args.batch_size)
+        print(f"{run.cfg.model} on {run.cfg.data.name}, checkpoint step {run.checkpoint.step} ({weights} weights): "
+              f"MOSES metrics of {result['n']:,} sampled molecules (novelty against {result['train']:,} training "
+              f"molecules, the rest against {result['test']:,} test molecules)")
+        for key, value in result["metrics"].items():
+            print(f"  {key:<14} {_fmt(value):>10}")
+        report["moses"] = result
     sample_asked = [m for m in metrics_asked
-                    if m not in LOSS_METRICS + CLASSIFIER_METRICS + PAIR_METRICS + RECON_METRICS]
+                    if m not in LOSS_METRICS + CLASSIFIER_METRICS + PAIR_METRICS + RECON_METRICS + MOLECULE_METRICS]
     if sample_asked:
         from twopaths.eval.sampling import sample_metrics
 
@@ -189,7 +205,8 @@ def _check_metric_kinds(metrics: list[str], kind: str, data_name: str, allow_los
             raise TwopathsError(f"metric(s) {', '.join(wrong)} do not fit a classifier run; available here: "
                                 f"{', '.join(CLASSIFIER_METRICS)}")
         return
-    fits = {"image": IMAGE_SAMPLE_METRICS, "points": POINT_SAMPLE_METRICS, "pairs": PAIR_METRICS}.get(kind, ())
+    fits = {"image": IMAGE_SAMPLE_METRICS, "points": POINT_SAMPLE_METRICS, "pairs": PAIR_METRICS,
+            "text": MOLECULE_METRICS}.get(kind, ())
     fits = fits + (LOSS_METRICS if allow_loss else ()) + (RECON_METRICS if allow_loss and kind == "image" else ())
     wrong = [m for m in metrics if m not in fits]
     if wrong:
