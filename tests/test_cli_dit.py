@@ -29,8 +29,9 @@ def fashion_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def dit_run(tmp_path_factory, fashion_dir):
     run = tmp_path_factory.mktemp("dit") / "run"
+    # the full (GPU) preset: its DiT-T/4 and the paper's optimiser are what the tests below check
     proc = run_cli("train", "dit", "--data", "fashion-mnist", "--set", f"data.path={fashion_dir}", "--out", str(run),
-                   *TINY)
+                   "--preset", "gpu", *TINY)
     return run, proc
 
 

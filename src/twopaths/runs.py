@@ -77,6 +77,7 @@ def training_config(model: str | None = None, *, out: Path | None = None, data: 
     from twopaths.errors import TwopathsError
     from twopaths.models import resolve_config
     from twopaths.training.checkpoint import list_checkpoints
+    from twopaths.training.lock import refuse_if_busy
 
     if resume is not None:
         if model or data or config:
@@ -90,6 +91,7 @@ def training_config(model: str | None = None, *, out: Path | None = None, data: 
         raise TwopathsError("name a model to train (see 'twopaths train --help'), or --resume RUN")
     cfg = resolve_config(model, config, list(overrides), data, preset)
     run_dir = Path(out) if out is not None else Path("runs") / model
+    refuse_if_busy(run_dir)  # a run being trained says so, whether or not it has checkpoints yet
     if list_checkpoints(run_dir / "checkpoints"):
         raise TwopathsError(f"{run_dir} already holds a run with checkpoints; continue it with "
                             f"--resume {run_dir}, or choose another --out (nothing was changed)")

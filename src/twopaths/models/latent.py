@@ -128,6 +128,7 @@ def _build_ldm(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
             raise ConfigError(f"config key 'arch.ae_steps' ({a.ae_steps}) leaves no diffusion steps before "
                               f"train.max_steps ({cfg.train.max_steps}); lower it or raise train.max_steps")
     weights = _adopt_autoencoder_run(a, meta)
+    cfg.arch.autoencoder = a.autoencoder  # ``a`` may be a copy (ae_fraction): the saved config names the network used
     ae = _autoencoder(a.autoencoder, shape)
     if weights is not None:
         ae.load_state_dict(weights)

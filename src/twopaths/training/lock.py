@@ -46,6 +46,31 @@ def _holder(path: Path) -> str:
         return "a process that has not written its name yet"
 
 
+def _busy(directory: Path, path: Path) -> DirectoryBusy:
+    return DirectoryBusy(f"{directory} is in use by another twopaths process ({_holder(path)}); wait for "
+                         f"it to finish or choose another output directory (nothing was changed)")
+
+
+def refuse_if_busy(directory: str | Path) -> None:
+    """Raise :class:`DirectoryBusy` when another process holds ``directory``'s lock; takes nothing and
+    creates nothing (so a command can say "in use" before any other check of the directory)."""
+    directory = Path(directory)
+    if not directory.is_dir() or directory.resolve() in _held:
+        return
+    path = directory / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return  # no lock file: nobody holds it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # conflicts with a holder's exclusive lock
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except BlockingIOError:
+        raise _busy(directory, path) from None
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def hold(directory: str | Path, what: str = "run directory") -> Iterator[Path]:
     """Hold ``directory``'s lock for the ``with`` block (creating the directory); re-entrant.
@@ -99,8 +124,7 @@ def _acquire(path: Path, directory: Path) -> int:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise DirectoryBusy(f"{directory} is in use by another twopaths process ({_holder(path)}); wait for "
-                                f"it to finish or choose another output directory (nothing was changed)") from None
+            raise _busy(directory, path) from None
         try:
             if os.stat(path).st_ino == os.fstat(fd).st_ino:
                 return fd
