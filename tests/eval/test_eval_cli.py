@@ -79,3 +79,24 @@ def test_points_run_gets_mode_coverage(tmp_path, capsys):
     assert 0 <= samples["metrics"]["modes_covered"] <= 8 and samples["floor"]["modes_covered"] == 8
     code, _, err = cli(capsys, "eval", run, "--metrics", "fid")
     assert code == 2 and "metric(s) fid do not fit points data ('mixture2d')" in err
+
+
+def test_sampled_points_keep_their_coordinates_and_images_their_range():
+    """The ring of mixture2d has radius 2: clamping samples to an image's [-1, 1] hid every mode (a bug
+    that made every points contender cover 0/8 modes)."""
+    import torch
+
+    from twopaths.eval.images import sample_model
+
+    class Fixed(torch.nn.Module):
+        def __init__(self, shape):
+            super().__init__()
+            self.shape = shape
+
+        def sample(self, n, generator=None):
+            return torch.full((n, *self.shape), 1.7)
+
+    points = sample_model(Fixed((2,)), 10, progress=False)
+    assert points.shape == (10, 2) and torch.all(points == 1.7)
+    images = sample_model(Fixed((1, 4, 4)), 3, progress=False)  # a sampler's overshoot is clipped
+    assert images.shape == (3, 1, 4, 4) and torch.all(images == 1.0)

@@ -148,6 +148,8 @@ def sample_model(model: Any, n: int, batch_size: int = 500, sampler: str = "ddim
                 x = model.sample(b, labels=y, generator=gen)
             else:
                 x = model.sample(b, generator=gen)
-            out.append(torch.as_tensor(x).float().cpu().clamp(-1.0, 1.0))  # an image holds [-1, 1], as its PNG
+            x = torch.as_tensor(x).float().cpu()
+            # an image holds [-1, 1], as its PNG; points (n, 2) are data coordinates and keep their values
+            out.append(x.clamp(-1.0, 1.0) if x.ndim == 4 else x)
             bar.update(b)
     return torch.cat(out)
