@@ -119,3 +119,10 @@ def test_cpu_and_gpu_presets():
     assert "one preset" in preset_note(resolve_config("gpt-nano"), "auto")
     with pytest.raises(ConfigError, match="unknown preset 'tpu'"):
         resolve_config("ddpm", preset="tpu")
+
+
+def test_molecule_datasets_default_to_smiles_tokens():
+    assert resolve_config("gpt-nano", data="moses-small").data.tokenizer == "smiles"
+    assert resolve_config("mdlm", data="moses").data.tokenizer == "smiles"
+    assert resolve_config("gpt-nano", data="moses", overrides=["data.tokenizer=char"]).data.tokenizer == "char"
+    assert resolve_config("gpt-nano").data.tokenizer == "char"  # fortunes

@@ -7,6 +7,7 @@ A run directory holds ``config.yaml`` (the resolved config), ``checkpoints/`` an
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,8 @@ def training_config(model: str | None = None, *, out: Path | None = None, data: 
         raise TwopathsError("name a model to train (see 'twopaths train --help'), or --resume RUN")
     cfg = resolve_config(model, config, list(overrides), data, preset)
     run_dir = Path(out) if out is not None else Path("runs") / model
-    refuse_if_busy(run_dir)  # a run being trained says so, whether or not it has checkpoints yet
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 holds the lock for all ranks (train_run)
+        refuse_if_busy(run_dir)  # a run being trained says so, whether or not it has checkpoints yet
     if list_checkpoints(run_dir / "checkpoints"):
         raise TwopathsError(f"{run_dir} already holds a run with checkpoints; continue it with "
                             f"--resume {run_dir}, or choose another --out (nothing was changed)")
@@ -104,7 +106,6 @@ def train_run(cfg: RunConfig, run_dir: Path, resume: bool = False, announce: boo
     written; returns :meth:`Trainer.fit`'s summary. ``announce``: say on stderr what is trained where
     (and, for a new run, which ``preset`` it was resolved with)."""
     import contextlib
-    import os
 
     from twopaths.training.lock import hold
     from twopaths.training.optim import effective_warmup

@@ -80,11 +80,11 @@ def test_moses_small_is_a_fixed_subset_with_moses_own_test_set():
 def test_a_gpt_trains_and_samples_on_moses_small(tmp_path):
     run = tmp_path / "run"
     run_cli("train", "gpt-nano", "--data", "moses-small", "--out", str(run), "--set", "data.size=300",
-            "--set", "data.tokenizer=smiles", "--set", "data.context=32", "--set", "arch.n_layer=1",
+            "--set", "data.context=32", "--set", "arch.n_layer=1",
             "--set", "arch.d_model=16", "--set", "arch.n_head=2", "--set", "train.max_steps=4",
             "--set", "train.batch_size=8", "--set", "train.eval_every=0", "--set", "train.sample_every=0",
             "--set", "train.progress=false", "--set", "optim.warmup_steps=1")
-    assert load_tokenizer(run / "tokenizer.json").kind == "smiles"
+    assert load_tokenizer(run / "tokenizer.json").kind == "smiles"  # the dataset's default, not characters
     out = run_cli("sample", str(run), "--n", "2", "--max-new-tokens", "20", "--seed", "0")
     assert out.returncode == 0 and out.stdout.strip()
     # MOSES metrics of its samples: 4 steps teach it little, but every number is computed and printed

@@ -11,7 +11,8 @@ folder holding the same three files, or a file of SMILES (one per line, ``.smi``
 
 Datasets: ``moses`` (all of train; validation is ``data.val_fraction`` of it, test is MOSES' test set)
 and ``moses-small`` (a fixed random ``data.size`` molecules of train and a tenth as many of test: CPU
-sized). Each molecule is one document, so a language model learns where a molecule ends.
+sized). Each molecule is one document, so a language model learns where a molecule ends; both
+datasets default to the SMILES tokenizer (``data.tokenizer=smiles``).
 """
 
 from __future__ import annotations

@@ -40,6 +40,11 @@ TEXT_DATASETS = ("fortunes", "text", "recall", *molecules.MOLECULE_DATASETS)
 PAIR_DATASETS = ("numbers-LANG", "pairs")
 
 
+#: config values a dataset needs by default (under the model's own preset, over its kind's): molecules
+#: are tokenized as SMILES, not characters
+DATASET_PRESETS: dict[str, dict] = {name: {"data": {"tokenizer": "smiles"}} for name in molecules.MOLECULE_DATASETS}
+
+
 def dataset_kind(name: str) -> str:
     if name in IMAGE_DATASETS:
         return "image"
@@ -235,7 +240,7 @@ def inventory(path: str | None = None) -> list[DatasetSummary]:
     try:
         folder = molecules.find_moses(None)
         rows.append(DatasetSummary("moses", "text", str(folder), "1,584,663 train + 176,074 test molecules",
-                                   "SMILES, one molecule per document (data.tokenizer=smiles); "
+                                   "SMILES, one molecule per document, SMILES tokens; "
                                    "moses-small: data.size of them"))
     except DataError as exc:
         rows.append(DatasetSummary("moses", "text", str(exc).split(":")[0], "-", "-", available=False))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from twopaths.config import PRESETS, RunConfig, TrainConfig, build_config, read_yaml
-from twopaths.data.registry import dataset_kind
+from twopaths.data.registry import DATASET_PRESETS, dataset_kind
 from twopaths.errors import ConfigError
 from twopaths.models.baselines import BASELINE_MODELS
 from twopaths.models.bert import BERT_MODELS
@@ -68,8 +68,9 @@ def device_preset(cfg: RunConfig, preset: str = "auto") -> str:
 
 def resolve_config(model: str, config_file: str | None = None, overrides: list[str] | None = None,
                    data: str | None = None, preset: str = "gpu") -> RunConfig:
-    """Defaults < model preset < the preset for the data's kind < the CPU preset (``preset`` cpu, or auto
-    on a machine without CUDA) < YAML file < ``--data`` < ``--set``. ``gpu``: the model's full preset."""
+    """Defaults < model preset < the preset for the data's kind < the dataset's own (moses: SMILES tokens) <
+    the CPU preset (``preset`` cpu, or auto on a machine without CUDA) < YAML file < ``--data`` < ``--set``.
+    ``gpu``: the model's full preset."""
     spec = get_spec(model)
     file_data = read_yaml(config_file) if config_file else None
     overrides = ([f"data.name={data}"] if data else []) + list(overrides or [])
@@ -78,7 +79,7 @@ def resolve_config(model: str, config_file: str | None = None, overrides: list[s
     if kind not in spec.data_kinds:
         raise ConfigError(f"model '{model}' trains on {' or '.join(spec.data_kinds)} data; "
                           f"dataset '{cfg.data.name}' is {kind} data")
-    layers = [spec.kind_presets.get(kind, {})]
+    layers = [spec.kind_presets.get(kind, {}), DATASET_PRESETS.get(cfg.data.name, {})]
     if device_preset(cfg, preset) == "cpu":
         layers.append(spec.cpu_presets.get(kind, {}))
     if any(layers):  # the data (and device) are known only now: build again with their presets layered in
