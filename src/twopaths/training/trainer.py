@@ -34,9 +34,9 @@ from twopaths.config import RunConfig, duration_seconds, save_config
 from twopaths.errors import DataError, TrainingDiverged, TrainingInterrupted
 from twopaths.paradigms.base import Paradigm
 from twopaths.training import distributed
-from twopaths.training.clock import WARMUP_STEPS, StepClock, format_duration
 from twopaths.training.checkpoint import (capture_rng, clean_partial, latest_checkpoint, list_checkpoints,
                                        restore_rng, save_checkpoint)
+from twopaths.training.clock import WARMUP_STEPS, StepClock, format_duration
 from twopaths.training.ema import EMA
 from twopaths.training.lock import hold
 from twopaths.training.metrics import MetricsLog, read_metrics
