@@ -127,7 +127,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
             args.json.write_text(json.dumps({"dataset": args.real_vs_real, **result}, indent=2))
         return 0
 
-    run = load(args, with_data=True)
+    # the splits are read (and tokenized) only for metrics that score them; sample metrics draw their own
+    # real items, and --metrics moses reads the molecules as strings
+    needs_splits = any(m in LOSS_METRICS + CLASSIFIER_METRICS + PAIR_METRICS + RECON_METRICS for m in metrics_asked)
+    run = load(args, with_data=needs_splits)
     check_steps(run, args.steps)
     kind = dataset_kind(run.cfg.data.name)
     classifier = run.spec.evaluation == "classifier"
