@@ -41,17 +41,13 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from rdkit import Chem, rdBase
+from rdkit.Chem import Crippen, Descriptors, rdFingerprintGenerator
+from rdkit.Chem.QED import qed as _qed
+from rdkit.Chem.Scaffolds import MurckoScaffold
 
 from twopaths.data.molecules import INSTALL_HINT, molsets_folder
 from twopaths.errors import DataError, TwopathsError
-
-try:  # RDKit is an optional dependency: the module imports without it, the metrics need it
-    from rdkit import Chem, rdBase
-    from rdkit.Chem import Crippen, Descriptors, rdFingerprintGenerator
-    from rdkit.Chem.QED import qed as _qed
-    from rdkit.Chem.Scaffolds import MurckoScaffold
-except ImportError:  # pragma: no cover - exercised only where rdkit is missing
-    Chem = None
 
 __all__ = [
     "FINGERPRINT_BITS",
@@ -81,11 +77,6 @@ _CHUNK = 2048  # rows per block of the pairwise Tanimoto matrix (2048 x 2048 flo
 # parsing
 
 
-def _require_rdkit() -> None:
-    if Chem is None:
-        raise TwopathsError("the molecule metrics need RDKit: pip install rdkit")
-
-
 def _mol(smiles: str) -> Chem.Mol | None:
     """RDKit molecule of one SMILES, or None if it does not parse or sanitize, or has no atoms.
 
@@ -93,7 +84,6 @@ def _mol(smiles: str) -> Chem.Mol | None:
     ``Chem.MolFromSmiles("")`` is an empty molecule, not None; like MOSES we count it as
     invalid, and so any SMILES that parses to zero atoms (e.g. whitespace).
     """
-    _require_rdkit()
     if not isinstance(smiles, str) or not smiles:
         return None
     with rdBase.BlockLogs():  # restores the previous log state on exit
@@ -390,7 +380,6 @@ def _moses_metrics_dir() -> Path:
 def _filter_patterns() -> tuple[Chem.Mol, ...]:
     """The MCF (mcf.csv: header ``names,smarts``) and PAINS (wehi_pains.csv: ``smarts,name``
     rows, no header) SMARTS patterns shipped with molsets, compiled once per process."""
-    _require_rdkit()
     folder = _moses_metrics_dir()
     smarts: list[str] = []
     try:
