@@ -20,6 +20,7 @@ from rdkit.Chem.QED import qed  # noqa: E402
 from rdkit.Chem.Scaffolds import MurckoScaffold  # noqa: E402
 
 from twopaths.errors import DataError  # noqa: E402
+from twopaths.eval.chemnet import fcd  # noqa: E402
 from twopaths.eval import molecules as M  # noqa: E402
 from twopaths.eval.molecules import (  # noqa: E402
     canonical,
@@ -280,8 +281,8 @@ def test_moses_metrics_agrees_with_the_single_metrics():
     gen = GEN + GEN[:5] + ["C1CC", ""]  # 20 valid (5 duplicates), 2 invalid
     train = REF[:5] + GEN[:3]
     out = moses_metrics(gen, train, REF, n_unique=(10, 1000), test_scaffolds=DRUGS)
-    assert list(out) == ["valid", "unique@10", "SNN/Test", "Frag/Test", "Scaf/Test", "SNN/TestSF", "Frag/TestSF",
-                         "Scaf/TestSF", "IntDiv", "IntDiv2", "Filters", "logP", "SA", "QED", "weight", "Novelty"]
+    assert list(out) == ["valid", "unique@10", "FCD/Test", "SNN/Test", "Frag/Test", "Scaf/Test", "FCD/TestSF",
+                         "SNN/TestSF", "Frag/TestSF", "Scaf/TestSF", "IntDiv", "IntDiv2", "Filters", "logP", "SA", "QED", "weight", "Novelty"]
     assert out["valid"] == pytest.approx(20 / 22)
     assert out["unique@10"] == 1.0  # unique@1000 is omitted: only 20 valid molecules
     assert out["Novelty"] == pytest.approx(12 / 15)
@@ -289,6 +290,8 @@ def test_moses_metrics_agrees_with_the_single_metrics():
     assert out["Frag/Test"] == pytest.approx(fragment_similarity(gen, REF))
     assert out["Scaf/Test"] == pytest.approx(scaffold_similarity(gen, REF))
     assert out["SNN/TestSF"] == pytest.approx(1.0)
+    assert out["FCD/Test"] == pytest.approx(fcd([s for s in gen if canonical(s)], REF))
+    assert out["FCD/Test"] > out["FCD/TestSF"] > 0  # gen holds some of DRUGS, none of REF
     assert out["Frag/TestSF"] == pytest.approx(fragment_similarity(gen, DRUGS))
     assert out["IntDiv"] == pytest.approx(internal_diversity(gen))
     assert out["IntDiv2"] == pytest.approx(internal_diversity(gen, p=2))
@@ -296,3 +299,4 @@ def test_moses_metrics_agrees_with_the_single_metrics():
     for name, value in property_distances(gen, REF).items():
         assert out[name] == pytest.approx(value)
     assert "Novelty" not in moses_metrics(gen, None, REF)
+    assert "FCD/Test" not in moses_metrics(gen, train, REF, fcd=False)

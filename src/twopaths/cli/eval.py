@@ -43,8 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "  bleu, chrf, exact  seq2seq: corpus BLEU, chrF (sacrebleu, 0-100) and exact-match % of "
                        "the translations of the split (default test: unseen numbers)\n"
                        "  moses    text runs on moses/moses-small: N sampled molecules' validity, uniqueness, "
-                       "novelty, IntDiv, filters, SNN/Frag/Scaf against the test split and property distances "
-                       "(Polykovskiy et al. 2020; FCD not yet)",
+                       "novelty, IntDiv, filters, FCD/SNN/Frag/Scaf against the test split and property distances "
+                       "(Polykovskiy et al. 2020; FCD with ChemNet as fcd_torch)",
                 examples=("twopaths eval runs/ddpm --metrics fid,kid,pr,classes --n 10000 --sampler dpmpp --steps 20",
                           "twopaths eval runs/ddpm --metrics fid --n 2000 --guidance 3 --json fid.json",
                           "twopaths eval --real-vs-real fashion-mnist --n 10000",

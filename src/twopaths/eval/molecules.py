@@ -16,7 +16,7 @@ fingerprints (radius 2, 1024 bits):
     logP, SA, QED, weight
                  Wasserstein-1 distance between the property's distribution on G and on R
 
-FCD is not computed here. Where the paper's text and the reference code (the ``molsets`` package,
+FCD is computed by :mod:`twopaths.eval.chemnet`. Where the paper's text and the reference code (the ``molsets`` package,
 ``moses/metrics``) differ, these functions follow the code, because the published tables were
 made with it, and say so in their docstrings: IntDiv_2 takes the root per molecule, Scaf ignores
 scaffolds with fewer than two rings, and an all-zero fingerprint pair has similarity 1.
@@ -487,15 +487,22 @@ def property_distances(gen: Sequence[str], ref: Sequence[str]) -> dict[str, floa
 # all of them
 
 
+def _fcd(gen: _MolSet, ref: _MolSet) -> float:
+    from twopaths.eval.chemnet import fcd  # torch and ChemNet's weights only when FCD is asked for
+
+    return fcd(gen.smiles, ref.smiles) if len(gen) >= 2 and len(ref) >= 2 else math.nan
+
+
 def moses_metrics(gen: Sequence[str], train: Sequence[str] | None, test: Sequence[str],
                   n_unique: Sequence[int] = (1000, 10000),
-                  test_scaffolds: Sequence[str] | None = None) -> dict[str, float]:
-    """All MOSES metrics but FCD, keyed as MOSES' ``get_all_metrics`` names them.
+                  test_scaffolds: Sequence[str] | None = None, fcd: bool = True) -> dict[str, float]:
+    """The MOSES metrics, keyed as MOSES' ``get_all_metrics`` names them.
 
     Keys, in this order: ``valid``; ``unique@k`` for each k in ``n_unique`` that is at most the
     number of valid molecules (omitted otherwise: MOSES would report a smaller sample under that
-    name); ``SNN/Test``, ``Frag/Test``, ``Scaf/Test``; the same against ``test_scaffolds`` as
-    ``.../TestSF`` if given; ``IntDiv`` and ``IntDiv2`` (per-molecule root, as MOSES' code);
+    name); ``FCD/Test`` (:func:`twopaths.eval.chemnet.fcd` on the valid molecules; ``nan`` with
+    fewer than two; left out with ``fcd=False``), ``SNN/Test``, ``Frag/Test``, ``Scaf/Test``; the
+    same against ``test_scaffolds`` as ``.../TestSF`` if given; ``IntDiv`` and ``IntDiv2`` (per-molecule root, as MOSES' code);
     ``Filters`` (needs the molsets data files); ``logP``, ``SA``, ``QED``, ``weight``
     (Wasserstein-1 to test); ``Novelty`` unless ``train`` is None. Each set is parsed once and
     each molecule's fingerprint computed once.
@@ -510,6 +517,8 @@ def moses_metrics(gen: Sequence[str], train: Sequence[str] | None, test: Sequenc
                             if test_scaffolds is not None else [])
     g_frags, g_scafs = _fragment_counts(g), _scaffold_counts(g, 2)
     for suffix, ref in refs:
+        if fcd:
+            out[f"FCD/{suffix}"] = _fcd(g, ref)
         out[f"SNN/{suffix}"] = _snn(g, ref)
         out[f"Frag/{suffix}"] = _cosine(g_frags, _fragment_counts(ref))
         out[f"Scaf/{suffix}"] = _cosine(g_scafs, _scaffold_counts(ref, 2))
