@@ -10,7 +10,7 @@ import pytest
 from conftest import run_cli
 from twopaths.data.molecules import molecule_documents, read_smiles
 from twopaths.data.tokenizers import SmilesTokenizer, load_tokenizer, train_tokenizer
-from twopaths.errors import DataError
+from twopaths.errors import DataError, TwopathsError
 
 DRUGS = ["CC(=O)Oc1ccccc1C(=O)O",  # aspirin
          "CN1C=NC2=C1C(=O)N(C(=O)N2C)C",  # caffeine
@@ -85,8 +85,16 @@ def test_a_gpt_trains_and_samples_on_moses_small(tmp_path):
             "--set", "train.batch_size=8", "--set", "train.eval_every=0", "--set", "train.sample_every=0",
             "--set", "train.progress=false", "--set", "optim.warmup_steps=1")
     assert load_tokenizer(run / "tokenizer.json").kind == "smiles"  # the dataset's default, not characters
-    out = run_cli("sample", str(run), "--n", "2", "--max-new-tokens", "20", "--seed", "0")
-    assert out.returncode == 0 and out.stdout.strip()
+    out = run_cli("sample", str(run), "--n", "2", "--seed", "0")
+    assert out.returncode == 0 and len(out.stdout.strip().splitlines()) == 2  # one molecule per line
+    smi = tmp_path / "mols" / "m.smi"
+    out = run_cli("sample", str(run), "--n", "5", "--out", str(smi))
+    assert len(smi.read_text().splitlines()) == 5 and out.stdout.startswith("5 molecules, ")
+    for bad, message in ((["--out", str(tmp_path / "m.txt")], "molecules are written as .smi"),
+                         (["--prompt", "CC"], "molecule runs sample whole molecules"),
+                         (["--infill", "CC__"], "--infill are for masked diffusion")):
+        proc = run_cli("sample", str(run), "--n", "2", *bad, check=False)
+        assert proc.returncode == 2 and message in proc.stderr.strip().splitlines()[-1], proc.stderr
     # MOSES metrics of its samples: 4 steps teach it little, but every number is computed and printed
     report = run_cli("eval", str(run), "--metrics", "moses", "--n", "16", "--json", str(tmp_path / "m.json")).stdout
     assert "MOSES metrics of 16 sampled molecules" in report and "Novelty" in report
@@ -124,3 +132,33 @@ def test_a_user_smiles_file_trains_and_a_bad_one_is_one_line(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and lines[-1].startswith("error: not a SMILES string: 'C&C'"), proc.stderr
     assert not (tmp_path / "r2").exists()
+
+
+@needs_moses
+def test_mdlm_samples_molecules_and_fills_a_scaffold(tmp_path):
+    run = tmp_path / "mdlm"
+    run_cli("train", "mdlm", "--data", "moses-small", "--out", str(run), "--set", "data.size=300",
+            "--set", "data.context=24", "--set", "arch.context=24", "--set", "arch.n_layer=1",
+            "--set", "arch.d_model=16", "--set", "arch.n_head=2", "--set", "train.max_steps=3",
+            "--set", "train.batch_size=8", "--set", "train.eval_every=0", "--set", "train.sample_every=0",
+            "--set", "train.progress=false", "--set", "optim.warmup_steps=1")
+    smi = tmp_path / "m.smi"
+    run_cli("sample", str(run), "--n", "4", "--steps", "8", "--out", str(smi))
+    assert len(smi.read_text().splitlines()) == 4
+    out = run_cli("sample", str(run), "--n", "3", "--infill", "c1ccc(__)cc1").stdout.splitlines()
+    assert len(out) == 3 and all(m.startswith("c1ccc(") and m.endswith(")cc1") for m in out), out
+    report = run_cli("eval", str(run), "--metrics", "moses", "--n", "8").stdout
+    assert "MOSES metrics of 8 sampled molecules" in report
+
+
+def test_molecules_drawn_and_written(tmp_path):
+    from twopaths.eval.smiles_sampling import write_molecules
+
+    assert write_molecules(DRUGS[:5] + ["C1CC"], tmp_path / "m.png").startswith("6 molecules, 5 valid")
+    from PIL import Image
+
+    assert Image.open(tmp_path / "m.png").size[0] >= 5 * 200
+    with pytest.raises(TwopathsError, match="none of the 1 sampled molecules is valid"):
+        write_molecules(["C1CC"], tmp_path / "n.png")
+    write_molecules(["CCO", "C1CC"], tmp_path / "m.smi")
+    assert (tmp_path / "m.smi").read_text() == "CCO\nC1CC\n"

@@ -22,16 +22,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                             "(or a scatter plot for 2-D points) or NPZ arrays.",
                 examples=('twopaths sample runs/gpt --prompt "The secret of" --n 3 --top-p 0.9',
                           "twopaths sample runs/ddpm --n 64 --sampler dpmpp --steps 20 --out grid.png",
-                          "twopaths sample runs/ddpm --class Sneaker --guidance 3 --trajectory traj.png"))
+                          "twopaths sample runs/ddpm --class Sneaker --guidance 3 --trajectory traj.png",
+                          "twopaths sample runs/moses-gpt --n 1000 --out mols.smi   (molecules: .smi or a .png drawing)"))
     p.add_argument("run", type=Path, help="run directory")
-    p.add_argument("--n", type=count, default=None, help="number of samples (text: 1, diffusion: 64)")
+    p.add_argument("--n", type=count, default=None, help="number of samples (text: 1, molecules: 100, diffusion: 64)")
     p.add_argument("--seed", type=natural, default=0, help="random seed (same seed, same samples)")
     p.add_argument("--force", action="store_true", help=f"allow --n above {MAX_N:,}")
     add_checkpoint_args(p)
     g = p.add_argument_group("text models")
     g.add_argument("--prompt", default="", help="text to continue (default: start of a new document)")
     g.add_argument("--max-new-tokens", type=count, default=200, help="tokens to generate per sample")
-    g.add_argument("--temperature", type=non_negative, default=0.8, help="softmax temperature; 0 = greedy")
+    g.add_argument("--temperature", type=non_negative, default=None,
+                   help="softmax temperature; 0 = greedy (default 0.8; molecules: 1, as MOSES samples)")
     g.add_argument("--top-k", type=count, default=None, help="sample only among the k most likely tokens")
     g.add_argument("--top-p", type=fraction, default=None,
                    help="nucleus sampling: only the most likely tokens whose probability adds up to p")
@@ -57,7 +59,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--guidance", type=finite, default=1.0,
                    help="classifier-free guidance scale w (1 = plain conditional; 3 is a common choice)")
     g.add_argument("--out", help="output file: .png (grid or scatter plot) or .npz (arrays); "
-                                 "default RUN/samples/sample.png")
+                                 "default RUN/samples/sample.png. Molecule runs (moses): .smi (SMILES, one per "
+                                 "line) or .png (RDKit drawings); without --out they are printed")
     g.add_argument("--trajectory", metavar="PNG", help="also draw x_t and the predicted x0 across the steps")
     p.set_defaults(func=cmd_sample)
 
@@ -84,11 +87,45 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise TwopathsError("--block-size goes with --sampler block")
     check_steps(run, args.steps)
     check_n(args.n, args.force)
-    check_writable(Path(args.out) if args.out else Path(run.run_dir) / "samples" / "sample.png", makes_folders=True)
     is_text = "tokenizer" in run.meta
+    if is_text and _is_molecule_run(run):
+        return _sample_molecules(run, args)
+    check_writable(Path(args.out) if args.out else Path(run.run_dir) / "samples" / "sample.png", makes_folders=True)
     args.n = args.n if args.n is not None else (1 if is_text else 64)
+    args.temperature = 0.8 if args.temperature is None else args.temperature
     return run.spec.sample(run, n=args.n, seed=args.seed, out=args.out, prompt=args.prompt,
                            max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                            top_p=args.top_p, stop=args.stop, sampler=args.sampler, steps=args.steps,
                            block_size=args.block_size, infill=args.infill, spacing=args.spacing, class_=args.class_,
                            guidance=args.guidance, trajectory=args.trajectory)
+
+
+def _is_molecule_run(run) -> bool:
+    from twopaths.eval.smiles_sampling import is_molecule_run
+
+    return is_molecule_run(run)
+
+
+def _sample_molecules(run, args: argparse.Namespace) -> int:
+    """Molecules from a run trained on SMILES: to a .smi or .png file, or printed one per line."""
+    from twopaths.eval.smiles_sampling import sample_smiles, write_molecules
+    from twopaths.models.text import infill_template
+
+    if args.prompt or args.stop or args.top_k is not None or args.top_p is not None:
+        raise TwopathsError("molecule runs sample whole molecules: --prompt, --stop, --top-k and --top-p do not "
+                            "apply (an mdlm fills a fixed scaffold with --infill 'c1ccc(____)cc1')")
+    template = infill_template(args.infill, run.meta["tokenizer"]) if args.infill is not None else None
+    if args.out is not None:
+        if Path(args.out).suffix not in (".smi", ".png"):
+            raise TwopathsError(f"molecules are written as .smi (SMILES, one per line) or .png (drawings), "
+                                f"not {Path(args.out).name}")
+        check_writable(Path(args.out), makes_folders=True)
+    smiles = sample_smiles(run, args.n or 100, seed=args.seed, temperature=1.0 if args.temperature is None
+                           else args.temperature, steps=args.steps, sampler=args.sampler if run.spec.samplers else None,
+                           infill=template)
+    if args.out is None:
+        print("\n".join(smiles))
+        return 0
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    print(write_molecules(smiles, args.out))
+    return 0

@@ -1,14 +1,19 @@
-"""Molecules from a trained text model, and their MOSES metrics (``twopaths eval RUN --metrics moses``).
+"""Molecules from a trained text model (``twopaths sample RUN --out mols.smi`` or ``mols.png``), and their
+MOSES metrics (``twopaths eval RUN --metrics moses``).
 
-An autoregressive model trained on SMILES documents (``--data moses`` or ``moses-small``, one molecule per
-document) starts each molecule after an end-of-text token, as it saw them in training, and ends it at the
-next one: each row of a batch is prompted with ``<|endoftext|>`` and stops at the next (Polykovskiy et al.
-2020 sample their CharRNN the same way, from a start token to an end token). The molecules are then
-scored by :func:`twopaths.eval.molecules.moses_metrics` against the run's own training and test splits.
+A model trained on SMILES documents (``--data moses`` or ``moses-small``) saw one stream of molecules with
+an end-of-text token between consecutive ones, so a molecule is what follows ``<|endoftext|>`` up to the
+next. An autoregressive model is prompted with that token and stops at the next one (Polykovskiy et al.
+2020 sample their CharRNN the same way, from a start token to an end token). A masked diffusion model
+(MDLM, Sahoo et al. 2024) denoises a whole window whose first token is fixed to ``<|endoftext|>``, and the
+molecule is read from the window up to the next end token: the window's length (its context) is the
+longest molecule it can make. The molecules are then scored by :func:`twopaths.eval.molecules.moses_metrics`
+against the run's own training and test splits.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,23 +27,80 @@ MAX_TOKENS = 100
 
 
 def sample_smiles(run: Any, n: int, seed: int = 0, batch_size: int = 500, temperature: float = 1.0,
-                  max_tokens: int = MAX_TOKENS) -> list[str]:
-    """``n`` SMILES strings from ``run``'s autoregressive model, each from ``<|endoftext|>`` to the next (a
-    row that reaches ``max_tokens`` first is kept as it stands and usually fails validity)."""
+                  max_tokens: int = MAX_TOKENS, steps: int | None = None, sampler: str | None = None,
+                  infill: tuple[list[int], list[bool]] | None = None) -> list[str]:
+    """``n`` SMILES strings from ``run``'s model, each from ``<|endoftext|>`` to the next (see the module
+    docstring); a molecule that reaches ``max_tokens`` (an MDLM: the end of its window) first is kept as it
+    stands and usually fails validity. ``steps`` and ``sampler`` are MDLM's (default: one step per token
+    to fill, its first sampler). ``infill`` (MDLM only): token ids and a mask of the positions to fill,
+    such as a scaffold with gaps; every molecule keeps the unmasked tokens and is exactly that long."""
+    from twopaths.paradigms.mdlm import MaskedDiffusion
+
     model, tokenizer = run.model, run.meta["tokenizer"]
-    if not hasattr(model, "generate"):
-        raise TwopathsError(f"--metrics moses samples molecules token by token; model '{run.cfg.model}' does not "
-                            f"generate that way (train gpt-nano, gpt or mlp-lm on moses)")
+    eot = tokenizer.eot_id
     generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    if infill is not None:
+        if not isinstance(model, MaskedDiffusion):
+            raise TwopathsError(f"infilling needs a masked diffusion model (mdlm); '{run.cfg.model}' is not one")
+        ids, fill = [eot, *infill[0], eot], [False, *infill[1], False]
+        if len(ids) > model.context:
+            raise TwopathsError(f"the infill template is {len(ids) - 2} tokens; molecules of this model have at "
+                                f"most {model.context - 2}")
+        steps, sampler = steps or sum(fill), sampler or run.spec.samplers[0]
+
+        def batch(b: int) -> list[list[int]]:
+            return model.infill(torch.tensor(ids).expand(b, -1), torch.tensor(fill), steps, sampler, None, generator,
+                                temperature)[:, 1:-1].tolist()
+    elif isinstance(model, MaskedDiffusion):
+        length = min(model.context, max_tokens + 1)
+        steps, sampler = steps or length - 1, sampler or run.spec.samplers[0]
+
+        def batch(b: int) -> list[list[int]]:
+            rows = model.sample(b, length, steps, sampler, None, [eot], generator, temperature)[:, 1:].tolist()
+            return [row[:row.index(eot)] if eot in row else row for row in rows]
+    elif hasattr(model, "generate"):
+        def batch(b: int) -> list[list[int]]:
+            return model.generate([[eot]] * b, max_tokens, temperature=temperature, stop_id=eot, generator=generator)
+    else:
+        raise TwopathsError(f"molecules are sampled token by token or by masked diffusion; model '{run.cfg.model}' "
+                            f"does neither (train gpt-nano, gpt, mlp-lm or mdlm on moses)")
     smiles: list[str] = []
-    with tqdm(total=n, desc="sampling molecules", unit="mol") as bar:
+    with tqdm(total=n, desc="sampling molecules", unit="mol") as bar, torch.no_grad():
         while len(smiles) < n:
             b = min(batch_size, n - len(smiles))
-            rows = model.generate([[tokenizer.eot_id]] * b, max_tokens, temperature=temperature,
-                                  stop_id=tokenizer.eot_id, generator=generator)
-            smiles += [tokenizer.decode(ids) for ids in rows]
+            smiles += [tokenizer.decode(ids) for ids in batch(b)]
             bar.update(b)
     return smiles
+
+
+def is_molecule_run(run: Any) -> bool:
+    """Whether ``run`` was trained on SMILES (a MOSES dataset, or any data read with the SMILES tokenizer)."""
+    return run.cfg.data.name in MOLECULE_DATASETS or getattr(run.meta.get("tokenizer"), "kind", None) == "smiles"
+
+
+def write_molecules(smiles: list[str], out: str | Path, per_row: int = 8, max_drawn: int = 48) -> str:
+    """Write sampled SMILES to ``out``: ``.smi`` (one per line, as sampled, invalid ones included so the file
+    scores as the sample did) or ``.png`` (a grid of the first ``max_drawn`` valid molecules drawn by RDKit,
+    each with its sample number). Returns a one-line summary (how many, how many valid)."""
+    from rdkit import Chem, rdBase
+    from rdkit.Chem import Draw
+
+    out = Path(out)
+    with rdBase.BlockLogs():
+        mols = [Chem.MolFromSmiles(s) if s else None for s in smiles]
+    valid = [(i, m) for i, m in enumerate(mols) if m is not None]
+    if out.suffix == ".smi":
+        out.write_text("".join(s + "\n" for s in smiles), encoding="utf-8")
+    elif out.suffix == ".png":
+        if not valid:
+            raise TwopathsError(f"none of the {len(smiles)} sampled molecules is valid: nothing to draw in {out}")
+        drawn = valid[:max_drawn]
+        image = Draw.MolsToGridImage([m for _, m in drawn], molsPerRow=min(per_row, len(drawn)),
+                                     subImgSize=(220, 180), legends=[f"#{i}" for i, _ in drawn])
+        image.save(out)
+    else:
+        raise TwopathsError(f"molecules are written as .smi (SMILES, one per line) or .png (drawings), not {out.name}")
+    return f"{len(smiles)} molecules, {len(valid)} valid ({len(valid) / len(smiles):.1%}) -> {out}"
 
 
 def moses_report(run: Any, n: int, seed: int = 0, batch_size: int = 500) -> dict[str, Any]:
@@ -57,4 +119,4 @@ def moses_report(run: Any, n: int, seed: int = 0, batch_size: int = 500) -> dict
             "examples": generated[:5]}
 
 
-__all__ = ["MAX_TOKENS", "moses_report", "sample_smiles"]
+__all__ = ["MAX_TOKENS", "is_molecule_run", "moses_report", "sample_smiles", "write_molecules"]
