@@ -46,6 +46,7 @@ class DataConfig:
     tokenizer: Literal["char", "bpe", "smiles"] = "char"  # smiles: chemical tokens (moses)
     vocab_size: int = 2048  # BPE only; char vocab is the corpus' character set
     context: int = 64  # tokens per training window (model sees context, predicts the next)
+    rows: Literal["windows", "documents"] = "windows"  # windows of the joined documents, or one document per row
     # images
     resolution: int = 32  # shapes and image folders (Fashion-MNIST is always 28)
     channels: int = 3  # image folders: 1 (grey) or 3 (RGB)

@@ -112,8 +112,15 @@ def train_run(cfg: RunConfig, run_dir: Path, resume: bool = False, announce: boo
 
     main_rank = os.environ.get("RANK", "0") == "0"
     with hold(run_dir) if main_rank else contextlib.nullcontext():
-        splits = load_splits(cfg.data, run_dir)
-        trainer = build_trainer(cfg, run_dir, splits)
+        before = set(Path(run_dir).iterdir()) if main_rank else set()
+        try:
+            splits = load_splits(cfg.data, run_dir)
+            trainer = build_trainer(cfg, run_dir, splits)
+        except BaseException:  # a model that cannot be built leaves no tokenizer behind: nothing changed
+            for path in set(Path(run_dir).iterdir()) - before if main_rank else ():
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise
         line = f"training {cfg.model} on {cfg.data.name} ({splits.meta.get('source')}) -> {run_dir}" + (
             " (resuming)" if resume else "")
         if not resume:

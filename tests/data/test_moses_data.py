@@ -162,3 +162,20 @@ def test_molecules_drawn_and_written(tmp_path):
         write_molecules(["C1CC"], tmp_path / "n.png")
     write_molecules(["CCO", "C1CC"], tmp_path / "m.smi")
     assert (tmp_path / "m.smi").read_text() == "CCO\nC1CC\n"
+
+
+@needs_moses
+def test_seq_vae_trains_samples_and_scores_molecules(tmp_path):
+    run = tmp_path / "vae"
+    run_cli("train", "seq-vae", "--data", "moses-small", "--out", str(run), "--set", "data.size=300",
+            "--set", "arch.n_layer=1", "--set", "arch.d_model=16", "--set", "arch.n_head=2",
+            "--set", "train.max_steps=3", "--set", "train.batch_size=8", "--set", "train.eval_every=0",
+            "--set", "train.sample_every=0", "--set", "train.progress=false", "--set", "optim.warmup_steps=1")
+    smi = tmp_path / "v.smi"
+    run_cli("sample", str(run), "--n", "4", "--out", str(smi))
+    assert len(smi.read_text().splitlines()) == 4
+    assert "MOSES metrics of 8 sampled molecules" in run_cli("eval", str(run), "--metrics", "moses", "--n", "8").stdout
+    proc = run_cli("train", "seq-vae", "--data", "moses-small", "--out", str(tmp_path / "w"), "--set", "data.size=300",
+                   "--set", "data.rows=windows", "--set", "train.max_steps=1", check=False)
+    assert proc.returncode == 2 and "'data.rows' must be 'documents'" in proc.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "w").exists()

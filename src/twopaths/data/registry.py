@@ -130,8 +130,11 @@ def _text_splits(cfg: DataConfig, run_dir: Path | None) -> Splits:
     split, source = text_documents(cfg)
     tokenizer = tokenizer_for_run(cfg, split["train"], run_dir)
 
-    windows = {k: text.TokenWindows(text.encode_documents(tokenizer, docs), cfg.context, name=f"{cfg.name}/{k}")
-               for k, docs in split.items()}
+    if cfg.rows == "documents":  # one document per row (sequence VAE)
+        windows = {k: text.DocumentRows(tokenizer, docs, cfg.context, name=f"{cfg.name}/{k}") for k, docs in split.items()}
+    else:
+        windows = {k: text.TokenWindows(text.encode_documents(tokenizer, docs), cfg.context, name=f"{cfg.name}/{k}")
+                   for k, docs in split.items()}
     return Splits(windows["train"], windows["val"], windows["test"],
                   {"source": source, "tokenizer": tokenizer, "documents": {k: len(v) for k, v in split.items()}})
 

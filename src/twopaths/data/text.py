@@ -366,6 +366,40 @@ class TokenWindows(Dataset):
         return {"tokens": window}
 
 
+class DocumentRows(Dataset):
+    """One document per row, for models that read a whole document at once (a sequence VAE).
+
+    Item ``i`` is ``{"tokens": [eot, d_1 .. d_n, eot, eot, ...]}``, int64 ``(context + 1,)``: document
+    ``i`` between two end-of-text tokens and padded with more of them, the shape of a
+    :class:`TokenWindows` item whose window starts at a document. A model reads ``[:-1]`` and
+    predicts ``[1:]`` up to and including the first end token after the start. A document longer than
+    ``context - 1`` tokens does not fit: one :class:`DataError` says how many and how to fit them.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, docs: Sequence[str], context: int, name: str = "documents") -> None:
+        if context < 2:
+            raise ConfigError(f"context must be at least 2 for one token between two end tokens, got {context}")
+        eot = tokenizer.eot_id
+        encoded = tokenizer.encode_batch(list(docs))
+        longest = max(map(len, encoded), default=0)
+        if longest > context - 1:
+            too_long = sum(len(ids) > context - 1 for ids in encoded)
+            raise DataError(f"{name}: {too_long:,} of {len(encoded):,} documents are longer than data.context - 1 = "
+                            f"{context - 1} tokens (the longest has {longest}); use --set data.context={longest + 1}")
+        if not encoded:
+            raise DataError(f"{name} has no documents")
+        self.rows = torch.full((len(encoded), context + 1), eot, dtype=torch.int64)  # (N, context + 1)
+        for i, ids in enumerate(encoded):
+            self.rows[i, 1:1 + len(ids)] = torch.tensor(ids, dtype=torch.int64)
+        self.context = context
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"tokens": self.rows[index].clone()}  # a copy: consumers may edit their batch
+
+
 # --------------------------------------------------------------------------------------------
 # Summary
 # --------------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@ MOSES metrics (``twopaths eval RUN --metrics moses``).
 
 A model trained on SMILES documents (``--data moses`` or ``moses-small``) saw one stream of molecules with
 an end-of-text token between consecutive ones, so a molecule is what follows ``<|endoftext|>`` up to the
-next. An autoregressive model is prompted with that token and stops at the next one (Polykovskiy et al.
-2020 sample their CharRNN the same way, from a start token to an end token). A masked diffusion model
+next. An autoregressive model (and a sequence VAE's decoder, given z ~ N(0, I)) is prompted with that token
+and stops at the next one (Polykovskiy et al. 2020 sample their CharRNN and VAE the same way, from a start
+token to an end token). A masked diffusion model
 (MDLM, Sahoo et al. 2024) denoises a whole window whose first token is fixed to ``<|endoftext|>``, and the
 molecule is read from the window up to the next end token: the window's length (its context) is the
 longest molecule it can make. The molecules are then scored by :func:`twopaths.eval.molecules.moses_metrics`
@@ -35,6 +36,7 @@ def sample_smiles(run: Any, n: int, seed: int = 0, batch_size: int = 500, temper
     to fill, its first sampler). ``infill`` (MDLM only): token ids and a mask of the positions to fill,
     such as a scaffold with gaps; every molecule keeps the unmasked tokens and is exactly that long."""
     from twopaths.paradigms.mdlm import MaskedDiffusion
+    from twopaths.paradigms.sequence_vae import SequenceVAE
 
     model, tokenizer = run.model, run.meta["tokenizer"]
     eot = tokenizer.eot_id
@@ -58,12 +60,15 @@ def sample_smiles(run: Any, n: int, seed: int = 0, batch_size: int = 500, temper
         def batch(b: int) -> list[list[int]]:
             rows = model.sample(b, length, steps, sampler, None, [eot], generator, temperature)[:, 1:].tolist()
             return [row[:row.index(eot)] if eot in row else row for row in rows]
+    elif isinstance(model, SequenceVAE):
+        def batch(b: int) -> list[list[int]]:
+            return model.sample(b, max_tokens=max_tokens, temperature=temperature, generator=generator)
     elif hasattr(model, "generate"):
         def batch(b: int) -> list[list[int]]:
             return model.generate([[eot]] * b, max_tokens, temperature=temperature, stop_id=eot, generator=generator)
     else:
         raise TwopathsError(f"molecules are sampled token by token or by masked diffusion; model '{run.cfg.model}' "
-                            f"does neither (train gpt-nano, gpt, mlp-lm or mdlm on moses)")
+                            f"does neither (train gpt-nano, gpt, mlp-lm, mdlm or seq-vae on moses)")
     smiles: list[str] = []
     with tqdm(total=n, desc="sampling molecules", unit="mol") as bar, torch.no_grad():
         while len(smiles) < n:

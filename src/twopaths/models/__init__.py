@@ -21,12 +21,13 @@ from twopaths.models.diffusion import DIFFUSION_MODELS
 from twopaths.models.latent import LATENT_MODELS
 from twopaths.models.pixel import PIXEL_MODELS
 from twopaths.models.seq2seq import SEQ2SEQ_MODELS
+from twopaths.models.sequence_vae import SEQUENCE_VAE_MODELS
 from twopaths.models.spec import ModelSpec
 from twopaths.models.superres import SUPERRES_MODELS
 from twopaths.models.text import MASKED_TEXT_MODELS, TEXT_MODELS
 from twopaths.models.vit import VIT_MODELS
 
-MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [*TEXT_MODELS, *MASKED_TEXT_MODELS, *CONV_MODELS, *DIFFUSION_MODELS, *LATENT_MODELS, *BASELINE_MODELS, *PIXEL_MODELS, *BERT_MODELS, *VIT_MODELS, *SUPERRES_MODELS, *SEQ2SEQ_MODELS]}
+MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [*TEXT_MODELS, *MASKED_TEXT_MODELS, *CONV_MODELS, *DIFFUSION_MODELS, *LATENT_MODELS, *BASELINE_MODELS, *PIXEL_MODELS, *BERT_MODELS, *VIT_MODELS, *SUPERRES_MODELS, *SEQ2SEQ_MODELS, *SEQUENCE_VAE_MODELS]}
 
 
 def matrix() -> dict[str, dict[str, list[str]]]:

@@ -31,6 +31,8 @@ PARADIGMS: dict[str, ParadigmEntry] = {
                              "conditional next-token prediction; greedy and beam search"),
     "gan": ParadigmEntry("GAN", ("generator/critic",), "gan", "non-saturating GAN with an R1 penalty"),
     "vae": ParadigmEntry("VAE", ("generator/critic",), "vae", "VAE with a discretised Gaussian decoder"),
+    "sequence-vae": ParadigmEntry("VAE", ("token model",), "sequence_vae",
+                                  "VAE of token sequences: one latent per document, KL warm-up (Bowman et al.)"),
     "autoencoder": ParadigmEntry("other", ("autoencoder",), "latent", "KL autoencoder training (LDM's first stage)"),
     "bert": ParadigmEntry("other", ("token model",), "bert", "masked-token prediction (BERT), fill-in"),
     "classifier": ParadigmEntry("other", ("image classifier",), "classifier", "cross-entropy classification"),
