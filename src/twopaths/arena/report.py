@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from twopaths.arena.verdicts import (LEARNED_FID_MULTIPLE, LEARNED_PPL_FRACTION, Row, comparison_rows, fmt,
-                                     learned_table, main_quality)
+from twopaths.arena.verdicts import (LEARNED_FID_MULTIPLE, LEARNED_PPL_FRACTION, LEARNED_VALIDITY, Row,
+                                     comparison_rows, fmt, learned_table, main_quality)
 
 
 @dataclass
@@ -266,8 +266,12 @@ def _quality_table(suite: dict[str, Any]) -> Table | None:
                              _fmt(m.get("real_gen_ppl")), _fmt(m.get("entropy_per_sample")),
                              _fmt(m.get("real_entropy_per_sample")), _fmt(m.get("distinct_2")),
                              _fmt(m.get("self_bleu")), _fmt(m.get("tokens_per_s")), _fmt(m.get("sequential_calls"))])
+        if kind == "molecules":
+            rows += _molecule_rows(name, q)
     if not rows:
         return None
+    if kind == "molecules":
+        return Table(["contender", *_MOSES_COLUMNS, "molecules/s", "latency s", "sequential calls"], rows)
     header = {"image": ["contender", "FID ↓", "floor", "KID ↓", "precision", "recall", "density", "coverage",
                         "class entropy (norm.)", "images/s", "latency s", "sequential calls", "GFLOP per call"],
               "points": ["contender", "modes covered", "high-quality fraction", "samples/s", "latency s",
@@ -276,6 +280,28 @@ def _quality_table(suite: dict[str, Any]) -> Table | None:
                        "sample entropy", "real-text entropy", "distinct-2", "self-BLEU", "tokens/s generated",
                        "sequential calls"]}[kind]
     return Table(header, rows)
+
+
+#: the MOSES metrics the molecule tables show, in MOSES' order (README table of Polykovskiy et al. 2020)
+_MOSES_COLUMNS = ("valid", "unique@1000", "unique@10000", "FCD/Test", "SNN/Test", "Frag/Test", "Scaf/Test", "IntDiv",
+                  "IntDiv2", "Filters", "Novelty")
+
+
+def _molecule_rows(name: str, q: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for nfe, m in (q.get("by_nfe") or {}).items():
+        label = name if nfe == "single" else f"{name} @ {nfe} steps"
+        rows.append([label, *(_fmt(m.get(c)) for c in _MOSES_COLUMNS), _fmt(m.get("samples_per_s")),
+                     _fmt(m.get("latency_s")), _fmt(m.get("sequential_calls"))])
+    return rows
+
+
+def _published_table() -> Table:
+    """The published MOSES baselines (:mod:`twopaths.eval.moses_published`) in the same columns."""
+    from twopaths.eval.moses_published import PUBLISHED
+
+    return Table(["published (Polykovskiy et al. 2020)", *_MOSES_COLUMNS],
+                 [[model, *(_fmt(row.get(c)) for c in _MOSES_COLUMNS)] for model, row in PUBLISHED.items()])
 
 
 def _curve_table(suite: dict[str, Any]) -> Table | None:
@@ -332,7 +358,8 @@ def build_blocks(results: dict[str, Any], out: Path) -> list[Block]:
                Para(f"Rules: images, FID within {LEARNED_FID_MULTIPLE:g}x the real-vs-real floor at the same n; "
                     f"points, every mode found; text, perplexity (MDLM: its bound) at most "
                     f"{LEARNED_PPL_FRACTION:g}x the unigram perplexity; recall, accuracy above chance (95% "
-                    f"interval) at some distance."),
+                    f"interval) at some distance; molecules, at least {LEARNED_VALIDITY:g} of the sampled SMILES valid "
+                    f"(at the best sampling setting)."),
                _learned_table(results)]
     plots = out / "images"
     plots.mkdir(parents=True, exist_ok=True)
@@ -352,6 +379,11 @@ def build_blocks(results: dict[str, Any], out: Path) -> list[Block]:
             blocks += [Heading("Quality and sampling", 3), table]
         if suite["kind"] == "sequence":
             blocks += _recall_blocks(suite, plots / f"{name}-recall-vs-distance.png")
+        if suite["kind"] == "molecules":
+            blocks += [Para("Our rows are scored against this run's own splits (for moses-small: a sample of MOSES' "
+                            "train and test sets); the published rows were trained on all 1.58M training molecules "
+                            "on a GPU, sampled 30,000 times and scored against the whole test set (means of 3 runs). "
+                            "unique@10000 needs n >= 10,000 valid molecules."), _published_table()]
         curve = _curve_table(suite)
         if curve:
             blocks += [Heading(f"Quality along the budget ({_CURVE_LABEL.get(suite.get('curve_metric'), '')})", 3),

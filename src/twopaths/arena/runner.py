@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import platform
 import statistics
@@ -442,6 +443,9 @@ def evaluate_contender(suite: Suite, contender: Contender, out: Path, ctx: Quali
         quality["main_nfe"] = "single" if main_nfe is None else str(main_nfe)
     elif suite.kind == "sequence":  # associative recall: accuracy vs distance, no free-running samples
         quality["recall"] = _recall_quality(run, suite, log)
+    elif suite.kind == "molecules":
+        quality.update(_molecule_quality(run, suite, contender, ctx, images / f"{suite.name}-{contender.name}.png", log))
+        quality["grid"] = f"images/{suite.name}-{contender.name}.png"
     else:  # text
         quality.update(_text_quality(run, suite, contender, ctx, images / f"{suite.name}-{contender.name}.txt"))
         quality["unigram_perplexity"] = _unigram_perplexity(run, ctx)
@@ -454,7 +458,8 @@ def evaluate_contender(suite: Suite, contender: Contender, out: Path, ctx: Quali
 #: what the quality curve of each kind of suite measures at a checkpoint (lower is better for all but
 #: ``high_quality``): images FID at n_curve, points the fraction of n_curve samples near a mode, text
 #: and recall the validation loss (for a masked diffusion LM its bound)
-CURVE_METRIC = {"image": "fid", "points": "high_quality", "text": "val_loss", "sequence": "val_loss"}
+CURVE_METRIC = {"image": "fid", "points": "high_quality", "text": "val_loss", "sequence": "val_loss",
+                "molecules": "val_loss"}
 
 
 def _curve_point(run: Any, suite: Suite, samples: torch.Tensor | None, val_loss: float | None,
@@ -555,6 +560,45 @@ def _text_quality(run: Any, suite: Suite, contender: Contender, ctx: QualityCont
             "sequential_calls": calls.get("calls", 0), "length": length}
     main = "single" if not contender.nfe else str(contender.nfe[len(contender.nfe) // 2])
     return {"by_nfe": by_nfe, "main_nfe": main}
+
+
+def _molecule_quality(run: Any, suite: Suite, contender: Contender, ctx: QualityContext, out_png: Path,
+                      log: Any) -> dict[str, Any]:
+    """``suite.n_eval`` molecules per setting (each NFE of a masked diffusion model, else one), sampled as
+    ``twopaths sample`` does (:func:`twopaths.eval.smiles_sampling.sample_smiles`, seed 0, temperature 1),
+    scored by all MOSES metrics against the run's train (novelty) and test splits, with their sampling
+    speed: molecules/s at batch 500, sequential network calls per batch, and the latency of one
+    molecule alone (3 repeats). The main setting's first valid molecules are drawn into ``out_png``."""
+    from twopaths.eval.molecules import moses_metrics
+    from twopaths.eval.smiles_sampling import sample_smiles, write_molecules
+
+    docs, n, batch = ctx.text_documents(run.cfg), suite.n_eval, 500
+    nfes: tuple[int | None, ...] = contender.nfe or (None,)
+    main = "single" if not contender.nfe else str(nfes[len(nfes) // 2])
+    by_nfe: dict[str, Any] = {}
+    for nfe in nfes:
+        label = "single" if nfe is None else str(nfe)
+        sampler = contender.sampler if nfe is not None else None
+        log(f"  sampling {n} molecules at NFE {label}")
+        with count_network_calls(run.model) as calls, timed(ctx.device) as t:
+            gen = sample_smiles(run, n, seed=0, batch_size=batch, steps=nfe, sampler=sampler)
+        times = []
+        for repeat in range(4):  # the first is a warm-up
+            with timed(ctx.device) as one:
+                sample_smiles(run, 1, seed=1 + repeat, steps=nfe, sampler=sampler)
+            times.append(one["seconds"])
+        metrics = moses_metrics(gen, docs["train"], docs["test"], n_unique=tuple(k for k in (1000, 10000) if k <= n))
+        by_nfe[label] = {**metrics, "n": n, "samples_per_s": n / t["seconds"],
+                         "sequential_calls": calls.get("calls", 0) / math.ceil(n / batch),
+                         "latency_s": statistics.median(times[1:]), "latency_min": min(times[1:]),
+                         "latency_max": max(times[1:])}
+        if label == main:
+            write_molecules(gen, out_png.with_suffix(".smi"))
+            try:
+                write_molecules(gen, out_png, max_drawn=24)
+            except TwopathsError as err:  # no valid molecule to draw
+                log(f"  {err}")
+    return {"by_nfe": by_nfe, "main_nfe": main, "published": "Polykovskiy et al. 2020 (twopaths.eval.moses_published)"}
 
 
 def _recall_quality(run: Any, suite: Suite, log: Any) -> dict[str, Any]:

@@ -40,7 +40,7 @@ class Contender:
 class Suite:
     name: str  # mixture2d, fashion-mnist, fortunes
     data: str  # dataset name (``twopaths data list``)
-    kind: str  # points, image, text, sequence (recall accuracy vs distance): decides the metrics
+    kind: str  # points, image, text, sequence (recall accuracy vs distance), molecules: decides the metrics
     contenders: tuple[Contender, ...]
     budget_flops: float  # training FLOPs per contender and seed (forward + backward, counted)
     seeds: int = 1  # runs per contender; the spread of their final loss measures stability
@@ -175,6 +175,27 @@ _SEQUENCE_FULL = (  # one GPU: gpt-nano size (~0.8M), the conv at the same width
           )),
 )
 
+# ----------------------------------------------------------------------------- molecules (MOSES)
+
+# SMILES generation on MOSES (Polykovskiy et al. 2020) by the same transformer (gpt-nano size, context 64:
+# MOSES molecules have at most ~57 SMILES tokens) under next-token prediction, masked diffusion and a
+# sequence VAE, on the same SMILES tokens and FLOPs; n = 10,000 molecules each, so unique@10k exists.
+# Kind "molecules": all MOSES metrics, next to the published baselines in the report.
+_MOLECULE_ARCH = ("arch.context=64", "data.context=64")
+_MOLECULES = (
+    # ~0.8M parameters each (the VAE: ~1.7M, an encoder and a decoder); 2 CPU cores, about 40 minutes in all
+    # (mdlm samples 10,000 windows of 64 tokens at each NFE: 8 and 32 keep that to minutes)
+    Suite("moses", "moses-small", "molecules", budget_flops=24 * T, seeds=1, n_eval=10000,
+          overrides=(*_QUIET, "data.size=200000"), contenders=(
+              Contender("gpt", "gpt-nano", "autoregressive", _MOLECULE_ARCH),
+              Contender("mdlm", "mdlm", "diffusion", _MOLECULE_ARCH, nfe=(8, 32), sampler="ancestral"),
+              Contender("vae", "seq-vae", "vae", _MOLECULE_ARCH),
+          )),
+)
+_MOLECULES_FULL = (  # one GPU: all of MOSES' training set, 30,000 molecules as MOSES samples
+    replace(_MOLECULES[0], data="moses", budget_flops=2000 * T, n_eval=30000, overrides=_QUIET),
+)
+
 # ----------------------------------------------------------------------------- standard (2 CPU cores, ~90 min)
 
 # The quick suite's contenders with about ten times the training FLOPs, 3 seeds on mixture2d (the
@@ -188,8 +209,9 @@ _STANDARD = (
     *_SEQUENCE,
 )
 
-SUITES: dict[str, tuple[Suite, ...]] = {"quick": _QUICK, "standard": _STANDARD, "full": _FULL + _SEQUENCE_FULL,
-                                        "sequence": _SEQUENCE}
+SUITES: dict[str, tuple[Suite, ...]] = {"quick": _QUICK, "standard": _STANDARD,
+                                        "full": _FULL + _SEQUENCE_FULL + _MOLECULES_FULL,
+                                        "sequence": _SEQUENCE, "molecules": _MOLECULES}
 
 
 def parse_flops(text: str) -> float:

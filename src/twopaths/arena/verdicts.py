@@ -11,7 +11,7 @@ A row names a winner only when both hold:
    (:func:`learned`): images, FID within ``LEARNED_FID_MULTIPLE`` x the real-vs-real floor at
    the same n; points, every mixture mode found; text, perplexity (or MDLM's bound) at most
    ``LEARNED_PPL_FRACTION`` of the unigram perplexity; recall, accuracy above chance (95% Wilson
-   interval) at some distance. Comparing models that learned nothing compares initialisations.
+   interval) at some distance; molecules, at least ``LEARNED_VALIDITY`` of the sampled SMILES valid. Comparing models that learned nothing compares initialisations.
 2. **The gap exceeds the uncertainty**: 95% intervals (z = 1.96) from the FID's bootstrap spread,
    binomial intervals for accuracies, the min-max range of repeated latencies, and for stability
    an F-test of the spread over >= 3 seeds. Exact counts (FLOPs, network calls) have no noise.
@@ -31,6 +31,7 @@ SPEED_RATIO = 1.2  # exact-count ratios below this are "about the same"
 Z = 1.96  # two-sided 95% normal interval
 LEARNED_FID_MULTIPLE = 5.0  # images: learned when FID <= this x the real-vs-real floor at the same n
 LEARNED_PPL_FRACTION = 0.5  # text: learned when perplexity <= this x the unigram perplexity
+LEARNED_VALIDITY = 0.8  # molecules: learned when this fraction of sampled SMILES is valid (MOSES baselines: 0.9-1)
 STILL_IMPROVING = 0.10  # a curve that improved more than this over its last doubling of FLOPs still falls
 MIN_STABILITY_SEEDS = 3
 
@@ -156,6 +157,11 @@ def learned(kind: str, entry: dict[str, Any]) -> tuple[bool | None, str]:
         above = [d for d, a in rec["accuracy"].items() if wilson(a * n, n)[0] > chance]
         return bool(above), (f"above chance at d = {', '.join(above)}" if above else
                              f"at chance ({fmt(chance)}) at every distance") + " (rule: 95% interval above chance)"
+    if kind == "molecules":  # at the contender's best setting (a masked diffusion model: its best NFE)
+        valid = [m["valid"] for m in (q.get("by_nfe") or {}).values() if m.get("valid") is not None]
+        if not valid:
+            return None, "no validity"
+        return max(valid) >= LEARNED_VALIDITY, f"valid {fmt(max(valid))} (rule: >= {LEARNED_VALIDITY:g})"
     return None, f"no rule for {kind}"
 
 
@@ -475,6 +481,37 @@ def text_generation(results: dict[str, Any]) -> Row:
                    "sequential calls at equal quality", ratio, (ratio, ratio))
 
 
+def molecule_generation(results: dict[str, Any]) -> Row:
+    """Which family makes valid molecules (MOSES): validity of each contender at its best setting with its 95%
+    Wilson interval; a winner only among contenders that learned (validity rule) and only when its interval
+    lies above every other's. FCD/Test, novelty and molecules/s are printed beside as evidence."""
+    aspect = "Molecules (MOSES): valid SMILES"
+    mols = [(n, e) for n, e in contenders(results, "moses").items() if main_quality(e)]
+    if len(mols) < 2:
+        return _missing(aspect, "needs two or more molecule models on the moses suite")
+    best: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = []
+    for name, e in mols:  # each contender at the setting with the most valid molecules
+        nfe, m = max(e["quality"]["by_nfe"].items(), key=lambda kv: kv[1].get("valid") or 0.0)
+        best.append((name, e, nfe, m))
+    intervals = {name: wilson(m["valid"] * m["n"], int(m["n"])) for name, _, _, m in best}
+    evidence = "; ".join(f"{name}{'' if nfe == 'single' else f' @ {nfe} steps'}: valid {fmt(m.get('valid'))} "
+                         f"[{intervals[name][0]:.3f}, {intervals[name][1]:.3f}], FCD {fmt(m.get('FCD/Test'))}, "
+                         f"novelty {fmt(m.get('Novelty'))}, {fmt(m.get('samples_per_s'))} mol/s"
+                         for name, _, nfe, m in best)
+    not_learned = _not_learned("molecules", [(name, e) for name, e, _, _ in best])
+    if not_learned:
+        return _inconclusive(aspect, evidence, "ranking needs molecule models that learned SMILES; not learned: "
+                                               + "; ".join(not_learned))
+    ranked = sorted(best, key=lambda t: -t[3]["valid"])
+    (w_name, _, _, w), (r_name, _, _, r) = ranked[0], ranked[1]
+    if intervals[w_name][0] <= max(intervals[name][1] for name, _, _, _ in ranked[1:]):
+        return _inconclusive(aspect, evidence, f"the 95% intervals of {w_name} and {r_name} overlap")
+    ratio = (1 - r["valid"]) / max(1 - w["valid"], 1e-9)
+    return _winner(aspect, evidence, f"{w_name} makes the most valid molecules ({fmt(w['valid'])} vs "
+                                     f"{fmt(r['valid'])}: {ratio:.1f}x fewer invalid ones)", w_name, "validity",
+                   ratio, intervals[w_name], f"at {_budget(results, 'moses')}")
+
+
 RECALL_THRESHOLD = 0.5  # accuracy whose 95% interval lies above this counts as recalled (chance is 0.1)
 
 
@@ -633,7 +670,7 @@ def single_pass_speed(results: dict[str, Any]) -> Row:
 
 
 SEEDS_TABLE = (core_mechanism, generation_quality, training_stability, sampling_speed, computational_cost,
-               parallel_processing, text_generation, long_range, interpretability)
+               parallel_processing, text_generation, long_range, molecule_generation, interpretability)
 BASELINES_TABLE = (vs_baselines_quality, mode_collapse, single_pass_speed, denoiser_backbones)
 
 
