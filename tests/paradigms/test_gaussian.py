@@ -153,3 +153,17 @@ def test_mixture2d_training_covers_all_eight_modes(tmp_path):
     data = splits.train.x
     assert torch.allclose(samples.mean(0), data.mean(0), atol=0.1)
     assert torch.allclose(torch.cov(samples.T), torch.cov(data.T), atol=0.25)
+
+
+def test_one_default_steps_rule():
+    """Every caller (sample, eval, upscale) asks the model: its own sampler at its sample_steps, ddpm at all T
+    steps when ddpm is not its own sampler (SR3's own ddpm keeps its 100 steps)."""
+    d = GaussianDiffusion(Toy(), GaussianConfig(timesteps=40), (1, 4, 4))
+    assert (d.default_steps("ddim"), d.default_steps("ddpm")) == (50, 40)  # a bare paradigm: ddim at 50
+    d.set_sampling_defaults("dpmpp", 20)
+    assert (d.default_steps("dpmpp"), d.default_steps("heun"), d.default_steps("ddpm")) == (20, 20, 40)
+    d.set_sampling_defaults("ddpm", 10)
+    assert d.default_steps("ddpm") == 10
+    calls = []
+    d.sample(2, "ddpm", callback=lambda i, *_: calls.append(i))
+    assert len(calls) == 10

@@ -183,3 +183,12 @@ def test_bad_arguments_raise_clear_errors():
         model.sample(1, 32, 4)
     with pytest.raises(ValueError, match="need at least"):
         model.sample(1, 8, 2, sampler="block", block_size=2)
+
+
+def test_default_steps_are_one_per_token_to_fill():
+    model = tiny_mdlm()
+    prompt = torch.tensor([1, 2, 3])
+    default = model.sample(2, 12, prompt=prompt, generator=torch.Generator().manual_seed(0))
+    explicit = model.sample(2, 12, steps=9, prompt=prompt, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(default, explicit)  # 12 positions less the 3 given
+    assert model.default_steps(0) == 1

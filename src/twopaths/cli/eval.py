@@ -72,7 +72,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--sampler", choices=GAUSSIAN_SAMPLERS, default="ddim",
                    help="diffusion sampler (default ddim)")
     g.add_argument("--steps", type=count, default=None,
-                   help="sampling steps (default: T for ddpm, the run's arch.sample_steps otherwise)")
+                   help="sampling steps (default: the run's arch.sample_steps, or T for ddpm when that is "
+                        "not the run's own sampler)")
     g.add_argument("--guidance", type=finite, default=1.0, help="classifier-free guidance scale (1 = plain conditional)")
     g.add_argument("--seed", type=natural, default=0, help="sampling seed (same seed, same samples, same numbers)")
     g.add_argument("--batch-size", type=count, default=500, help="samples generated per batch (default 500)")

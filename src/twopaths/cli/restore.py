@@ -139,7 +139,7 @@ def inpaint_image(run: Any, *, image: Path, mask: Path | None, box: str | None, 
 
     from twopaths.models.diffusion import class_labels
     from twopaths.paradigms.gaussian import GaussianDiffusion
-    from twopaths.restore.inpaint import inpaint, network_evaluations
+    from twopaths.restore.inpaint import inpaint, network_evaluations, repaint_steps
     from twopaths.restore.superres import SuperResolution
     from twopaths.viz import check_image_size, read_image, read_mask, save_grid, save_image
 
@@ -158,7 +158,7 @@ def inpaint_image(run: Any, *, image: Path, mask: Path | None, box: str | None, 
     keep = read_mask(mask, R) if mask is not None else box_mask(box, R)
     if keep.min() > 0:
         raise TwopathsError("the mask leaves nothing to fill: white pixels (or the --box) mark the region to fill")
-    steps = steps or min(model.schedule.T, 100)
+    steps = repaint_steps(model, steps)
     if steps > model.schedule.T:
         raise TwopathsError(f"--steps must be at most the model's {model.schedule.T} training timesteps")
     y = None
@@ -220,7 +220,7 @@ def upscale_image(run: Any, *, image: Path, out: str | None, n: int, sampler: st
     if out.suffix != ".png":
         raise TwopathsError(f"--out must end in .png, got {out}")
     sampler = sampler or run.cfg.arch.sampler
-    steps = steps or run.cfg.arch.sample_steps
+    steps = steps or model.default_steps(sampler)
     consistency = consistency or run.cfg.arch.consistency
     bar = tqdm(total=steps, desc=f"sr3 {sampler} {steps} steps", unit="step", leave=False)
     try:

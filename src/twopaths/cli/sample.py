@@ -45,8 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "Euler/Heun on EDM sigmas; masked diffusion (mdlm, default ancestral): MDLM ancestral, "
                         "LLaDA low-confidence remasking, or block (semi-autoregressive remasking)")
     g.add_argument("--steps", type=count, default=None,
-                   help="sampling steps (default: T for ddpm, the run's arch.sample_steps otherwise; mdlm: "
-                        "the number of tokens to fill); heun evaluates the network twice per step")
+                   help="sampling steps (default: the run's arch.sample_steps, or T for ddpm when that is not "
+                        "the run's own sampler; mdlm: the number of tokens to fill); heun evaluates the network "
+                        "twice per step")
     g.add_argument("--block-size", type=count, default=None,
                    help="mdlm --sampler block: tokens per block, filled left to right (default: one block)")
     g.add_argument("--infill", metavar="TEXT", default=None,

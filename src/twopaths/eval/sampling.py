@@ -3,8 +3,8 @@
 :func:`sample_metrics` draws samples from a run and scores them against real items: FID, KID,
 precision/recall and class statistics for images (:mod:`twopaths.eval.images`), mode coverage for
 2-D mixtures (:func:`mode_metrics`, :mod:`twopaths.eval.coverage`). How a run is sampled follows
-its model spec's ``evaluation``: a "diffusion" run with ``sampler`` and ``steps`` (default: T for
-ddpm, the run's ``arch.sample_steps`` otherwise), any other in one go.
+its model spec's ``evaluation``: a "diffusion" run with ``sampler`` and ``steps`` (default: its
+model's ``default_steps``, the one rule), any other in one go.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ __all__ = ["mode_metrics", "sample_metrics", "sampling_steps"]
 
 
 def sampling_steps(run: Any, sampler: str, steps: int | None) -> tuple[int | None, str]:
-    """The steps to sample ``run`` with and a description: a diffusion run defaults to T steps for ddpm and
-    its ``arch.sample_steps`` otherwise ("ddim, 50 steps"); any other run samples in one go (its model name)."""
+    """The steps to sample ``run`` with and a description: a diffusion run defaults to its model's
+    ``default_steps`` ("ddim, 50 steps"); any other run samples in one go (its model name)."""
     if run.spec.evaluation != "diffusion":
         return steps, run.cfg.model
-    steps = steps or (run.model.schedule.T if sampler == "ddpm" else run.cfg.arch.sample_steps)
+    steps = steps or run.model.default_steps(sampler)
     return steps, f"{sampler}, {steps} steps"
 
 

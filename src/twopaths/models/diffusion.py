@@ -147,13 +147,15 @@ def _build_ddpm(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
         C, R = meta["channels"], meta["resolution"]
         text = TextEncoder(a.text) if a.conditioning == "text" else None  # trained jointly with the denoiser
         net = image_denoiser(a, C, R, C * out_mult, n_classes, text.dim if text else 0)
-        return GaussianDiffusion(net, a.diffusion, (C, R, R), n_classes, "image", clip=1.0, text_encoder=text)
+        return GaussianDiffusion(net, a.diffusion, (C, R, R), n_classes, "image", clip=1.0,
+                                 text_encoder=text).set_sampling_defaults(a.sampler, a.sample_steps)
     mlp = dataclasses.replace(a.mlp, dim=2, out_dim=2 * out_mult, num_classes=n_classes)
     # Like images' [-1, 1], bound the x0 estimate by the data's range: at the noisiest steps an eps
     # model's x0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar) divides by a tiny number, and an unclipped
     # error there throws samples far off the data.
     bound = 1.25 * (float(meta["modes"].abs().max()) + 5 * float(meta["std"])) if "modes" in meta else None
-    return GaussianDiffusion(MLPDenoiser(mlp), a.diffusion, (2,), n_classes, "x", clip=bound)
+    return GaussianDiffusion(MLPDenoiser(mlp), a.diffusion, (2,), n_classes, "x",
+                             clip=bound).set_sampling_defaults(a.sampler, a.sample_steps)
 
 
 def class_labels(model: Any, n: int, class_arg: str | None, class_names: list[str]) -> torch.Tensor | None:
@@ -208,7 +210,7 @@ def sample_diffusion(run: Any, *, n: int, seed: int, out: str | None, sampler: s
     labels = class_labels(model, n, class_, run.meta.get("class_names") or [])
     prompts = caption_prompts(model, n, prompt, run.cfg)
     generator = torch.Generator().manual_seed(seed)
-    steps = steps or (model.schedule.T if sampler == "ddpm" else run.cfg.arch.sample_steps)
+    steps = steps or model.default_steps(sampler)
     bar = tqdm(total=steps, desc=f"{sampler} {steps} steps", unit="step", leave=False)
     frames: tuple[list, list, list] = ([], [], [])  # x_t, predicted x0, t of each step, for --trajectory
     keep = min(n, 4)

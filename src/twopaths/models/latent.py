@@ -138,7 +138,7 @@ def _build_ldm(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
     text = TextEncoder(a.text) if a.conditioning == "text" else None  # captions, cross-attended (LDM sec. 3.3)
     net = image_denoiser(a, c, h, c, n_classes, text.dim if text else 0)
     diffusion = GaussianDiffusion(net, a.diffusion, (c, h, w), n_classes, "image", clip=None,  # latents: unbounded
-                                  text_encoder=text)
+                                  text_encoder=text).set_sampling_defaults(a.sampler, a.sample_steps)
     if a.autoencoder_run:  # phase 1 skipped: the weights must have been loaded before the first step
         def loaded() -> None:
             if weights is None:

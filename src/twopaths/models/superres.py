@@ -52,7 +52,8 @@ def _build_sr3(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
     n_classes = conditioning_classes(cfg, meta)
     out_mult = 2 if a.diffusion.learn_sigma else 1
     net = image_denoiser(a, 2 * C, R, C * out_mult, n_classes)  # input: x_t and the upsampled low-res image
-    return SuperResolution(net, a.diffusion, (C, R, R), a.factor, n_classes, a.upsample)
+    return SuperResolution(net, a.diffusion, (C, R, R), a.factor, n_classes,
+                           a.upsample).set_sampling_defaults(a.sampler, a.sample_steps)
 
 
 def sr3_sample_hook(meta: dict[str, Any]) -> HookFn:

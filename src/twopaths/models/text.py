@@ -204,7 +204,7 @@ def sample_masked_text(run: Any, *, n: int, seed: int, prompt: str, infill: str 
         if len(ids) > model.context:
             raise TwopathsError(f"the --infill text is {len(ids)} tokens; the model's context is {model.context}")
         tokens = torch.tensor(ids).expand(n, -1)
-        steps = steps or sum(mask)
+        steps = steps or model.default_steps(sum(mask))
         call = lambda: model.infill(tokens, torch.tensor(mask), steps, sampler, block_size, generator,  # noqa: E731
                                     temperature)
     else:
@@ -212,7 +212,7 @@ def sample_masked_text(run: Any, *, n: int, seed: int, prompt: str, infill: str 
         if len(prompt_ids) >= model.context:
             raise TwopathsError(f"the prompt is {len(prompt_ids)} tokens; the model's context is {model.context}")
         length = min(model.context, len(prompt_ids) + max_new_tokens)
-        steps = steps or length - len(prompt_ids)
+        steps = steps or model.default_steps(length - len(prompt_ids))
         call = lambda: model.sample(n, length, steps, sampler, block_size, prompt_ids or None,  # noqa: E731
                                     generator, temperature)
     try:

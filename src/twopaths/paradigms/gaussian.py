@@ -99,6 +99,21 @@ class GaussianDiffusion(Paradigm):
         self.schedule = NoiseSchedule.make(cfg.schedule, cfg.timesteps, cfg.zero_terminal_snr)
         if data_key != "image":
             self.item_name = "samples"
+        # what sampling uses when the caller names no sampler or steps: a run's arch.sampler and
+        # arch.sample_steps (set by its model builder through set_sampling_defaults)
+        self.default_sampler, self.sample_steps = "ddim", 50
+
+    def set_sampling_defaults(self, sampler: str, steps: int) -> GaussianDiffusion:
+        """Make ``sampler`` at ``steps`` steps this model's default (a run's ``arch.sampler`` and
+        ``arch.sample_steps``); returns the model."""
+        self.default_sampler, self.sample_steps = sampler, steps
+        return self
+
+    def default_steps(self, sampler: str) -> int:
+        """The steps ``sampler`` takes when none are asked for, for every caller (``sample``, ``eval``,
+        ``upscale``): the model's ``sample_steps``, except for ``ddpm`` when it is not the model's own
+        sampler, which takes all T steps (ancestral sampling with fewer steps is a different chain)."""
+        return self.schedule.T if sampler == "ddpm" and sampler != self.default_sampler else self.sample_steps
 
     # ------------------------------------------------------------------ the network, with guidance
 
@@ -213,10 +228,10 @@ class GaussianDiffusion(Paradigm):
                guidance: float = 1.0, spacing: str = "leading", generator: torch.Generator | None = None,
                callback: Any = None, prompts: Sequence[str] | None = None, **sampler_options: Any) -> torch.Tensor:
         """Draw ``n`` samples with a sampler from :mod:`twopaths.paradigms.samplers` (``steps``
-        defaults to T for ``ddpm`` and 50 otherwise). ``y`` (n,) class ids or ``prompts`` (n captions,
+        defaults to :meth:`default_steps`). ``y`` (n,) class ids or ``prompts`` (n captions,
         text-conditioned models; None = the null caption), with classifier-free ``guidance`` w
         (1 = plain conditional). ``callback(i, t, x_t, x0_pred)`` sees every step."""
-        steps = steps or (self.schedule.T if sampler == "ddpm" else 50)
+        steps = steps or self.default_steps(sampler)
         solver = make_sampler(sampler, self.schedule, steps, spacing=spacing, prediction=self.cfg.prediction,
                               clip=self.clip, **sampler_options)
         device = next(self.parameters()).device

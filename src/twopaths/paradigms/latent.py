@@ -154,6 +154,10 @@ class LatentDiffusion(Paradigm):
     def num_classes(self) -> int:
         return self.diffusion.num_classes
 
+    def default_steps(self, sampler: str) -> int:
+        """The latent diffusion's :meth:`GaussianDiffusion.default_steps`."""
+        return self.diffusion.default_steps(sampler)
+
     @property
     def text_encoder(self):  # noqa: ANN201 - the latent diffusion's caption encoder, or None
         return getattr(self.diffusion, "text_encoder", None)

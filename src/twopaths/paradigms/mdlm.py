@@ -134,10 +134,19 @@ class MaskedDiffusion(Paradigm):
         self.last_network_calls += 1
         return self.x0_logits(x)
 
+    @staticmethod
+    def default_steps(masked: int) -> int:
+        """The steps a sampler takes when none are asked for, for every caller: one per token to fill
+        (the most [MASK] tokens of a row), so that each step unmasks one token on average."""
+        return max(1, masked)
+
     @torch.no_grad()
-    def denoise(self, x: torch.Tensor, steps: int, sampler: str = "ancestral", block_size: int | None = None,
-                generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
-        """Fill every [MASK] of ``x`` (B, L) with a sampler of :mod:`mdlm_sampling`; other tokens never change."""
+    def denoise(self, x: torch.Tensor, steps: int | None = None, sampler: str = "ancestral",
+                block_size: int | None = None, generator: torch.Generator | None = None,
+                temperature: float = 1.0) -> torch.Tensor:
+        """Fill every [MASK] of ``x`` (B, L) with a sampler of :mod:`mdlm_sampling`; other tokens never change.
+        ``steps`` defaults to :meth:`default_steps`."""
+        steps = steps or self.default_steps(int((x == self.mask_id).sum(1).max()))
         if sampler not in mdlm_sampling.SAMPLERS:
             raise ValueError(f"unknown sampler '{sampler}'; choose from {', '.join(mdlm_sampling.SAMPLERS)}")
         if steps < 1:
@@ -162,7 +171,7 @@ class MaskedDiffusion(Paradigm):
         """``n`` sequences of ``length`` (default the context) token ids, (n, length), never [MASK].
 
         ``prompt`` (P,) or (n, P) ids are fixed at the start and returned unchanged; ``steps``
-        defaults to ``length``. ``block_size`` is for ``sampler="block"`` (default: one block).
+        defaults to :meth:`default_steps` (one per generated token). ``block_size`` is for ``sampler="block"`` (default: one block).
         """
         device = next(self.parameters()).device
         length = self.context if length is None else length
@@ -173,14 +182,14 @@ class MaskedDiffusion(Paradigm):
             if prompt.shape[1] > length:
                 raise ValueError(f"prompt of {prompt.shape[1]} tokens does not fit a length of {length}")
             x[:, : prompt.shape[1]] = prompt
-        return self.denoise(x, steps or length, sampler, block_size, generator, temperature)
+        return self.denoise(x, steps, sampler, block_size, generator, temperature)
 
     @torch.no_grad()
     def infill(self, tokens: torch.Tensor, mask: torch.Tensor, steps: int | None = None, sampler: str = "ancestral",
                block_size: int | None = None, generator: torch.Generator | None = None,
                temperature: float = 1.0) -> torch.Tensor:
         """Fill the positions where ``mask`` (bool, (B, L) or (L,)) is True; every other token of
-        ``tokens`` (B, L) is returned unchanged. ``steps`` defaults to the most positions to fill in a row."""
+        ``tokens`` (B, L) is returned unchanged. ``steps`` defaults to :meth:`default_steps`."""
         mask = mask.to(tokens.device).bool().expand_as(tokens)
         x = torch.where(mask, torch.full_like(tokens, self.mask_id), tokens)
-        return self.denoise(x, steps or max(1, int(mask.sum(1).max())), sampler, block_size, generator, temperature)
+        return self.denoise(x, steps, sampler, block_size, generator, temperature)

@@ -38,6 +38,12 @@ from twopaths.paradigms.schedule import q_sample, to_x0
 
 #: samplers whose state is x_t itself and whose step uses no history: the walk can go back up
 INPAINT_SAMPLERS = ("ddpm", "ddim")
+REPAINT_STEPS = 100  # default levels of the walk (each resampled and jumped: see network_evaluations)
+
+
+def repaint_steps(model: GaussianDiffusion, steps: int | None = None) -> int:
+    """The levels RePaint walks: ``steps``, else :data:`REPAINT_STEPS` (at most the model's T)."""
+    return steps or min(model.schedule.T, REPAINT_STEPS)
 
 #: (move index, timestep the network saw, x_t, clipped x0 estimate), after every reverse step
 InpaintCallback = Callable[[int, float, torch.Tensor, torch.Tensor], None]
@@ -99,7 +105,7 @@ def inpaint(model: GaussianDiffusion, image: torch.Tensor, mask: torch.Tensor, s
         model: a trained :class:`GaussianDiffusion` over images; class-conditional ones take ``y``.
         image: (N, C, H, W) in [-1, 1], the model's ``sample_shape``; what lies under the hole is ignored.
         mask: 1 = keep, 0 = fill; (N or 1, 1 or C, H, W) or (1 or C, H, W), values in [0, 1].
-        steps: timesteps of the sampler's (strided) schedule; default the model's T.
+        steps: timesteps of the sampler's (strided) schedule; default :func:`repaint_steps`.
         resample: r, passes through each block (1 = no resampling).
         jump: j, levels per block before jumping back up.
         sampler: ``ddpm`` (ancestral, as RePaint) or ``ddim`` (``eta`` in ``sampler_options``).
@@ -121,7 +127,7 @@ def inpaint(model: GaussianDiffusion, image: torch.Tensor, mask: torch.Tensor, s
     x0_known = image.to(device, torch.float32)
     mask = _check_inputs(x0_known, mask, model.sample_shape)
     s = model.schedule
-    steps = steps or s.T
+    steps = repaint_steps(model, steps)
     solver = make_sampler(sampler, s, steps, spacing=spacing, prediction=model.cfg.prediction, clip=model.clip,
                           **sampler_options)
     timesteps = [int(t) for t in solver.timesteps]

@@ -147,8 +147,8 @@ class SuperResolution(GaussianDiffusion):
         ``downsample(result) == low`` (and the result stays in [-1, 1]); ``"every"`` also applies the
         affine projection to x_t after each step, against ``low`` noised to that step's level (ILVR;
         samplers whose state is x_t: ddpm, ddim, dpmpp); ``"none"`` returns the sampler's output.
-        Other arguments as :meth:`GaussianDiffusion.sample` (``steps`` defaults to T for ddpm, else
-        50), but the default sampler is ancestral DDPM, as SR3's; ``callback(i, t, x_t, x0_pred)``.
+        Other arguments as :meth:`GaussianDiffusion.sample` (``steps`` defaults to
+        :meth:`~GaussianDiffusion.default_steps`), but the default sampler is ancestral DDPM, as SR3's; ``callback(i, t, x_t, x0_pred)``.
         """
         if tuple(low.shape[1:]) != self.low_shape:
             raise ValueError(f"low-resolution input must be (N, {', '.join(map(str, self.low_shape))}), "
@@ -163,7 +163,7 @@ class SuperResolution(GaussianDiffusion):
         cond = self.condition(low)
         if y is not None:
             y = y.to(device)
-        steps = steps or (self.schedule.T if sampler == "ddpm" else 50)
+        steps = steps or self.default_steps(sampler)
         solver = make_sampler(sampler, self.schedule, steps, spacing=spacing, prediction=self.cfg.prediction,
                               clip=self.clip, **sampler_options)
 
