@@ -111,7 +111,8 @@ def draw(model, prompts: list[str], w: float, args: argparse.Namespace) -> torch
     out = []
     for i in range(0, len(prompts), args.batch):
         part = prompts[i:i + args.batch]
-        out.append(model.sample(len(part), args.sampler, args.steps, guidance=w, generator=gen, prompts=part))
+        out.append(model.sample(len(part), sampler=args.sampler, steps=args.steps, guidance=w, generator=gen,
+                                prompts=part))
     return torch.cat(out)
 
 

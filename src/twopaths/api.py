@@ -48,10 +48,10 @@ class Run:
     def step(self) -> int:
         return self.loaded.checkpoint.step
 
-    def sample(self, n: int, *, sampler: str = "ddim", steps: int | None = None, guidance: float = 1.0,
+    def sample(self, n: int, *, sampler: str | None = None, steps: int | None = None, guidance: float = 1.0,
                seed: int = 0, spacing: str = "leading") -> torch.Tensor:
         """``n`` samples (n, ...) on the CPU: images in [-1, 1] or 2-D points. Diffusion models use
-        ``sampler`` with ``steps`` (default: the run's) and classifier-free ``guidance``; class-conditional
+        ``sampler`` with ``steps`` (default: the run's own, ``arch.sampler`` and ``arch.sample_steps``) and classifier-free ``guidance``; class-conditional
         models cycle through the classes; the same ``seed`` gives the same samples."""
         from twopaths.eval.images import sample_model
 

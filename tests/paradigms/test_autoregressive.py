@@ -138,3 +138,16 @@ def test_gpt_nano_learns_well_below_unigram_entropy(tmp_path):
     print(f"unigram entropy {entropy:.3f} nats, gpt-nano validation loss {val:.3f} nats")
     assert entropy > 2.5  # the text is not trivial
     assert val < 0.5 * entropy  # measured: 0.64 vs 3.09 nats
+
+
+def test_sample_follows_the_paradigm_contract():
+    """sample(n, *, cond, generator, ...): n continuations of one prompt, keyword-only, unconditional."""
+    model = gpt()
+    out = model.sample(3, prompt=[1, 2], max_new_tokens=5, temperature=0)
+    assert out == [model.generate([[1, 2]], 5, temperature=0)[0]] * 3
+    with pytest.raises(TypeError):
+        model.sample(3, [1, 2])  # keyword-only
+    with pytest.raises(ValueError, match="continues a prompt"):
+        model.sample(3)
+    with pytest.raises(ValueError, match="unconditional"):
+        model.sample(3, prompt=[1], cond=torch.zeros(3))

@@ -24,7 +24,7 @@ def test_image_and_point_shapes():
     assert loss.ndim == 0 and torch.isfinite(loss) and set(gan.last_metrics) >= {"d_loss", "g_loss", "r1"}
     assert points_gan().sample(7).shape == (7, 2)
     with pytest.raises(ValueError, match="unconditional"):
-        gan.sample(2, labels=torch.zeros(2, dtype=torch.long))
+        gan.sample(2, cond=torch.zeros(2, dtype=torch.long))
 
 
 def _flat_grad(loss, params):

@@ -141,7 +141,7 @@ def test_mixture2d_training_covers_all_eight_modes(tmp_path):
     trainer = Trainer(model, splits.train, cfg, tmp_path / "run")
     trainer.fit()
     with trainer.eval_weights() as m:
-        samples = m.sample(4000, "dpmpp", 25, generator=torch.Generator().manual_seed(0))
+        samples = m.sample(4000, sampler="dpmpp", steps=25, generator=torch.Generator().manual_seed(0))
     from twopaths.eval.coverage import mode_coverage
 
     modes, std = splits.meta["modes"], splits.meta["std"]
@@ -165,5 +165,5 @@ def test_one_default_steps_rule():
     d.set_sampling_defaults("ddpm", 10)
     assert d.default_steps("ddpm") == 10
     calls = []
-    d.sample(2, "ddpm", callback=lambda i, *_: calls.append(i))
+    d.sample(2, sampler="ddpm", callback=lambda i, *_: calls.append(i))
     assert len(calls) == 10

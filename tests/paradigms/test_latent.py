@@ -113,11 +113,13 @@ def test_sampling_gives_images_in_range_with_guidance_and_a_decoded_callback():
     train_step(model, opt, batch())
     model.eval()
     seen = []
-    x = model.sample(5, "ddim", 3, torch.tensor([0, 1, 2, 0, 1]), 2.5, generator=torch.Generator().manual_seed(0),
+    x = model.sample(5, sampler="ddim", steps=3, cond=torch.tensor([0, 1, 2, 0, 1]), guidance=2.5,
+                     generator=torch.Generator().manual_seed(0),
                      callback=lambda i, t, x_t, x0: seen.append((x_t.shape, x0.shape)))
     assert x.shape == (5, 1, 28, 28) and x.abs().max() <= 1.0
     assert seen == [((4, 1, 28, 28), (4, 1, 28, 28))] * 3  # images, not latents, and only a few
-    again = model.sample(5, "ddim", 3, torch.tensor([0, 1, 2, 0, 1]), 2.5, generator=torch.Generator().manual_seed(0))
+    again = model.sample(5, sampler="ddim", steps=3, cond=torch.tensor([0, 1, 2, 0, 1]), guidance=2.5,
+                         generator=torch.Generator().manual_seed(0))
     assert torch.equal(x, again)
     assert model.sample_shape == (1, 28, 28) and model.latent_shape == (2, 14, 14) and model.num_classes == 3
     assert model.reconstruct(batch()["image"]).shape == (8, 1, 28, 28)
@@ -135,8 +137,8 @@ def test_state_dict_round_trip_keeps_phase_clock_and_scale():
     model.eval()
     fresh.eval()
     g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
-    assert torch.equal(model.sample(2, steps=2, y=torch.tensor([0, 1]), generator=g()),
-                       fresh.sample(2, steps=2, y=torch.tensor([0, 1]), generator=g()))
+    assert torch.equal(model.sample(2, steps=2, cond=torch.tensor([0, 1]), generator=g()),
+                       fresh.sample(2, steps=2, cond=torch.tensor([0, 1]), generator=g()))
 
 
 def test_the_ema_leaves_the_scale_alone():

@@ -99,7 +99,7 @@ def test_training_loss_drops_on_a_tiny_source():
 def test_block_size_one_is_left_to_right_decoding():
     model = tiny_mdlm()
     n, L = 3, 10
-    out = model.sample(n, L, steps=L, sampler="block", block_size=1, generator=torch.Generator().manual_seed(5))
+    out = model.sample(n, length=L, steps=L, sampler="block", block_size=1, generator=torch.Generator().manual_seed(5))
     assert model.last_network_calls == L
     # hand-written left-to-right loop: same network, same generator, one position per call
     g = torch.Generator().manual_seed(5)
@@ -122,14 +122,14 @@ def test_infill_and_prompt_keep_given_tokens(sampler):
     assert torch.equal(out[:, ~mask], tokens[:, ~mask])
     assert int(out.max()) < model.vocab_size and out.shape == tokens.shape
     prompt = torch.tensor([1, 2, 3])
-    out = model.sample(4, 12, steps=6, sampler=sampler, block_size=3, prompt=prompt, generator=g)
+    out = model.sample(4, length=12, steps=6, sampler=sampler, block_size=3, prompt=prompt, generator=g)
     assert torch.equal(out[:, :3], prompt.expand(4, -1)) and int(out.max()) < model.vocab_size
     assert out.shape == (4, 12)
 
 
 def test_ancestral_caching_skips_calls_without_changing_samples():
     model = tiny_mdlm()
-    a = model.sample(2, 8, steps=200, generator=torch.Generator().manual_seed(3))
+    a = model.sample(2, length=8, steps=200, generator=torch.Generator().manual_seed(3))
     calls = model.last_network_calls
     assert calls <= 2 * 8  # a fresh prediction only after a step that unmasked something (16 positions)
     x = torch.full((2, 8), model.mask_id)
@@ -178,17 +178,17 @@ def test_categorical_sampling_is_float64():
 def test_bad_arguments_raise_clear_errors():
     model = tiny_mdlm()
     with pytest.raises(ValueError, match="unknown sampler"):
-        model.sample(1, 4, 4, sampler="ddim")
+        model.sample(1, length=4, steps=4, sampler="ddim")
     with pytest.raises(ValueError, match="beyond the model's context"):
-        model.sample(1, 32, 4)
+        model.sample(1, length=32, steps=4)
     with pytest.raises(ValueError, match="need at least"):
-        model.sample(1, 8, 2, sampler="block", block_size=2)
+        model.sample(1, length=8, steps=2, sampler="block", block_size=2)
 
 
 def test_default_steps_are_one_per_token_to_fill():
     model = tiny_mdlm()
     prompt = torch.tensor([1, 2, 3])
-    default = model.sample(2, 12, prompt=prompt, generator=torch.Generator().manual_seed(0))
-    explicit = model.sample(2, 12, steps=9, prompt=prompt, generator=torch.Generator().manual_seed(0))
+    default = model.sample(2, length=12, prompt=prompt, generator=torch.Generator().manual_seed(0))
+    explicit = model.sample(2, length=12, steps=9, prompt=prompt, generator=torch.Generator().manual_seed(0))
     assert torch.equal(default, explicit)  # 12 positions less the 3 given
     assert model.default_steps(0) == 1

@@ -76,9 +76,9 @@ def test_class_token_conditions_the_logits():
 def test_kv_cache_sampling_equals_recomputation(temperature):
     m = model(shape=(1, 5, 5), levels=8).eval()
     labels = torch.tensor([0, 1, 2, 0, 1])
-    cached = m.sample(5, labels, torch.Generator().manual_seed(3), temperature=temperature)
-    full = m.sample(5, labels, torch.Generator().manual_seed(3), temperature=temperature, use_cache=False)
-    chunked = m.sample(5, labels, torch.Generator().manual_seed(3), temperature=temperature, chunk=2)
+    cached = m.sample(5, cond=labels, generator=torch.Generator().manual_seed(3), temperature=temperature)
+    full = m.sample(5, cond=labels, generator=torch.Generator().manual_seed(3), temperature=temperature, use_cache=False)
+    chunked = m.sample(5, cond=labels, generator=torch.Generator().manual_seed(3), temperature=temperature, chunk=2)
     assert cached.shape == (5, 1, 5, 5) and torch.equal(cached, full)
     if temperature == 0:
         assert torch.equal(cached, chunked)  # greedy rows do not depend on the chunking

@@ -82,13 +82,13 @@ def test_sample_encodes_the_prompts_once_and_follows_them():
     calls = []
     model.text_encoder.register_forward_hook(lambda mod, args, out: calls.append(len(args[0])))
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    a = model.sample(3, "ddim", 6, prompts=PROMPTS, guidance=3.0, generator=g())
+    a = model.sample(3, sampler="ddim", steps=6, prompts=PROMPTS, guidance=3.0, generator=g())
     assert calls == [4]  # the 3 prompts and one null caption, once for all 6 steps
-    b = model.sample(3, "ddim", 6, prompts=PROMPTS, guidance=3.0, generator=g())
-    c = model.sample(3, "ddim", 6, prompts=PROMPTS[::-1], guidance=3.0, generator=g())
+    b = model.sample(3, sampler="ddim", steps=6, prompts=PROMPTS, guidance=3.0, generator=g())
+    c = model.sample(3, sampler="ddim", steps=6, prompts=PROMPTS[::-1], guidance=3.0, generator=g())
     assert a.shape == (3, 3, 8, 8) and torch.equal(a, b) and not torch.equal(a, c)
     with pytest.raises(ValueError, match="2 prompts for 3 samples"):
-        model.sample(3, "ddim", 2, prompts=PROMPTS[:2])
+        model.sample(3, sampler="ddim", steps=2, prompts=PROMPTS[:2])
 
 
 def test_cond_drop_drops_captions_to_the_null_caption_in_training_only():
@@ -130,9 +130,9 @@ def test_models_without_text_are_unchanged_and_refuse_prompts():
                                GaussianConfig(timesteps=20), (2,), num_classes=3, data_key="x", clip=None)
     assert points.text_encoder is None and not [n for n in points.state_dict() if "text" in n]
     y = torch.tensor([0, 1, 2])
-    out = points.sample(3, "ddim", 4, y=y, guidance=2.0, generator=torch.Generator().manual_seed(0))
+    out = points.sample(3, sampler="ddim", steps=4, cond=y, guidance=2.0, generator=torch.Generator().manual_seed(0))
     assert out.shape == (3, 2)
     loss = points.loss({"x": torch.randn(8, 2), "label": torch.zeros(8, dtype=torch.long)})
     assert torch.isfinite(loss)
     with pytest.raises(ValueError, match="no text encoder"):
-        points.sample(3, "ddim", 2, prompts=["a red circle"] * 3)
+        points.sample(3, sampler="ddim", steps=2, prompts=["a red circle"] * 3)

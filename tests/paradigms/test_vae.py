@@ -42,7 +42,7 @@ def test_shapes_and_finite_bits_per_dim():
     points = VAE(MLP(2, 4, 8, 1), MLP(2, 4, 8, 1), VAEConfig(latent_dim=2), (2,), "x", discrete=False)
     assert points.sample(7).shape == (7, 2)
     with pytest.raises(ValueError, match="unconditional"):
-        points.sample(2, labels=torch.zeros(2))
+        points.sample(2, cond=torch.zeros(2))
 
 
 def test_kl_is_nonnegative_and_zero_only_at_the_prior():

@@ -547,7 +547,7 @@ def _text_quality(run: Any, suite: Suite, contender: Contender, ctx: QualityCont
             if nfe is None:
                 ids = model.generate([[tok.eot_id]] * n, max_new_tokens=length, temperature=1.0, generator=g)
             else:
-                ids = model.sample(n, length, nfe, contender.sampler, generator=g).tolist()
+                ids = model.sample(n, sampler=contender.sampler, steps=nfe, generator=g, length=length).tolist()
         texts = [tok.decode(row) for row in ids]
         if real is None:  # real text cut to the samples' mean length: what a perfect model would score
             stream = "\n".join(ctx.text_documents(run.cfg)["test"])

@@ -117,14 +117,14 @@ def evaluate_images(fake: torch.Tensor | None, real_eval: torch.Tensor, real_flo
 
 
 @torch.no_grad()
-def sample_model(model: Any, n: int, batch_size: int = 500, sampler: str = "ddim", steps: int | None = None,
+def sample_model(model: Any, n: int, batch_size: int = 500, sampler: str | None = None, steps: int | None = None,
                  guidance: float = 1.0, seed: int = 0, progress: bool = True, spacing: str = "leading",
                  generator: torch.Generator | None = None) -> torch.Tensor:
     """``n`` samples from a trained model, in batches, with a progress bar; (n, ...) on the CPU.
 
     Diffusion models (:class:`~twopaths.paradigms.gaussian.GaussianDiffusion`, and
     :class:`~twopaths.paradigms.latent.LatentDiffusion` with its signature) take the sampler, steps
-    and guidance; other image models are called as ``model.sample(b, labels=..., generator=...)``.
+    and guidance; every model takes ``model.sample(b, cond=labels, generator=...)`` (the paradigm contract).
     Class-conditional models get every class in turn, so the class histogram matches a balanced
     test split. One generator seeded with ``seed`` (or the given ``generator``) drives every batch:
     same seed, same samples. ``spacing`` places a diffusion sampler's steps among the timesteps.
@@ -142,12 +142,9 @@ def sample_model(model: Any, n: int, batch_size: int = 500, sampler: str = "ddim
         for i in range(0, n, batch_size):
             b = min(batch_size, n - i)
             y = labels[i:i + b] if labels is not None else None
-            if isinstance(model, (GaussianDiffusion, LatentDiffusion)):
-                x = model.sample(b, sampler, steps, y, guidance, spacing, generator=gen)
-            elif y is not None:
-                x = model.sample(b, labels=y, generator=gen)
-            else:
-                x = model.sample(b, generator=gen)
+            diffusion = dict(sampler=sampler, steps=steps, guidance=guidance, spacing=spacing) \
+                if isinstance(model, (GaussianDiffusion, LatentDiffusion)) else {}
+            x = model.sample(b, cond=y, generator=gen, **diffusion)
             x = torch.as_tensor(x).float().cpu()
             # an image holds [-1, 1], as its PNG; points (n, 2) are data coordinates and keep their values
             out.append(x.clamp(-1.0, 1.0) if x.ndim == 4 else x)

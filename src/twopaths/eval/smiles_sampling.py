@@ -51,18 +51,19 @@ def sample_smiles(run: Any, n: int, seed: int = 0, batch_size: int = 500, temper
         steps, sampler = steps or sum(fill), sampler or run.spec.samplers[0]
 
         def batch(b: int) -> list[list[int]]:
-            return model.infill(torch.tensor(ids).expand(b, -1), torch.tensor(fill), steps, sampler, None, generator,
-                                temperature)[:, 1:-1].tolist()
+            return model.infill(torch.tensor(ids).expand(b, -1), torch.tensor(fill), sampler=sampler, steps=steps,
+                                generator=generator, temperature=temperature)[:, 1:-1].tolist()
     elif isinstance(model, MaskedDiffusion):
         length = min(model.context, max_tokens + 1)
         steps, sampler = steps or length - 1, sampler or run.spec.samplers[0]
 
         def batch(b: int) -> list[list[int]]:
-            rows = model.sample(b, length, steps, sampler, None, [eot], generator, temperature)[:, 1:].tolist()
+            rows = model.sample(b, sampler=sampler, steps=steps, generator=generator, length=length, prompt=[eot],
+                                temperature=temperature)[:, 1:].tolist()
             return [row[:row.index(eot)] if eot in row else row for row in rows]
     elif isinstance(model, SequenceVAE):
         def batch(b: int) -> list[list[int]]:
-            return model.sample(b, max_tokens=max_tokens, temperature=temperature, generator=generator)
+            return model.sample(b, generator=generator, max_tokens=max_tokens, temperature=temperature)
     elif hasattr(model, "generate"):
         def batch(b: int) -> list[list[int]]:
             return model.generate([[eot]] * b, max_tokens, temperature=temperature, stop_id=eot, generator=generator)

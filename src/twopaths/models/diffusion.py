@@ -223,8 +223,8 @@ def sample_diffusion(run: Any, *, n: int, seed: int, out: str | None, sampler: s
             frames[2].append(t)
 
     try:
-        samples = model.sample(n, sampler, steps, labels, guidance, spacing, generator, callback,
-                               prompts=prompts)
+        samples = model.sample(n, cond=labels, sampler=sampler, steps=steps, generator=generator, guidance=guidance,
+                               spacing=spacing, callback=callback, prompts=prompts)
     finally:
         bar.close()
     path = write_samples(samples, labels, Path(out) if out else Path(run.run_dir) / "samples" / "sample.png", run.meta)
@@ -253,8 +253,8 @@ def diffusion_sample_hook(meta: dict[str, Any]) -> HookFn:
             known = [c for c in HOOK_CAPTIONS if not model.text_encoder.tokenizer.unknown_words(c)] or [""]
             prompts = [known[i % len(known)] for i in range(n)]
         guidance = arch.sample_guidance if labels is not None or prompts is not None else 1.0
-        samples = model.sample(n, arch.sampler, arch.sample_steps, labels, guidance,
-                               generator=torch.Generator().manual_seed(0), prompts=prompts)
+        samples = model.sample(n, cond=labels, generator=torch.Generator().manual_seed(0), guidance=guidance,
+                               prompts=prompts)  # the run's own sampler and steps
         path = write_samples(samples, labels, Path(trainer.run_dir) / "samples" / f"step_{step:08d}.png", meta, nrow=8)
         if prompts is not None:
             write_captions(prompts, path)

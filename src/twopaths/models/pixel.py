@@ -99,8 +99,8 @@ def pixel_sample_hook(meta: dict[str, Any]) -> HookFn:
         n = 16 if model.kind == "image" else 1000
         labels = class_labels(model, n, None, [])  # every class in turn
         started = time.perf_counter()
-        samples = model.sample(n, labels, torch.Generator(device=next(model.parameters()).device).manual_seed(0),
-                               temperature=trainer.cfg.arch.temperature)
+        samples = model.sample(n, cond=labels, temperature=trainer.cfg.arch.temperature,
+                               generator=torch.Generator(device=next(model.parameters()).device).manual_seed(0))
         seconds = time.perf_counter() - started
         write_samples(samples, labels, Path(trainer.run_dir) / "samples" / f"step_{step:08d}.png", meta, nrow=8)
         return {"sample_std": float(samples.std()), "samples_per_s": n / max(seconds, 1e-9)}
@@ -121,7 +121,7 @@ def sample_pixel_gpt(run: Any, *, n: int, seed: int, out: str | None, temperatur
     labels = class_labels(model, n, class_, run.meta.get("class_names") or [])
     generator = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
-    samples = model.sample(n, labels, generator, temperature=temperature, top_k=top_k)
+    samples = model.sample(n, cond=labels, generator=generator, temperature=temperature, top_k=top_k)
     seconds = time.perf_counter() - started
     path = write_samples(samples, labels, Path(out) if out else Path(run.run_dir) / "samples" / "sample.png", run.meta)
     print(f"wrote {path} ({n} samples of {model.tokens_per_item} tokens, temperature {temperature}, "

@@ -156,8 +156,8 @@ def masked_text_sample_hook(meta: dict[str, Any]) -> HookFn:
     def hook(trainer: Any, step: int) -> dict[str, float]:
         model: MaskedDiffusion = trainer.model
         arch = trainer.cfg.arch
-        out = model.sample(3, model.context, arch.sample_steps, arch.sampler, block_size=max(1, model.context // 4),
-                           generator=torch.Generator().manual_seed(0), temperature=1.0)
+        out = model.sample(3, sampler=arch.sampler, steps=arch.sample_steps, generator=torch.Generator().manual_seed(0),
+                           length=model.context, block_size=max(1, model.context // 4), temperature=1.0)
         texts = [_decode(tokenizer, row) for row in out]
         path = Path(trainer.run_dir) / "samples" / f"step_{step:08d}.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -205,16 +205,17 @@ def sample_masked_text(run: Any, *, n: int, seed: int, prompt: str, infill: str 
             raise TwopathsError(f"the --infill text is {len(ids)} tokens; the model's context is {model.context}")
         tokens = torch.tensor(ids).expand(n, -1)
         steps = steps or model.default_steps(sum(mask))
-        call = lambda: model.infill(tokens, torch.tensor(mask), steps, sampler, block_size, generator,  # noqa: E731
-                                    temperature)
+        call = lambda: model.infill(tokens, torch.tensor(mask), sampler=sampler, steps=steps,  # noqa: E731
+                                    generator=generator, block_size=block_size, temperature=temperature)
     else:
         prompt_ids = tokenizer.encode(prompt) if prompt else []
         if len(prompt_ids) >= model.context:
             raise TwopathsError(f"the prompt is {len(prompt_ids)} tokens; the model's context is {model.context}")
         length = min(model.context, len(prompt_ids) + max_new_tokens)
         steps = steps or model.default_steps(length - len(prompt_ids))
-        call = lambda: model.sample(n, length, steps, sampler, block_size, prompt_ids or None,  # noqa: E731
-                                    generator, temperature)
+        call = lambda: model.sample(n, sampler=sampler, steps=steps, generator=generator,  # noqa: E731
+                                    length=length, block_size=block_size, prompt=prompt_ids or None,
+                                    temperature=temperature)
     try:
         out = call()
     except ValueError as exc:  # e.g. fewer steps than blocks

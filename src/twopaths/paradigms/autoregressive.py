@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from twopaths.paradigms.base import Paradigm
+from twopaths.paradigms.base import Paradigm, unconditional
 
 
 def sample_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
@@ -182,9 +182,15 @@ class Autoregressive(Paradigm):
         return out
 
     @torch.no_grad()
-    def sample(self, prompt: torch.Tensor, max_new_tokens: int = 100, **kwargs: Any) -> list[list[int]]:
-        """Paradigm interface: ``prompt`` (B, T0) token ids; see :meth:`generate` for the options."""
-        return self.generate(prompt.tolist(), max_new_tokens, **kwargs)
+    def sample(self, n: int, *, cond: Any = None, generator: torch.Generator | None = None,
+               prompt: Sequence[int] | None = None, max_new_tokens: int = 100, **options: Any) -> list[list[int]]:
+        """Paradigm interface: ``n`` continuations of ``prompt`` (token ids; a new document starts from
+        the tokenizer's end-of-text id); ``options`` as :meth:`generate`."""
+        unconditional(self, cond)
+        if not prompt:
+            raise ValueError("an autoregressive model continues a prompt: pass prompt=[ids] (for a new document, "
+                             "[tokenizer.eot_id])")
+        return self.generate([list(prompt)] * n, max_new_tokens, generator=generator, **options)
 
 
 def generate_text(model: Autoregressive, tokenizer: Any, prompt: str = "", max_new_tokens: int = 200,

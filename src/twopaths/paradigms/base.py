@@ -14,6 +14,12 @@ import torch
 from torch import nn
 
 
+def unconditional(model: nn.Module, cond: Any) -> None:
+    """Refuse a condition for a model that takes none."""
+    if cond is not None:
+        raise ValueError(f"this {type(model).__name__} is unconditional; sample it without cond")
+
+
 class Paradigm(nn.Module):
     #: what throughput is counted in: "items" (images, points, pairs) or "tokens"
     item_name: str = "items"
@@ -33,5 +39,10 @@ class Paradigm(nn.Module):
         return len(next(iter(batch.values())))
 
     @torch.no_grad()
-    def sample(self, n: int, **kwargs: Any) -> Any:
+    def sample(self, n: int, *, cond: Any = None, sampler: str | None = None, steps: int | None = None,
+               generator: torch.Generator | None = None, **options: Any) -> Any:
+        """``n`` samples. Every paradigm takes the same keywords: ``cond``, the condition (class ids (n,);
+        None: unconditional), ``sampler`` and ``steps`` (iterative samplers; None: the model's own
+        default, one rule per paradigm, ``default_steps``), ``generator`` (seeds the noise); plus options of
+        its own, also by keyword."""
         raise NotImplementedError(f"{type(self).__name__} does not sample")

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from twopaths.paradigms.base import Paradigm
+from twopaths.paradigms.base import Paradigm, unconditional
 
 
 @dataclass
@@ -125,13 +125,12 @@ class GAN(Paradigm):
         return terms["total"]
 
     @torch.no_grad()
-    def sample(self, n: int, labels: torch.Tensor | None = None,
+    def sample(self, n: int, *, cond: torch.Tensor | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` samples (n, *sample_shape): images in [-1, 1] or points. ``labels`` must be None
+        """``n`` samples (n, *sample_shape): images in [-1, 1] or points. ``cond`` must be None
         (the GAN is unconditional); ``generator`` seeds z (drawn on the CPU, so the same seed gives
         the same samples on any device)."""
-        if labels is not None:
-            raise ValueError("this GAN is unconditional; sample it without labels")
+        unconditional(self, cond)
         device = next(self.parameters()).device
         z = torch.randn(n, self.cfg.latent_dim, generator=generator).to(device)  # (n, latent_dim)
         return _full(self.generate(z))

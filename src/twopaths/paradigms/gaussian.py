@@ -224,14 +224,17 @@ class GaussianDiffusion(Paradigm):
     # ------------------------------------------------------------------ sampling
 
     @torch.no_grad()
-    def sample(self, n: int, sampler: str = "ddim", steps: int | None = None, y: torch.Tensor | None = None,
-               guidance: float = 1.0, spacing: str = "leading", generator: torch.Generator | None = None,
-               callback: Any = None, prompts: Sequence[str] | None = None, **sampler_options: Any) -> torch.Tensor:
-        """Draw ``n`` samples with a sampler from :mod:`twopaths.paradigms.samplers` (``steps``
-        defaults to :meth:`default_steps`). ``y`` (n,) class ids or ``prompts`` (n captions,
-        text-conditioned models; None = the null caption), with classifier-free ``guidance`` w
-        (1 = plain conditional). ``callback(i, t, x_t, x0_pred)`` sees every step."""
+    def sample(self, n: int, *, cond: torch.Tensor | None = None, sampler: str | None = None,
+               steps: int | None = None, generator: torch.Generator | None = None, guidance: float = 1.0,
+               spacing: str = "leading", callback: Any = None, prompts: Sequence[str] | None = None,
+               **sampler_options: Any) -> torch.Tensor:
+        """Draw ``n`` samples with a sampler from :mod:`twopaths.paradigms.samplers` (default: the model's
+        own, ``default_sampler``; ``steps`` defaults to :meth:`default_steps`). ``cond`` (n,) class ids or
+        ``prompts`` (n captions, text-conditioned models; None = the null caption), with classifier-free
+        ``guidance`` w (1 = plain conditional). ``callback(i, t, x_t, x0_pred)`` sees every step."""
+        sampler = sampler or self.default_sampler
         steps = steps or self.default_steps(sampler)
+        y = cond
         solver = make_sampler(sampler, self.schedule, steps, spacing=spacing, prediction=self.cfg.prediction,
                               clip=self.clip, **sampler_options)
         device = next(self.parameters()).device

@@ -226,9 +226,10 @@ class LatentDiffusion(Paradigm):
     # ------------------------------------------------------------------ sampling
 
     @torch.no_grad()
-    def sample(self, n: int, sampler: str = "ddim", steps: int | None = None, y: torch.Tensor | None = None,
-               guidance: float = 1.0, spacing: str = "leading", generator: torch.Generator | None = None,
-               callback: Any = None, callback_items: int = 4, **sampler_options: Any) -> torch.Tensor:
+    def sample(self, n: int, *, cond: torch.Tensor | None = None, sampler: str | None = None,
+               steps: int | None = None, generator: torch.Generator | None = None, guidance: float = 1.0,
+               spacing: str = "leading", callback: Any = None, callback_items: int = 4,
+               **sampler_options: Any) -> torch.Tensor:
         """``n`` images (n, C, R, R) in [-1, 1]: latents from :meth:`GaussianDiffusion.sample` (same
         arguments; ``prompts`` for a text-conditioned run and sampler options pass through),
         unscaled and decoded. ``callback(i, t, x_t, x0_pred)`` sees the first
@@ -244,8 +245,9 @@ class LatentDiffusion(Paradigm):
             k = min(callback_items, z_t.shape[0])
             callback(i, t, self.decode(z_t[:k] * inv), self.decode(z0[:k] * inv))
 
-        z = self.diffusion.sample(n, sampler, steps, y, guidance, spacing, generator,
-                                  decoded if callback is not None else None, **sampler_options)
+        z = self.diffusion.sample(n, cond=cond, sampler=sampler, steps=steps, generator=generator, guidance=guidance,
+                                  spacing=spacing, callback=decoded if callback is not None else None,
+                                  **sampler_options)
         return self.decode(z * inv)  # (n, C, R, R)
 
 

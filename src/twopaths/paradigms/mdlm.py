@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from twopaths.paradigms import mdlm_sampling
-from twopaths.paradigms.base import Paradigm
+from twopaths.paradigms.base import Paradigm, unconditional
 
 
 class MaskedDiffusion(Paradigm):
@@ -165,14 +165,15 @@ class MaskedDiffusion(Paradigm):
         return out
 
     @torch.no_grad()
-    def sample(self, n: int, length: int | None = None, steps: int | None = None, sampler: str = "ancestral",
-               block_size: int | None = None, prompt: torch.Tensor | list[int] | None = None,
-               generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
+    def sample(self, n: int, *, cond: Any = None, sampler: str | None = None, steps: int | None = None,
+               generator: torch.Generator | None = None, length: int | None = None, block_size: int | None = None,
+               prompt: torch.Tensor | list[int] | None = None, temperature: float = 1.0) -> torch.Tensor:
         """``n`` sequences of ``length`` (default the context) token ids, (n, length), never [MASK].
 
         ``prompt`` (P,) or (n, P) ids are fixed at the start and returned unchanged; ``steps``
         defaults to :meth:`default_steps` (one per generated token). ``block_size`` is for ``sampler="block"`` (default: one block).
         """
+        unconditional(self, cond)
         device = next(self.parameters()).device
         length = self.context if length is None else length
         x = torch.full((n, length), self.mask_id, dtype=torch.long, device=device)
@@ -182,14 +183,14 @@ class MaskedDiffusion(Paradigm):
             if prompt.shape[1] > length:
                 raise ValueError(f"prompt of {prompt.shape[1]} tokens does not fit a length of {length}")
             x[:, : prompt.shape[1]] = prompt
-        return self.denoise(x, steps, sampler, block_size, generator, temperature)
+        return self.denoise(x, steps, sampler or "ancestral", block_size, generator, temperature)
 
     @torch.no_grad()
-    def infill(self, tokens: torch.Tensor, mask: torch.Tensor, steps: int | None = None, sampler: str = "ancestral",
-               block_size: int | None = None, generator: torch.Generator | None = None,
+    def infill(self, tokens: torch.Tensor, mask: torch.Tensor, *, sampler: str | None = None,
+               steps: int | None = None, generator: torch.Generator | None = None, block_size: int | None = None,
                temperature: float = 1.0) -> torch.Tensor:
         """Fill the positions where ``mask`` (bool, (B, L) or (L,)) is True; every other token of
         ``tokens`` (B, L) is returned unchanged. ``steps`` defaults to :meth:`default_steps`."""
         mask = mask.to(tokens.device).bool().expand_as(tokens)
         x = torch.where(mask, torch.full_like(tokens, self.mask_id), tokens)
-        return self.denoise(x, steps, sampler, block_size, generator, temperature)
+        return self.denoise(x, steps, sampler or "ancestral", block_size, generator, temperature)

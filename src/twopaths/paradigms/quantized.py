@@ -208,17 +208,17 @@ class QuantizedAutoregressive(Paradigm):
     # ------------------------------------------------------------------ sampling
 
     @torch.no_grad()
-    def sample(self, n: int, labels: torch.Tensor | None = None, generator: torch.Generator | None = None,
+    def sample(self, n: int, *, cond: torch.Tensor | None = None, generator: torch.Generator | None = None,
                temperature: float = 1.0, top_k: int | None = None, chunk: int = 256,
                use_cache: bool = True) -> torch.Tensor:
         """``n`` samples in data space: images (n, C, H, W) in [-1, 1] or points (n, 2).
 
         All rows decode together, ``chunk`` at a time (a chunk's KV cache holds 2 * layers * (1 + D)
-        * d_model floats per row), one token per step with the KV cache. ``labels`` (n,) class ids,
+        * d_model floats per row), one token per step with the KV cache. ``cond`` (n,) class ids,
         or None for unconditional samples.
         """
         device = next(self.parameters()).device
-        first = self.first_tokens(n, labels, device)  # (n, 1)
+        first = self.first_tokens(n, cond, device)  # (n, 1)
         out = []
         for start in range(0, n, chunk):
             ids = self.ar.generate_batch(first[start:start + chunk], self.tokens_per_item, temperature, top_k,

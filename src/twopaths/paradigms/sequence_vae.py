@@ -39,7 +39,7 @@ from torch import nn
 from twopaths.backbones.transformer import Transformer
 from twopaths.nn.distributions import gaussian_kl_to_standard
 from twopaths.paradigms.autoregressive import sample_logits
-from twopaths.paradigms.base import Paradigm
+from twopaths.paradigms.base import Paradigm, unconditional
 
 
 @dataclass
@@ -122,11 +122,13 @@ class SequenceVAE(Paradigm):
     # ------------------------------------------------------------------ sampling
 
     @torch.no_grad()
-    def sample(self, n: int, *, max_tokens: int | None = None, temperature: float = 1.0,
-               generator: torch.Generator | None = None, z: torch.Tensor | None = None) -> list[list[int]]:
+    def sample(self, n: int, *, cond: Any = None, generator: torch.Generator | None = None,
+               max_tokens: int | None = None, temperature: float = 1.0, z: torch.Tensor | None = None
+               ) -> list[list[int]]:
         """``n`` documents as token ids (end tokens not included), each decoded from z ~ N(0, I) (or the
         given ``z`` (n, latent)) from the end token until the next one or ``max_tokens`` (default: the
         context less the start token)."""
+        unconditional(self, cond)
         device = next(self.parameters()).device
         steps = min(max_tokens or self.context - 1, self.context - 1)
         if z is None:

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from twopaths.nn.distributions import discretized_gaussian_log_likelihood, gaussian_kl_to_standard, gaussian_log_density
-from twopaths.paradigms.base import Paradigm
+from twopaths.paradigms.base import Paradigm, unconditional
 
 @dataclass
 class VAEConfig:
@@ -149,12 +149,11 @@ class VAE(Paradigm):
     # ------------------------------------------------------------------ sampling
 
     @torch.no_grad()
-    def sample(self, n: int, labels: torch.Tensor | None = None,
+    def sample(self, n: int, *, cond: torch.Tensor | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
         """Decoder means for ``n`` latents z ~ N(0, I): (n, *sample_shape), clamped to [-1, 1] for
-        images. ``labels`` must be None (unconditional); ``generator`` seeds z (drawn on the CPU)."""
-        if labels is not None:
-            raise ValueError("this VAE is unconditional; sample it without labels")
+        images. ``cond`` must be None (unconditional); ``generator`` seeds z (drawn on the CPU)."""
+        unconditional(self, cond)
         device = next(self.parameters()).device
         z = torch.randn(n, self.cfg.latent_dim, generator=generator).to(device)  # (n, L)
         mean, _ = self.decode(z)
