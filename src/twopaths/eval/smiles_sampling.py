@@ -48,14 +48,14 @@ def sample_smiles(run: Any, n: int, seed: int = 0, batch_size: int = 500, temper
         if len(ids) > model.context:
             raise TwopathsError(f"the infill template is {len(ids) - 2} tokens; molecules of this model have at "
                                 f"most {model.context - 2}")
-        steps, sampler = steps or sum(fill), sampler or run.spec.samplers[0]
+        sampler = sampler or run.spec.samplers[0]  # steps: MaskedDiffusion.default_steps, one per token to fill
 
         def batch(b: int) -> list[list[int]]:
             return model.infill(torch.tensor(ids).expand(b, -1), torch.tensor(fill), sampler=sampler, steps=steps,
                                 generator=generator, temperature=temperature)[:, 1:-1].tolist()
     elif isinstance(model, MaskedDiffusion):
         length = min(model.context, max_tokens + 1)
-        steps, sampler = steps or length - 1, sampler or run.spec.samplers[0]
+        sampler = sampler or run.spec.samplers[0]
 
         def batch(b: int) -> list[list[int]]:
             rows = model.sample(b, sampler=sampler, steps=steps, generator=generator, length=length, prompt=[eot],
