@@ -17,6 +17,10 @@ DRUGS = ["CC(=O)Oc1ccccc1C(=O)O",  # aspirin
          "C[C@@H](C(=O)O)c1ccc(cc1)CC(C)C",  # (S)-ibuprofen
          "Clc1ccc(cc1)C(c1ccc(Cl)cc1)C(Cl)(Cl)Cl",  # DDT
          "O=C([O-])c1ccccc1[N+](=O)[O-]", "C1CC%10CC1.Br[nH]"]
+#: a model of one tiny layer on 300 molecules, quiet: what the CLI tests below train
+TINY = ["--set", "data.size=300", "--set", "arch.n_layer=1", "--set", "arch.d_model=16", "--set", "arch.n_head=2",
+        "--set", "train.batch_size=8", "--set", "train.eval_every=0", "--set", "train.sample_every=0",
+        "--set", "train.progress=false", "--set", "optim.warmup_steps=1"]
 needs_moses = pytest.mark.skipif(importlib.util.find_spec("moses") is None,
                                  reason="the MOSES data (pip install --no-deps molsets) is not installed")
 
@@ -79,11 +83,8 @@ def test_moses_small_is_a_fixed_subset_with_moses_own_test_set():
 @needs_moses
 def test_a_gpt_trains_and_samples_on_moses_small(tmp_path):
     run = tmp_path / "run"
-    run_cli("train", "gpt-nano", "--data", "moses-small", "--out", str(run), "--set", "data.size=300",
-            "--set", "data.context=32", "--set", "arch.n_layer=1",
-            "--set", "arch.d_model=16", "--set", "arch.n_head=2", "--set", "train.max_steps=4",
-            "--set", "train.batch_size=8", "--set", "train.eval_every=0", "--set", "train.sample_every=0",
-            "--set", "train.progress=false", "--set", "optim.warmup_steps=1")
+    run_cli("train", "gpt-nano", "--data", "moses-small", "--out", str(run), *TINY, "--set", "data.context=32",
+            "--set", "train.max_steps=4")
     assert load_tokenizer(run / "tokenizer.json").kind == "smiles"  # the dataset's default, not characters
     out = run_cli("sample", str(run), "--n", "2", "--seed", "0")
     assert out.returncode == 0 and len(out.stdout.strip().splitlines()) == 2  # one molecule per line
@@ -137,11 +138,8 @@ def test_a_user_smiles_file_trains_and_a_bad_one_is_one_line(tmp_path):
 @needs_moses
 def test_mdlm_samples_molecules_and_fills_a_scaffold(tmp_path):
     run = tmp_path / "mdlm"
-    run_cli("train", "mdlm", "--data", "moses-small", "--out", str(run), "--set", "data.size=300",
-            "--set", "data.context=24", "--set", "arch.context=24", "--set", "arch.n_layer=1",
-            "--set", "arch.d_model=16", "--set", "arch.n_head=2", "--set", "train.max_steps=3",
-            "--set", "train.batch_size=8", "--set", "train.eval_every=0", "--set", "train.sample_every=0",
-            "--set", "train.progress=false", "--set", "optim.warmup_steps=1")
+    run_cli("train", "mdlm", "--data", "moses-small", "--out", str(run), *TINY, "--set", "data.context=24",
+            "--set", "arch.context=24", "--set", "train.max_steps=3")
     smi = tmp_path / "m.smi"
     run_cli("sample", str(run), "--n", "4", "--steps", "8", "--out", str(smi))
     assert len(smi.read_text().splitlines()) == 4
@@ -167,10 +165,7 @@ def test_molecules_drawn_and_written(tmp_path):
 @needs_moses
 def test_seq_vae_trains_samples_and_scores_molecules(tmp_path):
     run = tmp_path / "vae"
-    run_cli("train", "seq-vae", "--data", "moses-small", "--out", str(run), "--set", "data.size=300",
-            "--set", "arch.n_layer=1", "--set", "arch.d_model=16", "--set", "arch.n_head=2",
-            "--set", "train.max_steps=3", "--set", "train.batch_size=8", "--set", "train.eval_every=0",
-            "--set", "train.sample_every=0", "--set", "train.progress=false", "--set", "optim.warmup_steps=1")
+    run_cli("train", "seq-vae", "--data", "moses-small", "--out", str(run), *TINY, "--set", "train.max_steps=3")
     smi = tmp_path / "v.smi"
     run_cli("sample", str(run), "--n", "4", "--out", str(smi))
     assert len(smi.read_text().splitlines()) == 4
