@@ -56,6 +56,25 @@ class MLP(nn.Module):
         return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate=self.approximate)))
 
 
+@dataclass(frozen=True)
+class Pass:
+    """What every block of one forward pass shares, built once by :meth:`Transformer.hidden`.
+
+    ``mask``: combined causal/padding mask or None; ``cache``: the KV cache (each block reads and
+    extends its own layer); ``rope``/``positions``: rotary embedding and each token's position;
+    ``context``/``context_mask``: what cross-attention blocks attend to; ``reference``: use the
+    explicit softmax attention instead of SDPA (for checks against other implementations)."""
+
+    causal: bool = False
+    mask: torch.Tensor | None = None
+    cache: KVCache | None = None
+    rope: nn.Module | None = None
+    positions: torch.Tensor | None = None
+    context: torch.Tensor | None = None
+    context_mask: torch.Tensor | None = None
+    reference: bool = False
+
+
 class Block(nn.Module):
     """Pre-LN block: self-attention, optional cross-attention, MLP, each inside a residual branch."""
 
@@ -71,17 +90,15 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps, bias=cfg.bias)
         self.mlp = MLP(cfg)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, causal: bool, cache: KVCache | None,
-                layer: int, rope: nn.Module | None, positions: torch.Tensor | None,
-                context: torch.Tensor | None = None, context_mask: torch.Tensor | None = None,
-                reference: bool = False) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), mask=mask, causal=causal, cache=cache, layer=layer, rope=rope,
-                          positions=positions, reference=reference)
-        if context is not None:
+    def forward(self, x: torch.Tensor, p: Pass = Pass(), layer: int = 0) -> torch.Tensor:
+        # x: (B, T, d); ``layer`` is this block's index (its slot in the KV cache)
+        x = x + self.attn(self.ln_1(x), mask=p.mask, causal=p.causal, cache=p.cache, layer=layer, rope=p.rope,
+                          positions=p.positions, reference=p.reference)  # (B, T, d)
+        if p.context is not None:
             # with a cache the context's keys/values are projected on the first step only
-            x = x + self.cross_attn(self.ln_cross(x), context=context, mask=context_mask, cache=cache, layer=layer,
-                                    reference=reference)
-        return x + self.mlp(self.ln_2(x))
+            x = x + self.cross_attn(self.ln_cross(x), context=p.context, mask=p.context_mask, cache=p.cache,
+                                    layer=layer, reference=p.reference)  # (B, T, d)
+        return x + self.mlp(self.ln_2(x))  # (B, T, d)
 
 
 class Transformer(nn.Module):
@@ -148,9 +165,11 @@ class Transformer(nn.Module):
             x = x + sinusoidal(positions, self.cfg.d_model).to(x.dtype)
         x = self.transformer.drop(x)
         mask = combine_masks(T, start + T, self.cfg.causal, key_mask, ids.device) if key_mask is not None else None
-        ctx_mask = context_mask[:, None, None, :].bool() if context_mask is not None else None
+        p = Pass(causal=self.cfg.causal, mask=mask, cache=cache, rope=self.rope, positions=positions, context=context,
+                 context_mask=context_mask[:, None, None, :].bool() if context_mask is not None else None,
+                 reference=reference)
         for i, block in enumerate(self.transformer.h):
-            x = block(x, mask, self.cfg.causal, cache, i, self.rope, positions, context, ctx_mask, reference)
+            x = block(x, p, i)  # (B, T, d)
         if cache is not None:
             cache.advance(T)
         return self.transformer.ln_f(x)

@@ -157,7 +157,7 @@ class ViT(nn.Module):
                 x = x + block.mlp(block.ln_2(x))  # (B, 1 + N, d)
                 weights.append(w)
             else:
-                x = block(x, None, False, None, i, None, None)  # (B, 1 + N, d): bidirectional, no mask
+                x = block(x)  # (B, 1 + N, d): bidirectional, no mask
         x = self.norm(x[:, 0])  # (B, d): eq. 4, y = LN(z_L^0), the class token only
         return (x, weights) if return_attention else x
 

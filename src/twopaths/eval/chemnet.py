@@ -108,7 +108,8 @@ def chemnet_weights_path() -> Path:
     """Where ``fcd_torch``'s ChemNet weights are, found without importing the package."""
     spec = importlib.util.find_spec("fcd_torch")
     if spec is None or not spec.submodule_search_locations:
-        raise DataError(f"FCD needs ChemNet's weights from the fcd_torch package, which is not installed: {INSTALL_HINT}")
+        raise DataError(f"FCD needs ChemNet's weights from the fcd_torch package, which is not installed: "
+                        f"{INSTALL_HINT}")
     path = Path(list(spec.submodule_search_locations)[0]) / WEIGHTS_FILE
     if not path.is_file():
         raise DataError(f"FCD needs ChemNet's weights, but {path} is missing: reinstall fcd_torch")

@@ -502,7 +502,8 @@ def moses_metrics(gen: Sequence[str], train: Sequence[str] | None, test: Sequenc
     number of valid molecules (omitted otherwise: MOSES would report a smaller sample under that
     name); ``FCD/Test`` (:func:`twopaths.eval.chemnet.fcd` on the valid molecules; ``nan`` with
     fewer than two; left out with ``fcd=False``), ``SNN/Test``, ``Frag/Test``, ``Scaf/Test``; the
-    same against ``test_scaffolds`` as ``.../TestSF`` if given; ``IntDiv`` and ``IntDiv2`` (per-molecule root, as MOSES' code);
+    same against ``test_scaffolds`` as ``.../TestSF`` if given; ``IntDiv`` and ``IntDiv2``
+    (per-molecule root, as MOSES' code);
     ``Filters`` (needs the molsets data files); ``logP``, ``SA``, ``QED``, ``weight``
     (Wasserstein-1 to test); ``Novelty`` unless ``train`` is None. Each set is parsed once and
     each molecule's fingerprint computed once.

@@ -34,6 +34,7 @@ _ROWS = {
 }
 
 #: model -> {metric: published mean}
-PUBLISHED: dict[str, dict[str, float]] = {model: dict(zip(COLUMNS, values, strict=True)) for model, values in _ROWS.items()}
+PUBLISHED: dict[str, dict[str, float]] = {model: dict(zip(COLUMNS, values, strict=True))
+                                          for model, values in _ROWS.items()}
 
 __all__ = ["COLUMNS", "PUBLISHED"]

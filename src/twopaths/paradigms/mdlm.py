@@ -171,7 +171,8 @@ class MaskedDiffusion(Paradigm):
         """``n`` sequences of ``length`` (default the context) token ids, (n, length), never [MASK].
 
         ``prompt`` (P,) or (n, P) ids are fixed at the start and returned unchanged; ``steps``
-        defaults to :meth:`default_steps` (one per generated token). ``block_size`` is for ``sampler="block"`` (default: one block).
+        defaults to :meth:`default_steps` (one per generated token). ``block_size`` is for
+        ``sampler="block"`` (default: one block).
         """
         unconditional(self, cond)
         device = next(self.parameters()).device
