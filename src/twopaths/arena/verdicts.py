@@ -22,8 +22,10 @@ fall gets a qualifier ("at 25 TFLOP; ddpm still improving 30% per doubling").
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -292,24 +294,41 @@ def _family_rep(results: dict[str, Any], suite: str, family: str) -> tuple[str, 
     return name, e
 
 
-def _sampled_image_pair(results: dict[str, Any]) -> tuple[tuple[str, dict], tuple[str, dict]] | None:
-    """(diffusion, autoregressive) representatives on fashion-mnist, both with samples; else None."""
+#: what the image-pair rows say when they have no pair to compare
+NEEDS_IMAGE_PAIR = "needs trained and sampled diffusion and autoregressive image contenders"
+
+
+def _sampled_image_pair(results: dict[str, Any]) -> tuple[tuple[str, dict, dict], tuple[str, dict, dict]] | None:
+    """(name, entry, main quality) of the diffusion and the autoregressive representative on fashion-mnist,
+    both with samples; else None."""
     diff, ar = _family_rep(results, "fashion-mnist", "diffusion"), _family_rep(results, "fashion-mnist", "autoregressive")
     if not diff or not ar or not main_quality(diff[1]) or not main_quality(ar[1]):
         return None
-    return diff, ar
+    return (*diff, main_quality(diff[1])), (*ar, main_quality(ar[1]))
 
 
-def core_mechanism(results: dict[str, Any]) -> Row:
-    aspect = "Core mechanism"
-    pair = _sampled_image_pair(results)
-    if pair is None:
-        return _missing(aspect, "needs a diffusion and an autoregressive image contender with samples")
-    diff, ar = pair
-    dq, aq = main_quality(diff[1]), main_quality(ar[1])
+Side = tuple[str, dict, dict]  # (name, results entry, main-setting quality) of one contender
+
+
+def _image_pair_rule(aspect: str) -> Callable[[Callable[[str, Side, Side], Row]], Callable[[dict[str, Any]], Row]]:
+    """A row rule over the image pair of :func:`_sampled_image_pair`: the decorated ``body(aspect,
+    diffusion, autoregressive)`` runs when both exist, else the row says what is missing."""
+    def wrap(body: Callable[[str, Side, Side], Row]) -> Callable[[dict[str, Any]], Row]:
+        @functools.wraps(body)
+        def rule(results: dict[str, Any]) -> Row:
+            if (pair := _sampled_image_pair(results)) is None:
+                return _missing(aspect, NEEDS_IMAGE_PAIR)
+            return body(aspect, *pair)
+        return rule
+    return wrap
+
+
+@_image_pair_rule("Core mechanism")
+def core_mechanism(aspect: str, diffusion: Side, autoregressive: Side) -> Row:
+    (d_name, d, dq), (a_name, _, aq) = diffusion, autoregressive
     d_calls, a_calls = dq.get("sequential_calls", 0), aq.get("sequential_calls", 0)
-    evidence = (f"{diff[0]}: denoises the whole image {d_calls} times (NFE {diff[1]['quality'].get('main_nfe')}); "
-                f"{ar[0]}: predicts one token per network call, {a_calls} calls per image")
+    evidence = (f"{d_name}: denoises the whole image {d_calls} times (NFE {d['quality'].get('main_nfe')}); "
+                f"{a_name}: predicts one token per network call, {a_calls} calls per image")
     if not (d_calls and a_calls):
         return _missing(aspect, "network calls were not counted")
     verdict = (f"iterative refinement vs sequential generation: the diffusion model makes "
@@ -393,48 +412,36 @@ def training_stability(results: dict[str, Any], families: tuple[str, ...] = ("di
                    ratio, (critical, math.inf))
 
 
-def sampling_speed(results: dict[str, Any]) -> Row:
-    aspect = "Sampling speed"
-    pair = _sampled_image_pair(results)
-    if pair is None:
-        return _missing(aspect, "needs sampled diffusion and autoregressive image contenders")
-    diff, ar = pair
-    dq, aq = main_quality(diff[1]), main_quality(ar[1])
-    evidence = (f"{diff[0]} (NFE {diff[1]['quality'].get('main_nfe')}): {fmt(dq['samples_per_s'])} images/s, "
-                f"{fmt(dq['latency_s'])} s per image alone; {ar[0]}: {fmt(aq['samples_per_s'])} images/s, "
+@_image_pair_rule("Sampling speed")
+def sampling_speed(aspect: str, diffusion: Side, autoregressive: Side) -> Row:
+    (d_name, d, dq), (a_name, a, aq) = diffusion, autoregressive
+    evidence = (f"{d_name} (NFE {d['quality'].get('main_nfe')}): {fmt(dq['samples_per_s'])} images/s, "
+                f"{fmt(dq['latency_s'])} s per image alone; {a_name}: {fmt(aq['samples_per_s'])} images/s, "
                 f"{fmt(aq['latency_s'])} s per image alone")
-    return _latency_compare(aspect, evidence, diff[0], dq, ar[0], aq, "image", [diff, ar])
+    return _latency_compare(aspect, evidence, d_name, dq, a_name, aq, "image", [(d_name, d), (a_name, a)])
 
 
-def computational_cost(results: dict[str, Any]) -> Row:
-    aspect = "Computational cost"
-    pair = _sampled_image_pair(results)
-    if pair is None:
-        return _missing(aspect, "needs trained and sampled diffusion and autoregressive image contenders")
-    diff, ar = pair
-    d_run, a_run = diff[1]["runs"][0], ar[1]["runs"][0]
-    dq, aq = main_quality(diff[1]), main_quality(ar[1])
-    evidence = (f"training FLOPs in the budget: {diff[0]} {fmt(d_run['total_flops'] / 1e12)} TFLOP, "
-                f"{ar[0]} {fmt(a_run['total_flops'] / 1e12)} TFLOP; sampling: {fmt(dq['flops_per_sample'] / 1e9)} vs "
-                f"{fmt(aq['flops_per_sample'] / 1e9)} GFLOP per image")
-    return _count_compare(aspect, evidence, diff[0], dq["flops_per_sample"], ar[0], aq["flops_per_sample"],
-                          "FLOPs per generated image", "image", [diff, ar])
+@_image_pair_rule("Computational cost")
+def computational_cost(aspect: str, diffusion: Side, autoregressive: Side) -> Row:
+    (d_name, d, dq), (a_name, a, aq) = diffusion, autoregressive
+    evidence = (f"training FLOPs in the budget: {d_name} {fmt(d['runs'][0]['total_flops'] / 1e12)} TFLOP, "
+                f"{a_name} {fmt(a['runs'][0]['total_flops'] / 1e12)} TFLOP; sampling: "
+                f"{fmt(dq['flops_per_sample'] / 1e9)} vs {fmt(aq['flops_per_sample'] / 1e9)} GFLOP per image")
+    return _count_compare(aspect, evidence, d_name, dq["flops_per_sample"], a_name, aq["flops_per_sample"],
+                          "FLOPs per generated image", "image", [(d_name, d), (a_name, a)])
 
 
-def parallel_processing(results: dict[str, Any]) -> Row:
-    aspect = "Parallel processing"
-    pair = _sampled_image_pair(results)
-    if pair is None:
-        return _missing(aspect, "needs trained and sampled diffusion and autoregressive image contenders")
-    diff, ar = pair
-    d_run, a_run = diff[1]["runs"][0], ar[1]["runs"][0]
-    d_calls, a_calls = main_quality(diff[1])["sequential_calls"], main_quality(ar[1])["sequential_calls"]
-    evidence = (f"training (all positions at once for both): {diff[0]} {fmt(d_run['items_per_s'])} "
-                f"{d_run['item_name']}/s, {ar[0]} {fmt(a_run['items_per_s'])} {a_run['item_name']}/s; "
+@_image_pair_rule("Parallel processing")
+def parallel_processing(aspect: str, diffusion: Side, autoregressive: Side) -> Row:
+    (d_name, d, dq), (a_name, a, aq) = diffusion, autoregressive
+    d_run, a_run = d["runs"][0], a["runs"][0]
+    d_calls, a_calls = dq["sequential_calls"], aq["sequential_calls"]
+    evidence = (f"training (all positions at once for both): {d_name} {fmt(d_run['items_per_s'])} "
+                f"{d_run['item_name']}/s, {a_name} {fmt(a_run['items_per_s'])} {a_run['item_name']}/s; "
                 f"sampling depth: {d_calls} vs {a_calls} sequential calls per image")
     if not d_calls or not a_calls:
         return _missing(aspect, "network calls were not counted")
-    deeper, shallower = (ar[0], diff[0]) if a_calls > d_calls else (diff[0], ar[0])
+    deeper, shallower = (a_name, d_name) if a_calls > d_calls else (d_name, a_name)
     ratio = max(a_calls, d_calls) / min(a_calls, d_calls)
     verdict = ("both parallelise equally at sampling time" if ratio < SPEED_RATIO else
                f"both train in parallel; at sampling {shallower} parallelises over the whole image while "
