@@ -47,6 +47,7 @@ def test_tiny_molecule_suite_end_to_end(tmp_path):
     text = md.read_text()
     assert "| contender | valid | unique@1000 | unique@10000 | FCD/Test |" in text
     assert "| CharRNN | 0.975 |" in text  # the published rows, same columns
+    assert (tmp_path / "images" / "moses-quality-vs-nfe.png").is_file()  # validity vs sequential calls
     row = next(r for r in comparison_rows(results)[0] if r.aspect.startswith("Molecules"))
     assert not row.missing and "gpt: valid" in row.evidence
 

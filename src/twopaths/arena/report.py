@@ -69,18 +69,26 @@ def _plt():
     return plt
 
 
+#: what the quality-vs-NFE plot shows per kind of suite: (metric, axis label, what one sample is)
+_NFE_PLOT = {"image": ("fid", "FID", "image"), "molecules": ("valid", "valid fraction", "molecule")}
+
+
 def plot_quality_vs_nfe(suite: dict[str, Any], path: Path) -> bool:
-    """FID against NFE for diffusion contenders; single-pass and autoregressive contenders as points
-    at their own number of sequential calls."""
+    """Quality (FID for images, validity for molecules) against NFE for diffusion contenders; single-pass
+    and autoregressive contenders as points at their own number of sequential calls."""
+    if suite["kind"] not in _NFE_PLOT:
+        return False
+    metric, label, item = _NFE_PLOT[suite["kind"]]
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
     drawn = False
     floor = None
     for name, e in suite["contenders"].items():
         by_nfe = (e.get("quality") or {}).get("by_nfe") or {}
-        pts = sorted((m.get("sequential_calls") or (int(k) if k.isdigit() else 1), m["fid"])
-                     for k, m in by_nfe.items() if m.get("fid") is not None)
-        floor = next((m.get("fid_floor") for m in by_nfe.values() if m.get("fid_floor") is not None), floor)
+        pts = sorted((m.get("sequential_calls") or (int(k) if k.isdigit() else 1), m[metric])
+                     for k, m in by_nfe.items() if m.get(metric) is not None)
+        floor = next((m.get(f"{metric}_floor") for m in by_nfe.values() if m.get(f"{metric}_floor") is not None),
+                     floor)
         if pts:
             xs, ys = zip(*pts)
             ax.plot(xs, ys, marker="o", label=name)
@@ -91,8 +99,8 @@ def plot_quality_vs_nfe(suite: dict[str, Any], path: Path) -> bool:
     if floor is not None:
         ax.axhline(floor, color="grey", ls="--", label="real-vs-real floor")
     ax.set_xscale("log")
-    ax.set_xlabel("sequential network calls per image (NFE)")
-    ax.set_ylabel(f"FID (n={suite['n_eval']})")
+    ax.set_xlabel(f"sequential network calls per {item} (NFE)")
+    ax.set_ylabel(f"{label} (n={suite['n_eval']})")
     ax.set_title("Quality vs sampling steps")
     ax.legend()
     fig.tight_layout()
@@ -392,7 +400,7 @@ def build_blocks(results: dict[str, Any], out: Path) -> list[Block]:
         for plot, title in ((plot_quality_vs_nfe, "quality-vs-nfe"), (plot_quality_curves, "quality-vs-budget"),
                             (plot_loss_curves, "loss-curves")):
             path = plots / f"{name}-{title}.png"
-            if (suite["kind"] == "image" or title != "quality-vs-nfe") and plot(suite, path):
+            if plot(suite, path):
                 blocks.append(Image(f"images/{path.name}", f"{name}: {title.replace('-', ' ')}"))
         grids = [(n, (e.get("quality") or {}).get("grid")) for n, e in suite["contenders"].items()]
         grids = [(n, g) for n, g in grids if g]
