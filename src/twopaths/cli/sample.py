@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                 examples=('twopaths sample runs/gpt --prompt "The secret of" --n 3 --top-p 0.9',
                           "twopaths sample runs/ddpm --n 64 --sampler dpmpp --steps 20 --out grid.png",
                           "twopaths sample runs/ddpm --class Sneaker --guidance 3 --trajectory traj.png",
-                          "twopaths sample runs/moses-gpt --n 1000 --out mols.smi   (molecules: .smi or a .png drawing)"))
+                          "twopaths sample runs/moses-gpt --n 1000 --out mols.smi   # molecules: .smi, or .png drawings"))
     p.add_argument("run", type=Path, help="run directory")
     p.add_argument("--n", type=count, default=None, help="number of samples (text: 1, molecules: 100, diffusion: 64)")
     p.add_argument("--seed", type=natural, default=0, help="random seed (same seed, same samples)")
