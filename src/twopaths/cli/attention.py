@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from twopaths.cli.options import add_checkpoint_args, command, count, load, natural
+from twopaths.cli.options import command, count, load, natural
 from twopaths.errors import TwopathsError
 
 
@@ -19,15 +19,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                             "Writes one PNG.",
                 examples=("twopaths attention runs/vit --n 8 --out attention.png",
                           "twopaths attention runs/vit --n 16 --split val --seed 3",
-                          "twopaths attention runs/vit --no-residual   # raw attention products, for comparison"))
-    p.add_argument("run", type=Path, help="run directory of a vit model")
+                          "twopaths attention runs/vit --no-residual   # raw attention products, for comparison"),
+                run="run directory of a vit model")
     p.add_argument("--n", type=count, default=8, help="number of images (default 8; 8 per row)")
     p.add_argument("--split", choices=["val", "test", "train"], default="test", help="where the images come from")
     p.add_argument("--seed", type=natural, default=0, help="which images: a random pick with this seed")
     p.add_argument("--out", type=Path, help="PNG to write (default RUN/attention.png)")
     p.add_argument("--no-residual", action="store_true",
                    help="multiply the head-averaged attention alone, without the identity for the residual")
-    add_checkpoint_args(p)
     p.set_defaults(func=cmd_attention)
 
 

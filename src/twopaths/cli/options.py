@@ -93,15 +93,19 @@ MASKED_SAMPLERS = ("ancestral", "remask", "block")
 
 
 def command(sub: argparse._SubParsersAction, name: str, *, help: str, description: str, epilog: str = "",
-            examples: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+            examples: tuple[str, ...] = (), run: str | None = None) -> argparse.ArgumentParser:
     """A command's parser whose epilog is ``epilog``, then a blank line and ``examples:`` with one
-    indented command line per item; such a parser keeps the line breaks of its description and epilog."""
+    indented command line per item; such a parser keeps the line breaks of its description and epilog.
+    ``run``: the command reads a trained run; its first argument is the run directory (``run`` is that
+    argument's help) and it takes the checkpoint options (:func:`add_checkpoint_args`)."""
     if examples:
         epilog = (epilog + "\n\n" if epilog else "") + "examples:\n" + "\n".join(f"  {line}" for line in examples)
-    if not epilog:
-        return sub.add_parser(name, help=help, description=description)
-    return sub.add_parser(name, help=help, description=description, epilog=epilog,
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(name, help=help, description=description, **(
+        {"epilog": epilog, "formatter_class": argparse.RawDescriptionHelpFormatter} if epilog else {}))
+    if run is not None:
+        p.add_argument("run", type=Path, help=run)
+        add_checkpoint_args(p)
+    return p
 
 
 def add_checkpoint_args(p: argparse.ArgumentParser) -> None:

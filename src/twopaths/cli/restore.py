@@ -15,8 +15,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from twopaths.cli.options import (GAUSSIAN_SAMPLERS, add_checkpoint_args, check_steps, command, count, finite, load,
-                                  natural)
+from twopaths.cli.options import GAUSSIAN_SAMPLERS, check_steps, command, count, finite, load, natural
 from twopaths.errors import TwopathsError
 
 
@@ -37,8 +36,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                           "twopaths inpaint runs/ddpm --image shirt.png --box 0,14,28,28 --steps 250 "
                           "--resample 10 --jump 10 --out f.png",
                           "twopaths inpaint runs/ddpm --image shoe.png --box 0,0,14,28 --class Sneaker "
-                          "--guidance 3 --out f.png"))
-    p.add_argument("run", type=Path, help="run directory of a Gaussian diffusion image model")
+                          "--guidance 3 --out f.png"),
+                run="run directory of a Gaussian diffusion image model")
     p.add_argument("--image", type=Path, required=True, help="the image to complete (PNG/JPEG, the run's size)")
     p.add_argument("--mask", type=Path, help="mask image of the same size: white = fill, black = keep")
     p.add_argument("--box", metavar="x0,y0,x1,y1",
@@ -57,7 +56,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--class", dest="class_", metavar="C",
                    help="class name or number for class-conditional models (default: unconditional)")
     p.add_argument("--guidance", type=finite, default=1.0, help="classifier-free guidance scale with --class")
-    add_checkpoint_args(p)
     p.set_defaults(func=cmd_inpaint)
 
     p = command(sub, "upscale", help="upscale a small image with a super-resolution run (sr3)",
@@ -71,8 +69,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                           "twopaths upscale runs/sr3 --image small.png --out big.png",
                           "twopaths upscale runs/sr3 --image small.png --n 4 --steps 250 --out big.png",
                           "twopaths upscale runs/sr3 --image small.png --sampler dpmpp --steps 20 "
-                          "--consistency every --out big.png"))
-    p.add_argument("run", type=Path, help="run directory of an sr3 model")
+                          "--consistency every --out big.png"),
+                run="run directory of an sr3 model")
     p.add_argument("--image", type=Path, required=True, help="the low-resolution image (PNG/JPEG)")
     p.add_argument("--out", help="the upscaled image, .png (default RUN/samples/upscale.png)")
     p.add_argument("--n", type=count, default=1, help="number of different upscalings (default 1)")
@@ -84,7 +82,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="project the result so downsample(result) == input: final (default), every step too "
                         "(ILVR; ddpm, ddim, dpmpp), or none")
     p.add_argument("--seed", type=natural, default=0, help="random seed (same seed, same result)")
-    add_checkpoint_args(p)
     p.set_defaults(func=cmd_upscale)
 
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from twopaths.cli.options import (GAUSSIAN_SAMPLERS, MASKED_SAMPLERS, MAX_N, add_checkpoint_args, check_n,
-                                  check_steps, check_writable, command, count, finite, fraction, load, natural,
-                                  non_negative)
+from twopaths.cli.options import (GAUSSIAN_SAMPLERS, MASKED_SAMPLERS, MAX_N, check_n, check_steps, check_writable,
+                                  command, count, finite, fraction, load, natural, non_negative)
 from twopaths.errors import TwopathsError
 
 
@@ -19,16 +18,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = command(sub, "sample", help="generate from a trained run",
                 description="Generate from a run's newest checkpoint (EMA weights unless --no-ema). "
                             "Text models stream tokens to stdout; diffusion models write a PNG grid "
-                            "(or a scatter plot for 2-D points) or NPZ arrays.",
+                            "(or a scatter plot for 2-D points) or NPZ arrays; molecule runs (moses) print "
+                            "SMILES or write them to .smi, or draw them into a .png.",
                 examples=('twopaths sample runs/gpt --prompt "The secret of" --n 3 --top-p 0.9',
                           "twopaths sample runs/ddpm --n 64 --sampler dpmpp --steps 20 --out grid.png",
                           "twopaths sample runs/ddpm --class Sneaker --guidance 3 --trajectory traj.png",
-                          "twopaths sample runs/moses-gpt --n 1000 --out mols.smi   # molecules: .smi, or .png drawings"))
-    p.add_argument("run", type=Path, help="run directory")
+                          "twopaths sample runs/moses-gpt --n 1000 --out mols.smi   # molecules: .smi, or .png drawings"),
+                run="run directory")
     p.add_argument("--n", type=count, default=None, help="number of samples (text: 1, molecules: 100, diffusion: 64)")
     p.add_argument("--seed", type=natural, default=0, help="random seed (same seed, same samples)")
     p.add_argument("--force", action="store_true", help=f"allow --n above {MAX_N:,}")
-    add_checkpoint_args(p)
     g = p.add_argument_group("text models")
     g.add_argument("--prompt", default="", help="text to continue (default: start of a new document)")
     g.add_argument("--max-new-tokens", type=count, default=200, help="tokens to generate per sample")

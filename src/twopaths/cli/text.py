@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from twopaths.cli.options import add_checkpoint_args, add_decoding_args, command, count, decoding_options, load
+from twopaths.cli.options import add_decoding_args, command, count, decoding_options, load
 from twopaths.errors import DataError, TwopathsError
 
 
@@ -20,11 +20,10 @@ def add_fill_parser(sub: argparse._SubParsersAction) -> None:
                             "each [MASK] replaced by its most likely token. Each [MASK] is one token, "
                             "predicted independently from the visible text in one forward pass.",
                 examples=('twopaths fill runs/bert "the [MASK] of the matter"',
-                          'twopaths fill runs/bert "A bird in the [MASK] is worth two in the [MASK]." --top-k 10'))
-    p.add_argument("run", type=Path, help="run directory of a bert model")
+                          'twopaths fill runs/bert "A bird in the [MASK] is worth two in the [MASK]." --top-k 10'),
+                run="run directory of a bert model")
     p.add_argument("text", help="the sentence, with one or more [MASK]")
     p.add_argument("--top-k", type=count, default=5, help="predictions listed per [MASK] (default 5)")
-    add_checkpoint_args(p)
     p.set_defaults(func=cmd_fill)
 
 
@@ -37,8 +36,8 @@ def add_translate_parser(sub: argparse._SubParsersAction) -> None:
                 examples=("twopaths translate runs/fr 4321 17 80",
                           "twopaths translate runs/fr 4321 --greedy",
                           "twopaths translate runs/fr --file numbers.txt --beam 8 --length-penalty 1 --show-source",
-                          'twopaths translate runs/back "quatre mille trois cent vingt et un"  # data.reverse=true'))
-    p.add_argument("run", type=Path, help="run directory of a seq2seq model")
+                          'twopaths translate runs/back "quatre mille trois cent vingt et un"  # data.reverse=true'),
+                run="run directory of a seq2seq model")
     p.add_argument("texts", nargs="*", metavar="TEXT", help="source texts to translate")
     p.add_argument("--file", metavar="FILE", help="also translate every non-empty line of FILE ('-': stdin)")
     add_decoding_args(p)
@@ -46,7 +45,6 @@ def add_translate_parser(sub: argparse._SubParsersAction) -> None:
                    help="most target tokens per translation (default: the context)")
     p.add_argument("--batch-size", type=count, default=256, help="sources decoded together (default 256)")
     p.add_argument("--show-source", action="store_true", help="print SOURCE<TAB>TRANSLATION lines")
-    add_checkpoint_args(p)
     p.set_defaults(func=cmd_translate)
 
 
