@@ -70,7 +70,7 @@ class DatasetSummary:
     """One row of ``twopaths data list``."""
 
     name: str
-    kind: str  # image | text | points | pairs
+    kind: str  # image | text | points | pairs | audio
     source: str  # a path, "procedural", or why it was not found
     size: str  # e.g. "70,000 images" or "15,432 documents, 2.5 MB"
     shapes: str  # e.g. "1x28x28, 10 classes"

@@ -12,6 +12,9 @@ Names (``--data NAME`` or ``--set data.name=NAME``):
 ``recall``             text     procedural associative recall at distance d (``data/recall.py``)
 ``moses``              text     MOSES molecules as SMILES, one per document (``data/molecules.py``);
                                 ``moses-small``: ``data.size`` of them, for a CPU
+``spoken-digits``      audio    "zero" .. "nine" synthesised by eSpeak NG at 8 kHz, 1 s clips, speakers
+                                split between train/val/test (``data/audio.py``)
+``audio``              audio    your folder of WAV files (``data.path``), subfolders = classes
 ``numbers-LANG``       pairs    digits -> number words via num2words, e.g. ``numbers-fr``
 ``pairs``              pairs    any tab-separated parallel text file given as ``data.path``
 =====================  =======  ==========================================================
@@ -29,7 +32,7 @@ import numpy as np
 import torch
 
 from twopaths.config import DataConfig
-from twopaths.data import images, molecules, pairs, recall, shapes, text, toy
+from twopaths.data import audio, images, molecules, pairs, recall, shapes, text, toy
 from twopaths.data.base import DatasetSummary, Splits
 from twopaths.data.tokenizers import Tokenizer, load_tokenizer, run_tokenizer, train_tokenizer
 from twopaths.errors import DataError, TwopathsError
@@ -38,6 +41,7 @@ IMAGE_DATASETS = ("fashion-mnist", "shapes", "images")
 POINT_DATASETS = ("mixture2d", "mixture2d-ring8", "mixture2d-grid25")
 TEXT_DATASETS = ("fortunes", "text", "recall", *molecules.MOLECULE_DATASETS)
 PAIR_DATASETS = ("numbers-LANG", "pairs")
+AUDIO_DATASETS = ("spoken-digits", "audio")
 
 
 #: config values a dataset needs by default (under the model's own preset, over its kind's): molecules
@@ -54,7 +58,9 @@ def dataset_kind(name: str) -> str:
         return "text"
     if name.startswith("numbers-") or name == "pairs":
         return "pairs"
-    known = ", ".join(IMAGE_DATASETS + POINT_DATASETS + TEXT_DATASETS + PAIR_DATASETS)
+    if name in AUDIO_DATASETS:
+        return "audio"
+    known = ", ".join(IMAGE_DATASETS + POINT_DATASETS + TEXT_DATASETS + PAIR_DATASETS + AUDIO_DATASETS)
     raise DataError(f"unknown dataset '{name}'; known datasets: {known}")
 
 
@@ -165,6 +171,18 @@ def _pair_splits(cfg: DataConfig, run_dir: Path | None = None) -> Splits:
                   {"source": source, **pairs.pair_tokenizers(split["train"], run_dir)})
 
 
+def _audio_splits(cfg: DataConfig) -> Splits:
+    if cfg.name == "spoken-digits":
+        split, source = audio.spoken_digit_splits(cfg.path)
+    else:
+        if not cfg.path:
+            raise DataError("dataset 'audio' needs a folder of WAV files: --set data.path=/path/to/clips")
+        split, source = audio.audio_folder_splits(cfg.path, cfg.seed, cfg.val_fraction, cfg.test_fraction)
+    train = split["train"]
+    return Splits(train, split["val"], split["test"], {"source": source, "class_names": train.class_names,
+                                                       "sample_rate": train.rate, "length": train.audio.shape[-1]})
+
+
 def run_meta(cfg: DataConfig, run_dir: Path) -> dict:
     """What a model needs to be built, without loading the data when a run has it saved.
 
@@ -187,6 +205,8 @@ def load_splits(cfg: DataConfig, run_dir: Path | None = None) -> Splits:
         return _point_splits(cfg)
     if kind == "text":
         return recall.load_recall_splits(cfg, run_dir) if cfg.name == "recall" else _text_splits(cfg, run_dir)
+    if kind == "audio":
+        return _audio_splits(cfg)
     return _pair_splits(cfg, run_dir)
 
 
@@ -247,6 +267,9 @@ def inventory(path: str | None = None) -> list[DatasetSummary]:
                                    "moses-small: data.size of them"))
     except DataError as exc:
         rows.append(DatasetSummary("moses", "text", str(exc).split(":")[0], "-", "-", available=False))
+    rows.append(audio.summarize_spoken_digits())
+    rows.append(DatasetSummary("audio", "audio", "your folder: --set data.path=DIR", "-",
+                               "WAV files, any rate; subfolders are classes; 1 s clips at 8 kHz"))
     rows.append(pairs.summarize_numbers("fr"))
     rows.append(DatasetSummary("pairs", "pairs", "your TSV file: --set data.path=FILE", "-",
                                "source<TAB>target lines; data.reverse=true swaps the sides"))
