@@ -24,8 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from twopaths.backbones.wavenet import GatedResidualLayer  # the one WaveNet block, causal here
 
 
 @dataclass
@@ -42,24 +43,6 @@ class CausalConvConfig:
     def receptive_field(self) -> int:
         """R: output t sees tokens t - R + 1 .. t (see the module docstring)."""
         return 1 + (self.kernel_size - 1) * sum(self.dilations())
-
-
-class GatedResidualLayer(nn.Module):
-    """One WaveNet layer (fig. 4): x (B, C, T) -> (x + residual, skip), both (B, C, T)."""
-
-    def __init__(self, channels: int, kernel_size: int, dilation: int, dropout: float):
-        super().__init__()
-        self.pad = (kernel_size - 1) * dilation  # left padding only: causal
-        self.conv = nn.Conv1d(channels, 2 * channels, kernel_size, dilation=dilation)  # filter and gate
-        self.res = nn.Conv1d(channels, channels, 1)
-        self.skip = nn.Conv1d(channels, channels, 1)
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.conv(F.pad(x, (self.pad, 0)))  # (B, 2C, T): output t reads t - pad .. t
-        f, g = h.chunk(2, dim=1)  # (B, C, T) each
-        z = self.drop(torch.tanh(f) * torch.sigmoid(g))  # (B, C, T), WaveNet eq. 2
-        return x + self.res(z), self.skip(z)
 
 
 class CausalConvLM(nn.Module):
@@ -89,4 +72,4 @@ class CausalConvLM(nn.Module):
         return self.out(skips).transpose(1, 2)  # (B, T, vocab)
 
 
-__all__ = ["CausalConvConfig", "CausalConvLM", "GatedResidualLayer"]
+__all__ = ["CausalConvConfig", "CausalConvLM"]
