@@ -222,3 +222,34 @@ def save_confusion(counts: torch.Tensor, class_names: list[str], path: Path, tit
     ax.set_ylabel("true class")
     ax.set_title(title, fontsize=8)
     return save_figure(fig, path, dpi=110)
+
+
+def log_spectrogram(clip: torch.Tensor, n_fft: int = 256, hop: int = 64) -> torch.Tensor:
+    """log(1 + |STFT|) of a mono clip (L,) or (1, L) with a Hann window: (n_fft // 2 + 1, frames)."""
+    x = clip.detach().float().reshape(-1).cpu()
+    spec = torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True).abs()
+    return torch.log1p(spec)
+
+
+def save_spectrograms(clips: torch.Tensor, path: str | Path, rate: int, titles: list[str] | None = None,
+                      ncol: int = 4) -> Path:
+    """One log-magnitude spectrogram per clip of (N, 1, L), in a grid with frequency up to rate/2."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(clips)
+    ncol = min(ncol, n)
+    nrow = math.ceil(n / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(2.6 * ncol, 2.0 * nrow), squeeze=False)
+    seconds = clips.shape[-1] / rate
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(log_spectrogram(clips[i]).numpy(), origin="lower", aspect="auto", cmap="magma",
+                      extent=(0, seconds, 0, rate / 2000))
+            if titles:
+                ax.set_title(titles[i], fontsize=8)
+    fig.suptitle(f"log spectrograms (0-{rate / 2000:g} kHz, {seconds:g} s)", fontsize=9)
+    return save_figure(fig, path)

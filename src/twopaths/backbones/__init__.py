@@ -34,6 +34,10 @@ BACKBONES: dict[str, Backbone] = {
     "mlp": Backbone("denoiser", "mlp", "residual MLP denoiser for 2-D points"),
     "transformer": Backbone("token model", "transformer", "the GPT block stack, causal or bidirectional, KV cache"),
     "window-mlp": Backbone("token model", "window_mlp", "fixed-window MLP language model (Bengio et al. 2003)"),
+    "wavenet": Backbone("token model", "wavenet", "WaveNet's causal gated dilated stack on audio samples, "
+                                                  "incremental generation"),
+    "wavenet-denoiser": Backbone("denoiser", "wavenet", "the same block non-causal, timestep/class in every layer "
+                                                        "(DiffWave)"),
     "causal-conv": Backbone("token model", "causal_conv", "dilated causal convolutions (WaveNet/ByteNet)"),
     "seq2seq": Backbone("encoder-decoder", "seq2seq", "encoder-decoder transformer (Vaswani et al. 2017)"),
     "vit": Backbone("image classifier", "vit", "Vision Transformer on patch tokens (Dosovitskiy et al. 2021)"),

@@ -81,16 +81,22 @@ class GatedResidualLayer(nn.Module):
         z = self._gate(self.conv(F.pad(self._input(x, cond), padding)))  # (B, C, T)
         return x + self.res(z), self.skip(z)
 
-    def step(self, x: torch.Tensor, past: torch.Tensor, cond: torch.Tensor | None = None
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One new column (causal only): x (B, C) and the last ``pad`` inputs ``past`` (B, C, pad) ->
-        (x + residual, skip, updated past). Exactly :meth:`forward`'s last column, in O(layer) work."""
-        h = self._input(x[:, :, None], cond)  # (B, C, 1)
-        window = torch.cat([past, h], dim=2)  # (B, C, pad + 1): the taps are every dilation-th column
-        taps = window[:, :, ::self.dilation]  # (B, C, k)
-        out = torch.einsum("bck,ock->bo", taps, self.conv.weight) + self.conv.bias  # (B, 2C)
-        z = self._gate(out[:, :, None])  # (B, C, 1)
-        return x + self.res(z)[:, :, 0], self.skip(z)[:, :, 0], window[:, :, 1:]
+    def step(self, x: torch.Tensor, past: torch.Tensor, t: int, cond: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One new column at time ``t`` (causal only): x (B, C) -> (x + residual, skip), exactly
+        :meth:`forward`'s column t, in O(layer) work. ``past`` (B, C, pad) is a ring buffer of this
+        layer's last ``pad`` inputs: slot ``t mod pad`` holds the input of time t - pad (zeros before
+        the start, as the causal padding), and is overwritten by time t's input here."""
+        h = x if self.cond is None or cond is None else x + self.cond(cond)  # (B, C)
+        w = self.conv.weight  # (2C, C, k): tap j reads the input of time t - (k - 1 - j) * dilation
+        out = F.linear(h, w[:, :, -1], self.conv.bias)  # (B, 2C)
+        for j in range(self.kernel_size - 1):
+            out = out + F.linear(past[:, :, (t + j * self.dilation) % self.pad], w[:, :, j])
+        past[:, :, t % self.pad] = h
+        f, g = out.chunk(2, dim=1)
+        z = self.drop(torch.tanh(f) * torch.sigmoid(g))  # (B, C), WaveNet eq. 2
+        return x + F.linear(z, self.res.weight[:, :, 0], self.res.bias), F.linear(z, self.skip.weight[:, :, 0],
+                                                                                   self.skip.bias)
 
 
 class ConvCache:
@@ -119,6 +125,12 @@ class WaveNet(nn.Module):
         self.out = nn.Sequential(nn.ReLU(), nn.Conv1d(C, C, 1), nn.ReLU(), nn.Conv1d(C, quantization, 1))
         self.labels: torch.Tensor | None = None  # the class of each row while generating (set by the paradigm)
 
+    def _out_column(self, skips: torch.Tensor) -> torch.Tensor:
+        """The output stack (ReLU, 1x1, ReLU, 1x1) on one column (B, C) -> (B, classes), as linear maps."""
+        first, last = self.out[1], self.out[3]
+        h = F.relu(F.linear(F.relu(skips), first.weight[:, :, 0], first.bias))
+        return F.linear(h, last.weight[:, :, 0], last.bias)
+
     def new_cache(self, batch: int, max_len: int, device: torch.device | None = None,
                   dtype: torch.dtype | None = None) -> ConvCache:
         w = self.embed.weight
@@ -146,10 +158,10 @@ class WaveNet(nn.Module):
         for t in range(ids.shape[1]):
             x = self.embed(ids[:, t])  # (B, C)
             skips = torch.zeros_like(x)
-            for i, layer in enumerate(self.layers):
-                x, s, cache.past[i] = layer.step(x, cache.past[i], cond)
+            for layer, past in zip(self.layers, cache.past):
+                x, s = layer.step(x, past, cache.length, cond)
                 skips = skips + s
-            columns.append(self.out(skips[:, :, None])[:, :, 0])  # (B, classes)
+            columns.append(self._out_column(skips))  # (B, classes)
             cache.length += 1
         return torch.stack(columns, dim=1)  # (B, T, classes)
 

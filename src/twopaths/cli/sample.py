@@ -23,9 +23,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                 examples=('twopaths sample runs/gpt --prompt "The secret of" --n 3 --top-p 0.9',
                           "twopaths sample runs/ddpm --n 64 --sampler dpmpp --steps 20 --out grid.png",
                           "twopaths sample runs/ddpm --class Sneaker --guidance 3 --trajectory traj.png",
-                          "twopaths sample runs/moses-gpt --n 1000 --out mols.smi   # molecules: .smi, or .png drawings"),
+                          "twopaths sample runs/moses-gpt --n 1000 --out mols.smi   # molecules: .smi, or .png drawings",
+                          "twopaths sample runs/diffwave --class seven --n 8 --out seven.wav   # a folder of WAVs"),
                 run="run directory")
-    p.add_argument("--n", type=count, default=None, help="number of samples (text: 1, molecules: 100, diffusion: 64)")
+    p.add_argument("--n", type=count, default=None,
+                   help="number of samples (text: 1, molecules: 100, audio: 8, images: 64)")
     p.add_argument("--seed", type=natural, default=0, help="random seed (same seed, same samples)")
     p.add_argument("--force", action="store_true", help=f"allow --n above {MAX_N:,}")
     g = p.add_argument_group("text models")
@@ -81,8 +83,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
     elif run.spec.evaluation != "diffusion" and (args.sampler is not None or args.steps is not None):
         raise TwopathsError(f"--sampler and --steps are for diffusion models; model '{run.cfg.model}' samples "
                             f"in one pass or token by token and would ignore them")
-    else:
-        args.sampler = args.sampler or "ddim"
     if args.block_size is not None and args.sampler != "block":
         raise TwopathsError("--block-size goes with --sampler block")
     check_steps(run, args.steps)
@@ -90,9 +90,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
     is_text = "tokenizer" in run.meta
     if is_text and _is_molecule_run(run):
         return _sample_molecules(run, args)
+    if "sample_rate" in run.meta and args.out and Path(args.out).suffix != ".wav":
+        raise TwopathsError(f"audio samples are written as .wav files (several: a folder of them), not "
+                            f"{Path(args.out).name}")
     check_writable(Path(args.out) if args.out else Path(run.run_dir) / "samples" / "sample.png", makes_folders=True)
-    args.n = args.n if args.n is not None else (1 if is_text else 64)
-    args.temperature = 0.8 if args.temperature is None else args.temperature
+    args.n = args.n if args.n is not None else (1 if is_text else 8 if "sample_rate" in run.meta else 64)
+    if args.temperature is None:  # text: 0.8; audio: the model's own distribution
+        args.temperature = 1.0 if "sample_rate" in run.meta else 0.8
     return run.spec.sample(run, n=args.n, seed=args.seed, out=args.out, prompt=args.prompt,
                            max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                            top_p=args.top_p, stop=args.stop, sampler=args.sampler, steps=args.steps,

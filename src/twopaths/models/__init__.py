@@ -14,6 +14,7 @@ from typing import Any
 from twopaths.config import PRESETS, RunConfig, TrainConfig, build_config, read_yaml
 from twopaths.data.registry import DATASET_PRESETS, dataset_kind
 from twopaths.errors import ConfigError
+from twopaths.models.audio import AUDIO_MODELS
 from twopaths.models.baselines import BASELINE_MODELS
 from twopaths.models.bert import BERT_MODELS
 from twopaths.models.conv_lm import CONV_MODELS
@@ -27,7 +28,7 @@ from twopaths.models.superres import SUPERRES_MODELS
 from twopaths.models.text import MASKED_TEXT_MODELS, TEXT_MODELS
 from twopaths.models.vit import VIT_MODELS
 
-MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [*TEXT_MODELS, *MASKED_TEXT_MODELS, *CONV_MODELS, *DIFFUSION_MODELS, *LATENT_MODELS, *BASELINE_MODELS, *PIXEL_MODELS, *BERT_MODELS, *VIT_MODELS, *SUPERRES_MODELS, *SEQ2SEQ_MODELS, *SEQUENCE_VAE_MODELS]}
+MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [*TEXT_MODELS, *MASKED_TEXT_MODELS, *CONV_MODELS, *DIFFUSION_MODELS, *LATENT_MODELS, *BASELINE_MODELS, *PIXEL_MODELS, *BERT_MODELS, *VIT_MODELS, *SUPERRES_MODELS, *SEQ2SEQ_MODELS, *SEQUENCE_VAE_MODELS, *AUDIO_MODELS]}
 
 
 def matrix() -> dict[str, dict[str, list[str]]]:

@@ -126,12 +126,13 @@ def _announce(net: nn.Module, in_channels: int, resolution: int, context_dim: in
 
 def conditioning_classes(cfg: RunConfig, meta: dict[str, Any], kind: str = "image") -> int:
     """How many classes a model conditions on, by ``arch.conditioning``: 'class' the data's (an error
-    without two or more), 'auto' the data's for image data with two or more, anything else none (0)."""
+    without two or more), 'auto' the data's for image or audio data with two or more, anything else none (0)."""
     a = cfg.arch
     classes = meta.get("class_names") or []
     if a.conditioning == "class" and len(classes) < 2:
         raise ConfigError(f"config key 'arch.conditioning' is 'class' but dataset '{cfg.data.name}' has no classes")
-    conditional = a.conditioning == "class" or (a.conditioning == "auto" and kind == "image" and len(classes) > 1)
+    conditional = a.conditioning == "class" or (a.conditioning == "auto" and kind in ("image", "audio")
+                                                and len(classes) > 1)
     return len(classes) if conditional else 0
 
 
@@ -205,6 +206,7 @@ def sample_diffusion(run: Any, *, n: int, seed: int, out: str | None, sampler: s
     """``twopaths sample`` for diffusion models: a PNG grid / scatter plot or NPZ arrays, and optionally
     a picture of the denoising trajectory."""
     model: GaussianDiffusion = run.model
+    sampler = sampler or model.default_sampler  # the run's own (arch.sampler)
     if guidance < 0:
         raise TwopathsError("--guidance must be >= 0 (1 = plain conditional, 0 = unconditional)")
     labels = class_labels(model, n, class_, run.meta.get("class_names") or [])

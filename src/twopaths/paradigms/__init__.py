@@ -25,6 +25,8 @@ PARADIGMS: dict[str, ParadigmEntry] = {
     "mdlm": ParadigmEntry("diffusion", ("token model",), "mdlm", "masked diffusion over tokens (MDLM)"),
     "autoregressive": ParadigmEntry("autoregressive", ("token model",), "autoregressive",
                                     "next-token prediction; sampling with a KV cache"),
+    "sample-autoregressive": ParadigmEntry("autoregressive", ("token model",), "sample_autoregressive",
+                                           "next-sample prediction over mu-law audio (WaveNet), incremental"),
     "quantized": ParadigmEntry("autoregressive", ("token model",), "quantized",
                                "next-token prediction over quantised pixels or coordinates (ImageGPT)"),
     "seq2seq": ParadigmEntry("autoregressive", ("encoder-decoder",), "seq2seq",
