@@ -21,6 +21,7 @@ import csv
 import gzip
 import importlib.util
 import io
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,13 @@ def read_smiles(path: str | Path) -> list[str]:
     return smiles
 
 
+@lru_cache(maxsize=4)
+def _read_moses(folder: str, split: str) -> list[str]:
+    """One of MOSES' files, read once per process (1.58M training molecules take seconds to parse); callers
+    get the shared list and must not change it."""
+    return read_smiles(Path(folder) / MOSES_FILES[split])
+
+
 def molecule_documents(name: str, path: str | None, size: int, seed: int, val_fraction: float,
                        test_fraction: float) -> tuple[dict[str, list[str]], str]:
     """SMILES by split (train/val/test) for dataset ``name`` and where they came from (see the module
@@ -94,7 +102,7 @@ def molecule_documents(name: str, path: str | None, size: int, seed: int, val_fr
         return split_documents(read_smiles(path), seed=seed, val_fraction=val_fraction,
                                test_fraction=test_fraction), str(path)
     folder = find_moses(path)
-    train, test = read_smiles(folder / MOSES_FILES["train"]), read_smiles(folder / MOSES_FILES["test"])
+    train, test = _read_moses(str(folder), "train"), _read_moses(str(folder), "test")
     rng = np.random.default_rng(seed)
     if name == "moses-small":
         train = [train[i] for i in np.sort(rng.choice(len(train), min(size, len(train)), replace=False))]
@@ -103,7 +111,7 @@ def molecule_documents(name: str, path: str | None, size: int, seed: int, val_fr
     order = rng.permutation(len(train))
     val = [train[i] for i in np.sort(order[:n_val])]
     train = [train[i] for i in np.sort(order[n_val:])]
-    return {"train": train, "val": val, "test": test}, str(folder)
+    return {"train": train, "val": val, "test": list(test)}, str(folder)  # copies: the files are cached
 
 
 __all__ = ["INSTALL_HINT", "MOLECULE_DATASETS", "MOSES_FILES", "find_moses", "molecule_documents", "molsets_folder",
