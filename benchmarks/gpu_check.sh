@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every GPU measurement in one call (issue 16, item 6): run it when a GPU is lent, then record the figures
-# in benchmarks/RESULTS.md. About 9 minutes on one H100; each part has its own time limit, so one slow part
+# in benchmarks/RESULTS.md. About 10 minutes on one H100; each part has its own time limit, so one slow part
 # cannot take the others' time. Writes one JSON file with every part's results (and which parts failed).
 #
 #   bash benchmarks/gpu_check.sh OUT.json          # on the GPU machine (needs .venv with CUDA torch)
@@ -15,6 +15,7 @@ PARTS=(
   "gpt|150|benchmarks/gpt.py --device cuda --size gpt2-124m --compile --json \$PART_JSON"
   "diffusion|180|benchmarks/diffusion.py --device cuda --peer-same --json \$PART_JSON"
   "quality_per_flop|210|benchmarks/quality_per_flop.py --device cuda --budget-tflops 3000 --n 2000 --batch 128 --quiet --json \$PART_JSON"
+  "wavenet|60|benchmarks/wavenet.py --device cuda --samples 2000 --batch 16 --json \$PART_JSON"
 )
 
 if [[ "${1:-}" == "--dry-run" ]]; then
