@@ -71,7 +71,7 @@ def test_resume_from_before_the_switch_is_exact(ldm_run, tmp_path):
 def test_sample_and_reconstruction_metrics(ldm_run, tmp_path):
     out = run_cli("sample", str(ldm_run), "--n", "6", "--steps", "2", "--class", "Sneaker", "--guidance", "2",
                   "--out", str(tmp_path / "s.npz"), "--trajectory", str(tmp_path / "traj.png")).stdout
-    assert "ddim, 2 steps" in out
+    assert "dpmpp, 2 steps" in out  # the run's own sampler (the ldm preset's arch.sampler)
     arrays = np.load(tmp_path / "s.npz")
     assert arrays["samples"].shape == (6, 1, 28, 28) and np.abs(arrays["samples"]).max() <= 1.0
     assert set(arrays["labels"].tolist()) == {7}

@@ -93,7 +93,7 @@ def test_sampled_points_keep_their_coordinates_and_images_their_range():
             super().__init__()
             self.shape = shape
 
-        def sample(self, n, generator=None):
+        def sample(self, n, *, cond=None, generator=None):
             return torch.full((n, *self.shape), 1.7)
 
     points = sample_model(Fixed((2,)), 10, progress=False)

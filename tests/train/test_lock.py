@@ -1,6 +1,7 @@
 """One writer per directory: the advisory lock of twopaths.training.lock."""
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -76,7 +77,11 @@ def test_two_trainings_into_one_run_directory(tmp_path):
         deadline = time.time() + 120
         while not (run / ".lock").exists() and time.time() < deadline and first.poll() is None:
             time.sleep(0.01)
-        second = run_cli(*args, check=False)
+        first.send_signal(signal.SIGSTOP)  # hold the first writer (and its lock) while the second starts:
+        try:  # a fast machine otherwise finishes its 400 steps before the second has imported torch
+            second = run_cli(*args, check=False)
+        finally:
+            first.send_signal(signal.SIGCONT)
         assert second.returncode == 2
         lines = second.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:") and "in use by another twopaths process" in lines[0]

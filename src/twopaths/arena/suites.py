@@ -183,7 +183,8 @@ _SEQUENCE_FULL = (  # one GPU: gpt-nano size (~0.8M), the conv at the same width
 # Kind "molecules": all MOSES metrics, next to the published baselines in the report.
 _MOLECULE_ARCH = ("arch.context=64", "data.context=64")
 _MOLECULES = (
-    # ~0.8M parameters each (the VAE: ~1.7M, an encoder and a decoder); 2 CPU cores, about 40 minutes in all
+    # ~0.8M parameters each (the VAE: ~1.5M, its decoder with cross-attention and a 2-layer encoder); 2 CPU
+    # cores, about 40 minutes in all
     # (mdlm samples 10,000 windows of 64 tokens at each NFE: 8 and 16 keep that to minutes on a CPU)
     Suite("moses", "moses-small", "molecules", budget_flops=24 * T, seeds=1, n_eval=10000,
           overrides=(*_QUIET, "data.size=200000"), contenders=(

@@ -23,12 +23,16 @@ from twopaths.paradigms.sequence_vae import SequenceVAE, SequenceVAEConfig
 
 @dataclass
 class SequenceVAEArch(TransformerConfig):
-    """The gpt-nano transformer for the decoder (causal) and the encoder (the same sizes, bidirectional),
-    plus the latent and its KL schedule (:class:`~twopaths.paradigms.sequence_vae.SequenceVAEConfig`)."""
+    """The gpt-nano transformer for the decoder (causal, with cross-attention to z) and a shallower
+    bidirectional encoder of the same width (``encoder_layers``: with both at full depth the VAE would
+    carry 2.4x the parameters of the language models it is compared with), plus the latent and its KL
+    schedule (:class:`~twopaths.paradigms.sequence_vae.SequenceVAEConfig`)."""
 
+    encoder_layers: int = 2  # depth of the bidirectional encoder q(z | x)
     latent_dim: int = 64  # size of z
     beta: float = 1.0  # KL weight after the warm-up (1: the ELBO)
-    kl_warmup: int = 1000  # steps of the linear KL warm-up from 0 (Bowman et al. 2016, sec. 3.1)
+    kl_warmup: int = 1000  # steps of the linear KL warm-up from 0 (Bowman et al. 2016, sec. 3.1); at most
+    # half of train.max_steps, so a short run (an arena budget) still trains the ELBO for its second half
 
 
 def _build(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
@@ -41,13 +45,15 @@ def _build(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
     if cfg.data.context > arch.context:
         raise ConfigError(f"config key 'data.context' ({cfg.data.context}) must not exceed 'arch.context' "
                           f"({arch.context}): the model has no positions beyond its context")
-    if arch.latent_dim < 1 or arch.beta < 0 or arch.kl_warmup < 0:
-        raise ConfigError("seq-vae needs arch.latent_dim >= 1, arch.beta >= 0 and arch.kl_warmup >= 0")
+    if arch.encoder_layers < 1 or arch.latent_dim < 1 or arch.beta < 0 or arch.kl_warmup < 0:
+        raise ConfigError("seq-vae needs arch.encoder_layers >= 1, arch.latent_dim >= 1, arch.beta >= 0 and "
+                          "arch.kl_warmup >= 0")
     vocab, tcfg = meta["tokenizer"].vocab_size, TransformerConfig(**{
         k: getattr(arch, k) for k in TransformerConfig.__dataclass_fields__})
-    return SequenceVAE(Transformer(vocab, replace(tcfg, causal=False, tie_weights=False)),
+    warmup = min(arch.kl_warmup, cfg.train.max_steps // 2) if cfg.train.max_steps else arch.kl_warmup
+    return SequenceVAE(Transformer(vocab, replace(tcfg, n_layer=arch.encoder_layers, causal=False, tie_weights=False)),
                        Transformer(vocab, tcfg, cross=True),
-                       SequenceVAEConfig(arch.latent_dim, arch.beta, arch.kl_warmup), meta["tokenizer"].eot_id)
+                       SequenceVAEConfig(arch.latent_dim, arch.beta, warmup), meta["tokenizer"].eot_id)
 
 
 def sample_documents(run: Any, *, n: int, seed: int, temperature: float, **_: Any) -> int:
@@ -80,7 +86,7 @@ _ARCH = dict(n_layer=4, n_head=4, d_model=128, context=64, dropout=0.0)  # gpt-n
 SEQUENCE_VAE_MODELS = [
     ModelSpec(name="seq-vae", paradigm="sequence-vae", backbones=("transformer",),
               summary="sequence VAE (Bowman et al. 2016): one latent per document (a molecule), transformer "
-                      "encoder and decoder of gpt-nano's size; trains on moses-small",
+                      "decoder of gpt-nano's size, 2-layer encoder; trains on moses-small",
               data_kinds=("text",), arch_cls=SequenceVAEArch, build=_build,
               preset={"arch": _ARCH, "data": {"name": "moses-small", "context": 64, "rows": "documents"},
                       "optim": {"lr": 1e-3, "warmup_steps": 100, "betas": [0.9, 0.99], "weight_decay": 0.1},

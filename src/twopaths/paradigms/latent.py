@@ -154,6 +154,11 @@ class LatentDiffusion(Paradigm):
     def num_classes(self) -> int:
         return self.diffusion.num_classes
 
+    @property
+    def default_sampler(self) -> str:
+        """The latent diffusion's sampler (``arch.sampler``)."""
+        return self.diffusion.default_sampler
+
     def default_steps(self, sampler: str) -> int:
         """The latent diffusion's :meth:`GaussianDiffusion.default_steps`."""
         return self.diffusion.default_steps(sampler)
