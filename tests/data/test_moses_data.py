@@ -81,21 +81,24 @@ def test_moses_small_is_a_fixed_subset_with_moses_own_test_set():
 
 
 @needs_moses
-def test_a_gpt_trains_and_samples_on_moses_small(tmp_path):
+def test_a_gpt_trains_and_samples_on_moses_small(tmp_path, capsys):
+    from twopaths.cli import main
+
     run = tmp_path / "run"
     run_cli("train", "gpt-nano", "--data", "moses-small", "--out", str(run), *TINY, "--set", "data.context=32",
             "--set", "train.max_steps=4")
     assert load_tokenizer(run / "tokenizer.json").kind == "smiles"  # the dataset's default, not characters
     out = run_cli("sample", str(run), "--n", "2", "--seed", "0")
     assert out.returncode == 0 and len(out.stdout.strip().splitlines()) == 2  # one molecule per line
-    smi = tmp_path / "mols" / "m.smi"
-    out = run_cli("sample", str(run), "--n", "5", "--out", str(smi))
-    assert len(smi.read_text().splitlines()) == 5 and out.stdout.startswith("5 molecules, ")
+    smi = tmp_path / "mols" / "m.smi"  # the rest in this process (a subprocess costs seconds of imports)
+    assert main(["sample", str(run), "--n", "5", "--out", str(smi)]) == 0
+    assert len(smi.read_text().splitlines()) == 5 and capsys.readouterr().out.startswith("5 molecules, ")
     for bad, message in ((["--out", str(tmp_path / "m.txt")], "molecules are written as .smi"),
                          (["--prompt", "CC"], "molecule runs sample whole molecules"),
                          (["--infill", "CC__"], "--infill are for masked diffusion")):
-        proc = run_cli("sample", str(run), "--n", "2", *bad, check=False)
-        assert proc.returncode == 2 and message in proc.stderr.strip().splitlines()[-1], proc.stderr
+        assert main(["sample", str(run), "--n", "2", *bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert message in err[-1], err
     # MOSES metrics of its samples: 4 steps teach it little, but every number is computed and printed
     report = run_cli("eval", str(run), "--metrics", "moses", "--n", "16", "--json", str(tmp_path / "m.json")).stdout
     assert "MOSES metrics of 16 sampled molecules" in report and "Novelty" in report
@@ -136,17 +139,21 @@ def test_a_user_smiles_file_trains_and_a_bad_one_is_one_line(tmp_path):
 
 
 @needs_moses
-def test_mdlm_samples_molecules_and_fills_a_scaffold(tmp_path):
+def test_mdlm_samples_molecules_and_fills_a_scaffold(tmp_path, capsys):
+    from twopaths.cli import main
+
     run = tmp_path / "mdlm"
     run_cli("train", "mdlm", "--data", "moses-small", "--out", str(run), *TINY, "--set", "data.context=24",
             "--set", "arch.context=24", "--set", "train.max_steps=3")
-    smi = tmp_path / "m.smi"
-    run_cli("sample", str(run), "--n", "4", "--steps", "8", "--out", str(smi))
+    smi = tmp_path / "m.smi"  # the rest in this process (a subprocess costs seconds of imports)
+    assert main(["sample", str(run), "--n", "4", "--steps", "8", "--out", str(smi)]) == 0
     assert len(smi.read_text().splitlines()) == 4
-    out = run_cli("sample", str(run), "--n", "3", "--infill", "c1ccc(__)cc1").stdout.splitlines()
+    capsys.readouterr()
+    assert main(["sample", str(run), "--n", "3", "--infill", "c1ccc(__)cc1"]) == 0
+    out = capsys.readouterr().out.splitlines()
     assert len(out) == 3 and all(m.startswith("c1ccc(") and m.endswith(")cc1") for m in out), out
-    report = run_cli("eval", str(run), "--metrics", "moses", "--n", "8").stdout
-    assert "MOSES metrics of 8 sampled molecules" in report
+    assert main(["eval", str(run), "--metrics", "moses", "--n", "8"]) == 0
+    assert "MOSES metrics of 8 sampled molecules" in capsys.readouterr().out
 
 
 def test_molecules_drawn_and_written(tmp_path):
@@ -163,14 +170,17 @@ def test_molecules_drawn_and_written(tmp_path):
 
 
 @needs_moses
-def test_seq_vae_trains_samples_and_scores_molecules(tmp_path):
+def test_seq_vae_trains_samples_and_scores_molecules(tmp_path, capsys):
+    from twopaths.cli import main
+
     run = tmp_path / "vae"
     run_cli("train", "seq-vae", "--data", "moses-small", "--out", str(run), *TINY, "--set", "train.max_steps=3")
-    smi = tmp_path / "v.smi"
-    run_cli("sample", str(run), "--n", "4", "--out", str(smi))
+    smi = tmp_path / "v.smi"  # the rest in this process (a subprocess costs seconds of imports)
+    assert main(["sample", str(run), "--n", "4", "--out", str(smi)]) == 0
     assert len(smi.read_text().splitlines()) == 4
-    assert "MOSES metrics of 8 sampled molecules" in run_cli("eval", str(run), "--metrics", "moses", "--n", "8").stdout
-    proc = run_cli("train", "seq-vae", "--data", "moses-small", "--out", str(tmp_path / "w"), "--set", "data.size=300",
-                   "--set", "data.rows=windows", "--set", "train.max_steps=1", check=False)
-    assert proc.returncode == 2 and "'data.rows' must be 'documents'" in proc.stderr.strip().splitlines()[-1]
+    assert main(["eval", str(run), "--metrics", "moses", "--n", "8"]) == 0
+    assert "MOSES metrics of 8 sampled molecules" in capsys.readouterr().out
+    assert main(["train", "seq-vae", "--data", "moses-small", "--out", str(tmp_path / "w"), "--set", "data.size=300",
+                 "--set", "data.rows=windows", "--set", "train.max_steps=1"]) == 2
+    assert "'data.rows' must be 'documents'" in capsys.readouterr().err.strip().splitlines()[-1]
     assert not (tmp_path / "w").exists()

@@ -28,8 +28,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import scipy.io.wavfile
-import scipy.signal
 import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
@@ -59,6 +57,8 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     :class:`DataError` naming the file when it is not a readable WAV."""
     path = Path(path)
     try:
+        import scipy.io.wavfile  # lazily: scipy.io costs every command a third of a second
+
         rate, x = scipy.io.wavfile.read(path)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
@@ -83,6 +83,8 @@ def write_wav(path: str | Path, x: np.ndarray | torch.Tensor, rate: int = SAMPLE
     """Write mono samples in [-1, 1] (clipped) as a 16-bit PCM WAV file."""
     x = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float32).reshape(-1)
     pcm = np.round(np.clip(x, -1.0, 1.0) * 32767).astype(np.int16)
+    import scipy.io.wavfile
+
     scipy.io.wavfile.write(Path(path), rate, pcm)
     return Path(path)
 
@@ -93,6 +95,8 @@ def fit_clip(x: np.ndarray, rate: int, out_rate: int = SAMPLE_RATE, seconds: flo
     rational ratio), trimmed of the samples quieter than ``silence`` x its peak at both ends, centred
     (cut evenly on both sides when longer) and scaled to ``peak`` (None: kept). (L,) float32."""
     g = np.gcd(int(out_rate), int(rate))
+    import scipy.signal  # a second's import: only when a file needs resampling
+
     y = scipy.signal.resample_poly(x, out_rate // g, rate // g).astype(np.float32) if rate != out_rate else x
     loud = np.flatnonzero(np.abs(y) >= silence * max(float(np.abs(y).max()), 1e-8))
     if loud.size:
