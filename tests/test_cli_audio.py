@@ -44,10 +44,25 @@ def test_train_sample_eval(tones, tmp_path, model, arch):
     if model == "diffwave":  # one clip: a WAV file and its spectrogram beside it
         run_cli("sample", str(run), "--n", "1", "--out", str(tmp_path / "one.wav"), *steps)
         assert (tmp_path / "one.wav").is_file() and (tmp_path / "one.png").is_file()
+        _sample_metrics(run, tmp_path)
     else:
         bad = run_cli("sample", str(run), "--n", "1", "--out", str(tmp_path / "x.png"), check=False)
         assert bad.returncode == 2 and "audio samples are written as .wav" in bad.stderr.strip().splitlines()[-1]
         assert not (tmp_path / "x.png").exists()
+
+
+def _sample_metrics(run, tmp_path):
+    """The classifier's scores of sampled clips, in this process; accuracy only where the classes are digits."""
+    import json
+
+    from twopaths.cli import main
+
+    assert main(["eval", str(run), "--metrics", "fd,is", "--n", "4", "--steps", "2", "--split", "train",
+                 "--json", str(tmp_path / "a.json")]) == 0
+    result = json.loads((tmp_path / "a.json").read_text())["audio"]
+    assert set(result["metrics"]) == {"fd", "is", "mis"} and result["floor"]["fd"] >= 0
+    assert 1 <= result["metrics"]["is"] <= 10 and result["real_time_factor"] > 0
+    assert main(["eval", str(run), "--metrics", "accuracy", "--n", "4", "--steps", "2"]) == 2
 
 
 def test_audio_models_refuse_other_data(tmp_path):

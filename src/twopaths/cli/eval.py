@@ -44,7 +44,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "the translations of the split (default test: unseen numbers)\n"
                        "  moses    text runs on moses/moses-small: N sampled molecules' validity, uniqueness, "
                        "novelty, IntDiv, filters, FCD/SNN/Frag/Scaf against the test split and property distances "
-                       "(Polykovskiy et al. 2020; FCD with ChemNet as fcd_torch)",
+                       "(Polykovskiy et al. 2020; FCD with ChemNet as fcd_torch)\n"
+                       "  fd, is, accuracy  audio runs (wavenet, diffwave): N sampled clips scored by the spoken-digit "
+                       "classifier: Frechet distance in its features (with the real-vs-real floor), Inception "
+                       "score and modified IS, and the accuracy of class-conditional samples; plus samples/s and "
+                       "the real-time factor",
                 examples=("twopaths eval runs/ddpm --metrics fid,kid,pr,classes --n 10000 --sampler dpmpp --steps 20",
                           "twopaths eval runs/ddpm --metrics fid --n 2000 --guidance 3 --json fid.json",
                           "twopaths eval --real-vs-real fashion-mnist --n 10000",
@@ -52,7 +56,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                           "twopaths eval runs/gpt --split test",
                           "twopaths eval runs/vit --metrics accuracy",
                           "twopaths eval runs/fr --metrics bleu,chrf,exact --beam 4 --length-penalty 0.6",
-                          "twopaths eval runs/mol --metrics moses --n 1000"))
+                          "twopaths eval runs/mol --metrics moses --n 1000",
+                          "twopaths eval runs/diffwave --metrics fd,is,accuracy --n 500 --steps 6"))
     p.add_argument("run", type=Path, nargs="?", help="run directory (omit with --real-vs-real)")
     p.add_argument("--real-vs-real", metavar="DATASET",
                    help="no run: print the floor of the sample metrics for DATASET at --n")
@@ -65,7 +70,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "(default 10,000, or the real split's size if smaller)")
     p.add_argument("--metrics", default=None,
                    help="comma-separated, from: loss, nll, fid, kid, pr, classes, modes, accuracy, recon, bleu, chrf, "
-                        "exact, moses (see below; "
+                        "exact, moses, fd, is (see below; "
                         "default loss (classifiers: loss,accuracy), or the sample metrics with --real-vs-real)")
     add_checkpoint_args(p)
     g = p.add_argument_group("sample metrics")
@@ -94,6 +99,7 @@ CLASSIFIER_METRICS = ("loss", "accuracy")
 PAIR_METRICS = ("bleu", "chrf", "exact")
 RECON_METRICS = ("recon",)  # autoencoder and ldm runs: twopaths.eval.reconstruction
 MOLECULE_METRICS = ("moses",)  # text runs on molecules: twopaths.eval.smiles_sampling
+AUDIO_METRICS = ("fd", "is", "accuracy")  # audio runs: twopaths.eval.audio_sampling (accuracy: of their samples)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -106,8 +112,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         check_writable(args.json)  # before the evaluation, not after it
     default = "loss" if args.run is not None else None
     metrics_asked = [m.strip() for m in (args.metrics or default or "").split(",") if m.strip()]
-    known = (LOSS_METRICS + IMAGE_SAMPLE_METRICS + POINT_SAMPLE_METRICS + ("accuracy",) + PAIR_METRICS + RECON_METRICS
-             + MOLECULE_METRICS)
+    known = tuple(dict.fromkeys(LOSS_METRICS + IMAGE_SAMPLE_METRICS + POINT_SAMPLE_METRICS + ("accuracy",)
+                                + PAIR_METRICS + RECON_METRICS + MOLECULE_METRICS + AUDIO_METRICS))
     unknown = [m for m in metrics_asked if m not in known]
     if unknown:
         raise TwopathsError(f"unknown metric(s) {', '.join(unknown)}; available: {', '.join(known)}")
@@ -154,7 +160,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for key, value in metrics.items():
             print(f"  {key:<20} {value:.4f}")
         report.update({"split": split, "items": dataset_items, **metrics})
-    if "accuracy" in metrics_asked:
+    if kind == "audio" and any(m in AUDIO_METRICS for m in metrics_asked):
+        from twopaths.eval.audio_sampling import audio_sample_report
+
+        asked = [m for m in metrics_asked if m in AUDIO_METRICS]
+        result = audio_sample_report(run, asked, n=args.n, split=args.split, seed=args.seed, sampler=args.sampler,
+                                     steps=args.steps, guidance=args.guidance, batch_size=args.batch_size)
+        print(f"{run.cfg.model} on {run.cfg.data.name}, checkpoint step {run.checkpoint.step} ({weights} weights): "
+              f"{result['n']:,} sampled clips vs {result['real']:,} {result['real_split']} clips; "
+              f"{result['samples_per_s']:,.0f} samples/s, real-time factor {result['real_time_factor']:.3g}")
+        result["floor"] = {k: result["floor"].get(k, float("nan")) for k in result["metrics"]}
+        _print_sample_table(result)
+        report["audio"] = result
+    elif "accuracy" in metrics_asked:
         from twopaths.eval.classifier import classifier_accuracy
 
         report.update(classifier_accuracy(run, split=args.split, n=args.n, batch_size=args.batch_size, weights=weights))
@@ -180,8 +198,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for key, value in result["metrics"].items():
             print(f"  {key:<14} {_fmt(value):>10}")
         report["moses"] = result
-    sample_asked = [m for m in metrics_asked
-                    if m not in LOSS_METRICS + CLASSIFIER_METRICS + PAIR_METRICS + RECON_METRICS + MOLECULE_METRICS]
+    sample_asked = [m for m in metrics_asked if m not in LOSS_METRICS + CLASSIFIER_METRICS + PAIR_METRICS + RECON_METRICS
+                    + MOLECULE_METRICS + (AUDIO_METRICS if kind == "audio" else ())]
     if sample_asked:
         from twopaths.eval.sampling import sample_metrics
 
@@ -210,11 +228,11 @@ def _check_metric_kinds(metrics: list[str], kind: str, data_name: str, allow_los
                                 f"{', '.join(CLASSIFIER_METRICS)}")
         return
     fits = {"image": IMAGE_SAMPLE_METRICS, "points": POINT_SAMPLE_METRICS, "pairs": PAIR_METRICS,
-            "text": MOLECULE_METRICS}.get(kind, ())
+            "text": MOLECULE_METRICS, "audio": AUDIO_METRICS}.get(kind, ())
     fits = fits + (LOSS_METRICS if allow_loss else ()) + (RECON_METRICS if allow_loss and kind == "image" else ())
     wrong = [m for m in metrics if m not in fits]
     if wrong:
-        hint = " (accuracy is for classifier runs, e.g. model 'vit')" if "accuracy" in wrong else ""
+        hint = " (accuracy is for classifier runs, e.g. model 'vit', and audio runs)" if "accuracy" in wrong else ""
         raise TwopathsError(f"metric(s) {', '.join(wrong)} do not fit {kind} data ('{data_name}'){hint}; "
                             f"available here: {', '.join(fits) or 'none'}")
 
