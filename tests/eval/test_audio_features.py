@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -58,29 +59,28 @@ def test_shipped_classifier_carries_librosas_filterbank_and_hears_unseen_speaker
     assert net.identity.startswith("spoken-digits@") and "test acc" in net.identity
 
 
-def test_scores_of_real_clips_against_real_clips():
-    """Real against real: FD near its floor, accuracy = the classifier's, IS near the number of classes."""
-    from twopaths.data.registry import load_splits
-    from twopaths.config import DataConfig
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="spoken digits are synthesised by espeak-ng")
+def test_scores_of_spoken_digits_against_spoken_digits(tmp_path):
+    """Real against real (80 clips of 4 eSpeak voices, made here): the classifier names the digits, IS is
+    near the number of classes, and white noise is much farther from speech than speech is."""
+    from twopaths.data import audio
 
-    try:
-        splits = load_splits(DataConfig(name="spoken-digits"))
-    except TwopathsError as exc:
-        pytest.skip(f"spoken-digits is not available here: {exc}")
+    variants = audio.espeak_variants(audio.find_espeak())[-4:]
+    folder = audio.generate_spoken_digits(tmp_path / "sd", seed=7, renditions=2, variants=variants, progress=False)
+    splits, _ = audio.spoken_digit_splits(folder)
+    clips = torch.cat([splits[k].audio for k in ("train", "val", "test")])  # (80, 1, 8000)
+    labels = torch.cat([splits[k].labels for k in ("train", "val", "test")])
     net = load_audio_feature_net("spoken-digits")
-    test, val = splits.test, splits.val
-    s = audio_scores(net, test.audio, val.audio, labels=test.labels)
-    assert s["accuracy"] >= 0.95 and s["is"] > 8 and s["mis"] > s["is"] * 0.9
-    assert s["fd"] < 5 * max(s["fd_floor"], 1e-3)
-    noise = 0.3 * torch.randn(200, 1, 8000, generator=torch.Generator().manual_seed(0))
-    assert audio_scores(net, noise, val.audio)["fd"] > 20 * s["fd"]  # noise is far from speech
+    s = audio_scores(net, clips[0::2], clips[1::2], labels=labels[0::2])
+    assert s["accuracy"] >= 0.9 and s["is"] > 6 and s["mis"] > s["is"]
+    noise = 0.3 * torch.randn(40, 1, 8000, generator=torch.Generator().manual_seed(0))
+    assert audio_scores(net, noise, clips[1::2])["fd"] > 3 * s["fd"]
     with pytest.raises(TwopathsError, match="NaN"):
-        audio_scores(net, torch.full((4, 1, 8000), float("nan")), val.audio)
+        audio_scores(net, torch.full((4, 1, 8000), float("nan")), clips)
 
 
 def test_a_corrupt_or_mismatched_weights_file_is_named(tmp_path):
     import json
-    import shutil
 
     from twopaths.eval.features import WEIGHTS_DIR
 
