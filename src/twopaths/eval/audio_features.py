@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from twopaths.errors import TwopathsError
-from twopaths.eval.features import FeatureNet, verified_card
+from twopaths.eval.features import FeatureNet, load_verified
 
 __all__ = ["AUDIO_SHIPPED", "AudioFeatureNet", "LogMel", "audio_scores", "inception_scores",
            "load_audio_feature_net"]
@@ -106,20 +106,10 @@ def load_audio_feature_net(name_or_path: str | Path = "spoken-digits",
                            device: torch.device | str = "cpu") -> AudioFeatureNet:
     """The trained classifier in eval mode, by shipped name or a ``.safetensors`` path with its card;
     the weights' SHA-256 must match the card."""
-    from safetensors.torch import load_file
-
-    weights, card, digest = verified_card(name_or_path, **_WHERE)
-    try:
-        net = AudioFeatureNet(**card["arch"])
-        net.load_state_dict(load_file(str(weights)))
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise TwopathsError(f"audio feature net {weights} does not fit its card's arch "
-                            f"({str(exc).splitlines()[0]})") from None
-    name = str(name_or_path) if str(name_or_path) in AUDIO_SHIPPED else weights.stem
-    acc = card.get("test_accuracy")
+    net, name, digest = load_verified(name_or_path, lambda arch: AudioFeatureNet(**arch), **_WHERE)
+    acc = net.card.get("test_accuracy")
     net.identity = f"{name}@{digest[:8]}" + (f" (test acc {100 * acc:.1f}%)" if acc is not None else "")
-    net.card = card
-    return net.to(device).eval()
+    return net.to(device)
 
 
 def inception_scores(probs: torch.Tensor) -> tuple[float, float]:

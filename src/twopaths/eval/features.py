@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,8 @@ from tqdm.auto import tqdm
 
 from twopaths.errors import TwopathsError
 
-__all__ = ["SHIPPED", "WEIGHTS_DIR", "FeatureNet", "extract", "file_sha256", "load_feature_net", "read_card",
-           "verified_card"]
+__all__ = ["SHIPPED", "WEIGHTS_DIR", "FeatureNet", "extract", "file_sha256", "load_feature_net", "load_verified",
+           "read_card", "verified_card"]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 #: names of the feature networks that ship with the package (``WEIGHTS_DIR/NAME.safetensors``)
@@ -135,6 +135,26 @@ def verified_card(name_or_path: str | Path, **where: Any) -> tuple[Path, dict[st
     return weights, card, digest
 
 
+def load_verified(name_or_path: str | Path, build: Callable[[dict[str, Any]], nn.Module],
+                  **where: Any) -> tuple[nn.Module, str, str]:
+    """(network with the file's weights in eval mode, the name to show, the weights' SHA-256) for a
+    shipped name or a ``.safetensors`` path, once the hash matches the card; ``build(card["arch"])``
+    makes the empty network and ``net.card`` keeps the card. Every shipped network loads this way
+    (``where``: the keywords of :func:`_resolve`)."""
+    from safetensors.torch import load_file
+
+    weights, card, digest = verified_card(name_or_path, **where)
+    try:
+        net = build(card["arch"])
+        net.load_state_dict(load_file(str(weights)))
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise TwopathsError(f"{where.get('kind', 'feature net')} {weights} does not fit its card's arch "
+                            f"({str(exc).splitlines()[0]})") from None
+    net.card = card
+    name = str(name_or_path) if str(name_or_path) in where.get("shipped", SHIPPED) else weights.stem
+    return net.eval(), name, digest
+
+
 def load_feature_net(name_or_path: str | Path, device: torch.device | str = "cpu") -> FeatureNet:
     """A trained :class:`FeatureNet` in eval mode, by shipped name (``"fashion-mnist"``,
     ``"shapes"``) or by path to a user's ``.safetensors`` file with a ``.json`` card beside it.
@@ -142,20 +162,10 @@ def load_feature_net(name_or_path: str | Path, device: torch.device | str = "cpu
     The weights' SHA-256 must match the card. ``net.identity`` reads e.g.
     ``"fashion-mnist@1a2b3c4d (test acc 93.1%)"``.
     """
-    from safetensors.torch import load_file
-
-    weights, card, digest = verified_card(name_or_path)
-    try:
-        net = FeatureNet(**card["arch"])
-        net.load_state_dict(load_file(str(weights)))
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise TwopathsError(f"feature net {weights} does not fit its card's arch ({str(exc).splitlines()[0]})") \
-            from None
-    name = str(name_or_path) if str(name_or_path) in SHIPPED else weights.stem
-    acc = card.get("test_accuracy")
+    net, name, digest = load_verified(name_or_path, lambda arch: FeatureNet(**arch))
+    acc = net.card.get("test_accuracy")
     net.identity = f"{name}@{digest[:8]}" + (f" (test acc {100 * acc:.1f}%)" if acc is not None else "")
-    net.card = card
-    return net.to(device).eval()
+    return net.to(device)
 
 
 def _as_batches(images: torch.Tensor | Dataset, batch_size: int):

@@ -38,7 +38,7 @@ from torch import nn
 
 from twopaths.data.shapes import COLOUR_NAMES, SHAPE_NAMES, SIZE_NAMES, ShapesData
 from twopaths.errors import TwopathsError
-from twopaths.eval.features import verified_card
+from twopaths.eval.features import load_verified
 
 __all__ = ["SHIPPED_READER", "Scenes", "ShapesReader", "compare_scenes", "load_shapes_reader", "read_scenes",
            "scenes_from_data"]
@@ -215,17 +215,7 @@ def load_shapes_reader(name_or_path: str | Path = SHIPPED_READER, device: torch.
     ``.safetensors`` file with a ``.json`` card beside it. The weights' SHA-256 must match the
     card. ``reader.identity`` reads e.g. ``"shapes-reader@1a2b3c4d (test all-attribute acc 99.6%)"``.
     """
-    from safetensors.torch import load_file
-
-    weights, card, digest = verified_card(name_or_path, **_WHERE)
-    try:
-        reader = ShapesReader(**card["arch"])
-        reader.load_state_dict(load_file(str(weights)))
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise TwopathsError(f"shapes reader {weights} does not fit its card's arch "
-                            f"({str(exc).splitlines()[0]})") from None
-    name = SHIPPED_READER if str(name_or_path) == SHIPPED_READER else weights.stem
-    acc = card.get("test_accuracy", {}).get("all")
+    reader, name, digest = load_verified(name_or_path, lambda arch: ShapesReader(**arch), **_WHERE)
+    acc = reader.card.get("test_accuracy", {}).get("all")
     reader.identity = f"{name}@{digest[:8]}" + (f" (test all-attribute acc {100 * acc:.1f}%)" if acc else "")
-    reader.card = card
-    return reader.to(device).eval()
+    return reader.to(device)
