@@ -91,7 +91,7 @@ def test_folders_without_a_manifest_or_wav_files_are_one_clear_error(tmp_path):
         load_splits(DataConfig(name="audio"))
 
 
-def test_a_folder_of_wav_files_is_an_audio_dataset(tmp_path):
+def test_a_folder_of_wav_files_is_an_audio_dataset(tmp_path, capsys):
     rng = np.random.default_rng(0)
     for c in ("bird", "frog"):
         (tmp_path / c).mkdir()
@@ -102,6 +102,7 @@ def test_a_folder_of_wav_files_is_an_audio_dataset(tmp_path):
     assert (len(splits.train), len(splits.val), len(splits.test)) == (16, 2, 2)
     assert splits.meta["class_names"] == ["bird", "frog"] and splits.meta["sample_rate"] == 8000
     assert splits.train[0]["audio"].shape == (1, 8000)
+    assert "note: 20 of 20 WAV files are at 16,000 Hz, not 8,000 Hz; they were resampled" in capsys.readouterr().err
     (tmp_path / "frog" / "9.wav").write_bytes(b"RIFF....")
     with pytest.raises(DataError, match="9.wav: not a readable WAV file"):
         load_splits(DataConfig(name="audio", path=str(tmp_path)))

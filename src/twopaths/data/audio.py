@@ -24,7 +24,9 @@ import csv
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -239,8 +241,17 @@ class AudioClips(Dataset):
 
 
 def _load(files: list[Path], rate: int, seconds: float, progress: bool = False) -> torch.Tensor:
-    clips = [fit_clip(*read_wav(f), out_rate=rate, seconds=seconds) for f in tqdm(files, disable=not progress,
-                                                                                    desc="reading WAV", unit="file")]
+    """The files as clips (N, 1, L) at ``rate``; one note on stderr when some had another sample rate."""
+    clips, other = [], Counter()
+    for f in tqdm(files, disable=not progress, desc="reading WAV", unit="file"):
+        x, file_rate = read_wav(f)
+        clips.append(fit_clip(x, file_rate, out_rate=rate, seconds=seconds))
+        if file_rate != rate:
+            other[file_rate] += 1
+    if other:
+        rates = ", ".join(f"{k:,} Hz" for k in sorted(other))
+        print(f"note: {sum(other.values())} of {len(files)} WAV files are at {rates}, not {rate:,} Hz; they were "
+              f"resampled to {rate:,} Hz (polyphase filter)", file=sys.stderr)
     return torch.from_numpy(np.stack(clips))[:, None]  # (N, 1, L)
 
 
