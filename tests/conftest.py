@@ -44,14 +44,45 @@ def corpus(tmp_path: Path) -> Path:
     return write_corpus(tmp_path / "corpus.txt")
 
 
-def run_cli(*args: str, check: bool = True, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``python -m twopaths ARGS`` in a real subprocess and capture its output."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "twopaths", *args], capture_output=True, text=True,
-                          env=full_env, timeout=timeout)
+#: ``TWOPATHS_TEST_SUBPROCESS=1`` runs every CLI call of the tests in its own process, as a user's shell does
+SUBPROCESS = os.environ.get("TWOPATHS_TEST_SUBPROCESS") == "1"
+
+
+def run_cli(*args: str, check: bool = True, env: dict | None = None, timeout: float = 300,
+            process: bool = False) -> subprocess.CompletedProcess:
+    """Run ``twopaths ARGS`` and capture its output and exit status.
+
+    In this process by default (``twopaths.cli.main`` with stdout and stderr captured): a new Python
+    process spends about 4 s importing torch, which ~100 calls made the largest part of ``make test``.
+    A real ``python -m twopaths`` subprocess with ``process=True``, with ``env``, or for every call
+    under ``TWOPATHS_TEST_SUBPROCESS=1``. The tests that need a process of their own (signals, a second
+    writer, DDP) start one themselves."""
+    if process or env is not None or SUBPROCESS:
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        proc = subprocess.run([sys.executable, "-m", "twopaths", *args], capture_output=True, text=True,
+                              env=full_env, timeout=timeout)
+    else:
+        proc = _in_process(args)
     if check and proc.returncode != 0:
         raise AssertionError(f"twopaths {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def _in_process(args: tuple[str, ...]) -> subprocess.CompletedProcess:
+    """``twopaths.cli.main(args)`` as a finished process: exit status (argparse's SystemExit included),
+    stdout, stderr. An unexpected exception propagates, as a traceback would end a real process."""
+    import contextlib
+    import io
+
+    from twopaths.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # --help, and argparse's usage errors (status 2)
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return subprocess.CompletedProcess(["twopaths", *args], int(code or 0), out.getvalue(), err.getvalue())
 
 
 # evaluation tests: real Fashion-MNIST images and the shipped feature network
