@@ -53,6 +53,20 @@ def test_arena_trains_measures_caches_and_resumes(tmp_path):
 
     from twopaths.errors import TwopathsError
 
+    record = tmp_path / "runs" / "mixture2d" / "ddpm" / "seed0" / "arena.json"
+    saved = record.read_text()
+    stale = json.loads(saved)
+    stale["recipe"]["config_sha256"] = "0" * 16  # what a preset changed in code since looks like
+    record.write_text(json.dumps(stale))
+    with pytest.raises(TwopathsError, match="seed, budget or preset changed"):
+        run_arena([tiny_suite()], tmp_path, "test", "cpu", log=logs.append)
+    del stale["recipe"]["config_sha256"]  # a record from an arena before the digest: still reused
+    record.write_text(json.dumps(stale))
+    logs.clear()
+    run_arena([tiny_suite()], tmp_path, "test", "cpu", log=logs.append)
+    assert sum("cached" in line for line in logs) == 4
+    record.write_text(saved)
+
     changed = replace(tiny_suite(), contenders=(replace(tiny_suite().contenders[0], overrides=("arch.mlp.width=48",)),))
     before = (tmp_path / "runs" / "mixture2d" / "ddpm" / "seed0" / "arena.json").read_bytes()
     with pytest.raises(TwopathsError, match="trained with another recipe"):

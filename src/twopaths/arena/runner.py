@@ -132,16 +132,24 @@ def contender_config(suite: Suite, contender: Contender, seed: int, device: str)
 
 
 def recipe(suite: Suite, contender: Contender, seed: int) -> dict[str, Any]:
-    """What decides a contender's run (model, overrides, seed, budget): kept with its files, so a cached or
+    """What decides a contender's run (model, overrides, seed, budget, and a digest of the whole resolved
+    configuration, so that a preset changed in code counts too): kept with its files, so a cached or
     half-trained run is reused only for the same recipe."""
+    import hashlib
+
+    resolved = dataclasses.asdict(contender_config(suite, contender, seed, "cpu"))
+    digest = hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return {"model": contender.model, "data": suite.data, "overrides": [*suite.overrides, *contender.overrides],
-            "seed": seed, "budget_flops": suite.budget_flops, "budget_s": suite.budget_s}
+            "seed": seed, "budget_flops": suite.budget_flops, "budget_s": suite.budget_s, "config_sha256": digest}
 
 
 def _check_recipe(saved: dict[str, Any] | None, wanted: dict[str, Any], where: Path) -> None:
-    if saved is not None and "recipe" in saved and saved["recipe"] != wanted:
+    """One line when ``saved`` was made by another recipe. Keys an older arena did not record (the
+    configuration digest) are not compared, so its cached runs stay usable."""
+    old = (saved or {}).get("recipe")
+    if old is not None and any(old[k] != v for k, v in wanted.items() if k in old):
         raise TwopathsError(f"{where} was trained with another recipe than this arena's (its model, overrides, "
-                            f"seed or budget changed since); use a new --out, or delete {where.parent} to "
+                            f"seed, budget or preset changed since); use a new --out, or delete {where.parent} to "
                             f"train it again (nothing was changed)")
 
 
