@@ -18,6 +18,7 @@ from twopaths.cli.options import (GAUSSIAN_SAMPLERS, MAX_N, add_checkpoint_args,
                                   natural)
 from twopaths.cli.options import weights as run_weights
 from twopaths.errors import TwopathsError
+from twopaths.eval.audio_sampling import AUDIO_SAMPLE_METRICS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -99,7 +100,7 @@ CLASSIFIER_METRICS = ("loss", "accuracy")
 PAIR_METRICS = ("bleu", "chrf", "exact")
 RECON_METRICS = ("recon",)  # autoencoder and ldm runs: twopaths.eval.reconstruction
 MOLECULE_METRICS = ("moses",)  # text runs on molecules: twopaths.eval.smiles_sampling
-AUDIO_METRICS = ("fd", "is", "accuracy")  # audio runs: twopaths.eval.audio_sampling (accuracy: of their samples)
+AUDIO_METRICS = AUDIO_SAMPLE_METRICS  # audio runs: fd, is, accuracy (of their class-conditional samples)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

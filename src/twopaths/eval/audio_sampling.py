@@ -13,13 +13,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import torch
-
 from twopaths.errors import TwopathsError
 
 __all__ = ["AUDIO_SAMPLE_METRICS", "audio_sample_report"]
 
-AUDIO_SAMPLE_METRICS = ("fd", "is", "accuracy")
+AUDIO_SAMPLE_METRICS = ("fd", "is", "accuracy")  # no torch at import: the CLI's parser reads this
 
 
 def audio_sample_report(run: Any, metrics: list[str], *, n: int | None = None, split: str | None = None,
@@ -29,6 +27,8 @@ def audio_sample_report(run: Any, metrics: list[str], *, n: int | None = None, s
     """The asked ``metrics`` (of :data:`AUDIO_SAMPLE_METRICS`) of ``n`` clips sampled from ``run``, with
     the floor, n, the classifier's identity and the sampling speed. ``accuracy`` needs a
     class-conditional run; ``sampler``/``steps``/``guidance`` apply to diffusion runs."""
+    import torch
+
     from twopaths.data.registry import load_splits
     from twopaths.eval.audio_features import audio_scores, load_audio_feature_net
     from twopaths.eval.images import sample_model
@@ -36,7 +36,7 @@ def audio_sample_report(run: Any, metrics: list[str], *, n: int | None = None, s
     classes = int(getattr(run.model, "num_classes", 0) or 0)
     if "accuracy" in metrics and not classes:
         raise TwopathsError("--metrics accuracy scores class-conditional samples; this run is unconditional "
-                            "(train it with arch.num_classes=10)")
+                            "(train it with arch.conditioning=class)")
     net = load_audio_feature_net(classifier)
     names = list(run.meta.get("class_names") or [])
     if "accuracy" in metrics and names != list(net.card.get("classes") or []):
