@@ -116,7 +116,7 @@ def train(model: str | None = None, *, out: str | Path | None = None, data: str 
 
 
 def evaluate(run: Run, metrics: list[str] | tuple[str, ...] = ("loss",), *, split: str | None = None,
-             n: int | None = None, sampler: str = "ddim", steps: int | None = None, guidance: float = 1.0,
+             n: int | None = None, sampler: str | None = None, steps: int | None = None, guidance: float = 1.0,
              seed: int = 0) -> dict[str, Any]:
     """Metrics of a trained run, as ``twopaths eval``: ``loss`` (and what the family reports with it:
     perplexity, bits/dim) on ``split`` (default val), or sample metrics (``fid``, ``kid``, ``pr``,

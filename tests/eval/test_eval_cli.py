@@ -32,7 +32,7 @@ def test_eval_prints_fid_kid_pr_with_the_floor(ddpm_run, tmp_path, capsys):
     code, out, _ = cli(capsys, "eval", ddpm_run, "--metrics", "fid,kid,pr,classes", "--n", 48, "--steps", 2,
                        "--batch-size", 32, "--json", tmp_path / "m.json")
     assert code == 0
-    assert "48 samples (ddim, 2 steps" in out and "real-vs-real" in out
+    assert "48 samples (dpmpp, 2 steps" in out and "real-vs-real" in out  # the run's own sampler (the preset's)
     for name in ("fid", "kid", "precision", "recall", "density", "coverage", "class_entropy_norm"):
         assert f"  {name} " in out, name
     assert "shapes@" in out and "test acc" in out  # the feature net's identity on every row

@@ -75,8 +75,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "default loss (classifiers: loss,accuracy), or the sample metrics with --real-vs-real)")
     add_checkpoint_args(p)
     g = p.add_argument_group("sample metrics")
-    g.add_argument("--sampler", choices=GAUSSIAN_SAMPLERS, default="ddim",
-                   help="diffusion sampler (default ddim)")
+    g.add_argument("--sampler", choices=GAUSSIAN_SAMPLERS, default=None,
+                   help="diffusion sampler (default: the run's own, its arch.sampler)")
     g.add_argument("--steps", type=count, default=None,
                    help="sampling steps (default: the run's arch.sample_steps, or T for ddpm when that is "
                         "not the run's own sampler)")

@@ -3,8 +3,8 @@
 :func:`sample_metrics` draws samples from a run and scores them against real items: FID, KID,
 precision/recall and class statistics for images (:mod:`twopaths.eval.images`), mode coverage for
 2-D mixtures (:func:`mode_metrics`, :mod:`twopaths.eval.coverage`). How a run is sampled follows
-its model spec's ``evaluation``: a "diffusion" run with ``sampler`` and ``steps`` (default: its
-model's ``default_steps``, the one rule), any other in one go.
+its model spec's ``evaluation``: a "diffusion" run with ``sampler`` and ``steps`` (default: its own
+sampler and its model's ``default_steps``, the one rule), any other in one go.
 """
 
 from __future__ import annotations
@@ -24,17 +24,19 @@ from twopaths.eval.images import evaluate_images, sample_model
 __all__ = ["mode_metrics", "sample_metrics", "sampling_steps"]
 
 
-def sampling_steps(run: Any, sampler: str, steps: int | None) -> tuple[int | None, str]:
-    """The steps to sample ``run`` with and a description: a diffusion run defaults to its model's
-    ``default_steps`` ("ddim, 50 steps"); any other run samples in one go (its model name)."""
+def sampling_steps(run: Any, sampler: str | None, steps: int | None) -> tuple[int | None, str]:
+    """The steps to sample ``run`` with and a description: a diffusion run defaults to its own sampler
+    (``arch.sampler``) and its model's ``default_steps`` ("ddim, 50 steps"); any other run samples in
+    one go (its model name)."""
     if run.spec.evaluation != "diffusion":
         return steps, run.cfg.model
+    sampler = sampler or run.model.default_sampler
     steps = steps or run.model.default_steps(sampler)
     return steps, f"{sampler}, {steps} steps"
 
 
 def sample_metrics(run: Any, data_cfg: DataConfig, kind: str, metrics: list[str], *, split: str | None = None,
-                   n: int | None = None, seed: int = 0, sampler: str = "ddim", steps: int | None = None,
+                   n: int | None = None, seed: int = 0, sampler: str | None = None, steps: int | None = None,
                    guidance: float = 1.0, batch_size: int = 500, feature_net: str | None = None) -> dict[str, Any]:
     """Sample metrics of ``run`` (or, with ``run=None``, the real-vs-real floor alone) from ``n`` samples
     (default 10,000, or what ``split`` holds) against ``n`` real items of ``split`` (default test): the image
@@ -72,7 +74,7 @@ def sample_metrics(run: Any, data_cfg: DataConfig, kind: str, metrics: list[str]
 
 
 def mode_metrics(run: Any, data_cfg: DataConfig, *, split: str = "test", n: int | None = None, seed: int = 0,
-                 sampler: str = "ddim", steps: int | None = None, guidance: float = 1.0,
+                 sampler: str | None = None, steps: int | None = None, guidance: float = 1.0,
                  batch_size: int = 500) -> dict[str, Any]:
     """Mode coverage of ``n`` samples (default 10,000) of a 2-D mixture run, and of ``n`` fresh draws from
     the mixture as the floor (``run=None``: the floor alone). ``split`` is not used: the mixture is drawn afresh."""
