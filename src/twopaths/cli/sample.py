@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="stop a sample when this text appears (not printed); repeatable")
     g = p.add_argument_group("diffusion models")
     g.add_argument("--sampler", choices=[*GAUSSIAN_SAMPLERS, *MASKED_SAMPLERS], default=None,
-                   help="Gaussian diffusion (default ddim): DDPM ancestral, DDIM (eta 0), DPM-Solver++(2M), or "
+                   help="Gaussian diffusion (default: the run's own, arch.sampler): DDPM ancestral, DDIM (eta 0), DPM-Solver++(2M), or "
                         "Euler/Heun on EDM sigmas; masked diffusion (mdlm, default ancestral): MDLM ancestral, "
                         "LLaDA low-confidence remasking, or block (semi-autoregressive remasking)")
     g.add_argument("--steps", type=count, default=None,
