@@ -42,8 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="stop a sample when this text appears (not printed); repeatable")
     g = p.add_argument_group("diffusion models")
     g.add_argument("--sampler", choices=[*GAUSSIAN_SAMPLERS, *MASKED_SAMPLERS], default=None,
-                   help="Gaussian diffusion (default: the run's own, arch.sampler): DDPM ancestral, DDIM (eta 0), DPM-Solver++(2M), or "
-                        "Euler/Heun on EDM sigmas; masked diffusion (mdlm, default ancestral): MDLM ancestral, "
+                   help="Gaussian diffusion (default: the run's own, arch.sampler): DDPM ancestral, DDIM (eta 0), "
+                        "DPM-Solver++(2M), or Euler/Heun on EDM sigmas; masked diffusion (mdlm, default ancestral): MDLM ancestral, "
                         "LLaDA low-confidence remasking, or block (semi-autoregressive remasking)")
     g.add_argument("--steps", type=count, default=None,
                    help="sampling steps (default: the run's arch.sample_steps, or T for ddpm when that is not "
