@@ -45,6 +45,8 @@ def test_train_sample_eval(tones, tmp_path, model, arch):
         run_cli("sample", str(run), "--n", "1", "--out", str(tmp_path / "one.wav"), *steps)
         assert (tmp_path / "one.wav").is_file() and (tmp_path / "one.png").is_file()
         _sample_metrics(run, tmp_path)
+        out = run_cli("sample", str(run), "--n", "2", "--sampler", "diffwave", "--out", str(tmp_path / "fast.wav"))
+        assert "diffwave, 6 steps" in out.stdout  # DiffWave's fast schedule, its own 6 steps by default
     else:
         bad = run_cli("sample", str(run), "--n", "1", "--out", str(tmp_path / "x.png"), check=False)
         assert bad.returncode == 2 and "audio samples are written as .wav" in bad.stderr.strip().splitlines()[-1]

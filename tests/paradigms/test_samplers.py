@@ -552,9 +552,9 @@ def test_zero_terminal_snr_needs_v_prediction():
 
 
 def test_make_sampler_registry_and_errors():
-    assert set(SAMPLERS) == {"ddpm", "ddim", "dpmpp", "euler", "heun"}
+    assert set(SAMPLERS) == {"ddpm", "ddim", "dpmpp", "euler", "heun", "diffwave"}
     assert isinstance(make_sampler("ddim", schedule(), 5, eta=0.3), DDIM)
-    with pytest.raises(ValueError, match="ddpm, ddim, dpmpp, euler, heun"):
+    with pytest.raises(ValueError, match="ddpm, ddim, dpmpp, euler, heun, diffwave"):
         make_sampler("plms", schedule(), 5)
     with pytest.raises(ValueError, match="eps, x0, v"):
         make_sampler("ddim", schedule(), 5, prediction="epsilon")
@@ -572,3 +572,48 @@ def test_cuda_run_matches_cpu_run(name):
     gpu = sampler.sample(fake_model, x_T.cuda(), generator=torch.Generator().manual_seed(1))
     assert gpu.device.type == "cuda" and gpu.dtype == torch.float32
     assert rel_err(gpu.cpu(), cpu) < 1e-4
+
+
+# ----------------------------------------------------------------------------- DiffWave's fast schedule
+
+
+def _root_abar_at(kind: str, t: torch.Tensor) -> torch.Tensor:
+    """sqrt(abar) of the training schedule linearly interpolated at fractional timesteps t."""
+    root = schedule(kind).alphas_cumprod.double().sqrt()
+    lo = t.floor().long().clamp(0, T - 2)
+    return root[lo] + (t - lo) * (root[lo + 1] - root[lo])
+
+
+@pytest.mark.parametrize("kind", SCHEDULES)
+def test_diffwave_fast_steps_are_aligned_to_the_training_schedule(kind):
+    """Each step's fractional timestep has the training noise level of DiffWave's inference chain
+    (the t_align of appendix B), within the training schedule's range."""
+    from twopaths.paradigms.samplers import DIFFWAVE_BETAS, DiffWaveFast
+
+    sampler = DiffWaveFast(schedule(kind), 6)
+    assert sampler.nfe == 6 and sampler.timesteps.shape == (6,) and bool((sampler.timesteps.diff() < 0).all())
+    abar = torch.tensor([1 - b for b in DIFFWAVE_BETAS], dtype=torch.float64).cumprod(0).flip(0)  # S .. 1
+    inside = abar.sqrt() <= schedule(kind).alphas_cumprod[0].double().sqrt()  # levels the training schedule has
+    assert torch.allclose(_root_abar_at(kind, sampler.timesteps)[inside], abar.sqrt()[inside], atol=1e-9)
+    assert bool((sampler.timesteps[~inside] == 0).all())  # a level before training step 0 clamps to it
+    assert DiffWaveFast(schedule(kind), 8).timesteps.shape == (8,)  # other counts: geometric betas, same ends
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_diffwave_fast_recovers_a_point_mass_exactly(prediction):
+    """Data that is one point c: the ideal network knows x0 = c at every level, and the inference chain's
+    last step (no noise) then returns exactly c from any start."""
+    from twopaths.paradigms.samplers import DiffWaveFast
+
+    c = torch.linspace(-0.5, 0.5, 48).reshape(SHAPE[0], 3, 2, 4)
+
+    def ideal(x_t, t):
+        a = _root_abar_at("cosine", t.double()).float()[:, None, None, None]
+        s = (1 - a ** 2).sqrt()
+        eps = (x_t - a * c) / s
+        return eps if prediction == "eps" else a * eps - s * c
+
+    sampler = make_sampler("diffwave", schedule("cosine"), 6, prediction=prediction, clip=None)
+    g = torch.Generator().manual_seed(0)
+    x0 = sampler.sample(ideal, sampler.init_noise(c.shape, g), generator=g)
+    assert torch.allclose(x0, c, atol=1e-4)

@@ -88,7 +88,7 @@ class Parser(argparse.ArgumentParser):
 
 # --sampler values, spelled here so building the parser does not import torch; a test checks they
 # match the samplers of twopaths.paradigms (gaussian / mdlm_sampling.SAMPLERS)
-GAUSSIAN_SAMPLERS = ("ddpm", "ddim", "dpmpp", "euler", "heun")
+GAUSSIAN_SAMPLERS = ("ddpm", "ddim", "dpmpp", "euler", "heun", "diffwave")
 MASKED_SAMPLERS = ("ancestral", "remask", "block")
 
 

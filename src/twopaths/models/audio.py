@@ -98,14 +98,18 @@ def sample_audio(run: Any, *, n: int, seed: int, out: str | None, sampler: str |
     labels = class_labels(model, n, class_, names)
     generator = torch.Generator().manual_seed(seed)
     if isinstance(model, GaussianDiffusion):
+        sampler = sampler or model.default_sampler
+        steps = steps or model.default_steps(sampler)
+        how = f" ({sampler}, {steps} steps)"
         clips = model.sample(n, cond=labels, sampler=sampler, steps=steps, generator=generator, guidance=guidance)
     else:
+        how = f" (one network call per sample, temperature {temperature:g})"
         clips = model.sample(n, cond=labels, generator=generator, temperature=temperature)
     titles = [names[int(y)] if labels is not None and names else f"clip {i}" for i, y in
               enumerate(labels if labels is not None else range(n))]
     path = Path(out) if out else Path(run.run_dir) / "samples" / "sample.wav"
     files = write_clips(clips.cpu(), path, int(run.meta.get("sample_rate", 8000)), titles)
-    print(f"{n} clip(s) of {clips.shape[-1] / run.meta.get('sample_rate', 8000):g} s -> "
+    print(f"{n} clip(s) of {clips.shape[-1] / run.meta.get('sample_rate', 8000):g} s{how} -> "
           f"{files[0] if len(files) == 2 else files[0].parent}")
     return 0
 

@@ -37,7 +37,7 @@ from torch import nn
 from twopaths.errors import DataError
 from twopaths.nn.distributions import discretized_gaussian_log_likelihood, normal_kl
 from twopaths.paradigms.base import Paradigm
-from twopaths.paradigms.samplers import make_sampler
+from twopaths.paradigms.samplers import DIFFWAVE_BETAS, make_sampler
 from twopaths.paradigms.schedule import NoiseSchedule, gather, min_snr_weight, q_sample, target_for, to_x0
 
 # ----------------------------------------------------------------------------- the variational bound
@@ -111,9 +111,12 @@ class GaussianDiffusion(Paradigm):
 
     def default_steps(self, sampler: str) -> int:
         """The steps ``sampler`` takes when none are asked for, for every caller (``sample``, ``eval``,
-        ``upscale``): the model's ``sample_steps``, except for ``ddpm`` when it is not the model's own
-        sampler, which takes all T steps (ancestral sampling with fewer steps is a different chain)."""
-        return self.schedule.T if sampler == "ddpm" and sampler != self.default_sampler else self.sample_steps
+        ``upscale``): the model's ``sample_steps``, except when ``sampler`` is not the model's own: ``ddpm``
+        then takes all T steps (ancestral sampling with fewer steps is a different chain) and ``diffwave``
+        the 6 of DiffWave's fast schedule (:data:`~twopaths.paradigms.samplers.DIFFWAVE_BETAS`)."""
+        if sampler == self.default_sampler:
+            return self.sample_steps
+        return {"ddpm": self.schedule.T, "diffwave": len(DIFFWAVE_BETAS)}.get(sampler, self.sample_steps)
 
     # ------------------------------------------------------------------ the network, with guidance
 

@@ -1,4 +1,5 @@
-"""Samplers for Gaussian diffusion: DDPM, DDIM, DPM-Solver++(2M), Euler and Heun, one interface.
+"""Samplers for Gaussian diffusion: DDPM, DDIM, DPM-Solver++(2M), Euler, Heun and DiffWave's fast
+schedule, one interface.
 
 Every sampler walks a descending list of training timesteps (:func:`make_timesteps`), asks the
 network for its raw output at each one and turns it into the next, less noisy sample::
@@ -569,10 +570,75 @@ class Heun(_SigmaSampler):
         return x_next, x_t, x0
 
 
+# ----------------------------------------------------------------------------- DiffWave's fast schedule
+
+#: DiffWave's 6-step inference noise schedule (Kong et al. 2021, appendix B)
+DIFFWAVE_BETAS = (1e-4, 1e-3, 1e-2, 5e-2, 0.2, 0.5)
+
+
+class DiffWaveFast(Sampler):
+    """DiffWave's fast sampling (Kong et al. 2021, appendix B): a short inference noise schedule
+    beta^infer_1..S, unrelated to the training schedule, whose steps are *aligned* to fractional
+    training timesteps.
+
+    With alpha^infer_s = 1 - beta^infer_s and abar^infer_s their running product, step s evaluates the
+    network at the t where sqrt(abar_t), linearly interpolated between training timesteps, equals
+    sqrt(abar^infer_s) (the paper's t_s^align)::
+
+        t_align = t + (sqrt(abar_t) - sqrt(abar^infer_s)) / (sqrt(abar_t) - sqrt(abar_{t+1}))
+
+    and takes the ancestral step of the inference chain (the paper's Algorithm 2 on beta^infer)::
+
+        x_{s-1} = (x_s - beta_s / sqrt(1 - abar_s) eps) / sqrt(alpha_s) + sigma_s z,
+        sigma_s = sqrt((1 - abar_{s-1}) / (1 - abar_s) beta_s),  no noise on the last step
+
+    eps comes from the (clipped) x0 estimate at abar^infer_s, so any prediction type works. With 6
+    steps the schedule is DiffWave's (:data:`DIFFWAVE_BETAS`); another step count takes betas spaced
+    geometrically between the same ends. Sampling starts from N(0, I) although abar^infer_S is 0.375,
+    as DiffWave does. Levels beyond the training schedule's ends are clamped to its first or last step.
+    ``spacing`` and ``steps_offset`` do not apply.
+    """
+
+    name = "diffwave"
+    stochastic = True
+
+    def __init__(self, schedule: NoiseSchedule, steps: int, spacing: Spacing = "leading", prediction: str = "eps",
+                 clip: float | None = 1.0, dynamic_threshold: float | None = None, steps_offset: int = 0):
+        super().__init__(schedule, steps, spacing, prediction, clip, dynamic_threshold, steps_offset)
+        betas = DIFFWAVE_BETAS if steps == len(DIFFWAVE_BETAS) else tuple(
+            float(b) for b in torch.logspace(math.log10(DIFFWAVE_BETAS[0]), math.log10(DIFFWAVE_BETAS[-1]), steps,
+                                             dtype=torch.float64))
+        abar = torch.tensor([1 - b for b in betas], dtype=torch.float64).cumprod(0)  # (S,) abar^infer_1..S
+        root = schedule.alphas_cumprod.double().sqrt()  # (T,) decreasing
+        times = []
+        for target in abar.sqrt().tolist():
+            t = int(torch.searchsorted(-root, torch.tensor([-target], dtype=torch.float64)).clamp(1, len(root) - 1)) - 1
+            frac = (float(root[t]) - target) / (float(root[t]) - float(root[t + 1]))
+            times.append(min(max(t + frac, 0.0), len(root) - 1.0))
+        order = list(range(steps - 1, -1, -1))  # sampling runs s = S .. 1
+        self._beta = [betas[s] for s in order]
+        self._abar = [float(abar[s]) for s in order]
+        self._abar_prev = [float(abar[s - 1]) if s > 0 else 1.0 for s in order]
+        self.timesteps = torch.tensor([times[s] for s in order], dtype=torch.float64)  # fractional, descending
+        self._c = [_x0_coefficients(prediction, math.sqrt(ab), math.sqrt(1 - ab)) for ab in self._abar]
+
+    def _step(self, out, i, x, generator):
+        c_skip, c_out = self._c[i]
+        x0 = self.postprocess_x0(out if c_skip == 0.0 else c_skip * x + c_out * out)
+        ab, beta = self._abar[i], self._beta[i]
+        eps = (x - math.sqrt(ab) * x0) / math.sqrt(1 - ab)
+        x_prev = (x - beta / math.sqrt(1 - ab) * eps) / math.sqrt(1 - beta)
+        if i < self.steps - 1:
+            sigma = math.sqrt((1 - self._abar_prev[i]) / (1 - ab) * beta)
+            x_prev = x_prev + sigma * _noise(x.shape, generator, x.device)
+        return x_prev, x0
+
+
 # ----------------------------------------------------------------------------- registry
 
 
-SAMPLERS: dict[str, type[Sampler]] = {"ddpm": DDPM, "ddim": DDIM, "dpmpp": DPMSolverPP2M, "euler": Euler, "heun": Heun}
+SAMPLERS: dict[str, type[Sampler]] = {"ddpm": DDPM, "ddim": DDIM, "dpmpp": DPMSolverPP2M, "euler": Euler, "heun": Heun,
+                                      "diffwave": DiffWaveFast}
 
 #: a sampler's name as configs spell it, built from the registry so the two cannot drift apart
 SamplerName = Literal[tuple(SAMPLERS)]  # type: ignore[valid-type]
