@@ -81,22 +81,33 @@ class GatedResidualLayer(nn.Module):
         z = self._gate(self.conv(F.pad(self._input(x, cond), padding)))  # (B, C, T)
         return x + self.res(z), self.skip(z)
 
-    def step(self, x: torch.Tensor, past: torch.Tensor, t: int, cond: torch.Tensor | None = None
+    def step_weights(self) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """The weights :meth:`step` multiplies by, as contiguous (C_in, C_out) matrices made once per
+        generation (slicing the (2C, C, k) kernel at every sample costs more than the product): the k
+        taps of the dilated convolution, and the residual and skip 1x1 convolutions side by side."""
+        w = self.conv.weight  # (2C, C, k): tap j reads the input of time t - (k - 1 - j) * dilation
+        taps = [w[:, :, j].T.contiguous() for j in range(self.kernel_size)]  # (C, 2C) each
+        out_w = torch.cat([self.res.weight[:, :, 0], self.skip.weight[:, :, 0]]).T.contiguous()  # (C, 2C)
+        return taps, out_w, torch.cat([self.res.bias, self.skip.bias])
+
+    def step(self, x: torch.Tensor, past: torch.Tensor, t: int, cond: torch.Tensor | None = None,
+             weights: tuple[list[torch.Tensor], torch.Tensor, torch.Tensor] | None = None
              ) -> tuple[torch.Tensor, torch.Tensor]:
         """One new column at time ``t`` (causal only): x (B, C) -> (x + residual, skip), exactly
-        :meth:`forward`'s column t, in O(layer) work. ``past`` (B, C, pad) is a ring buffer of this
+        :meth:`forward`'s column t, in O(layer) work. ``past`` (pad, B, C) is a ring buffer of this
         layer's last ``pad`` inputs: slot ``t mod pad`` holds the input of time t - pad (zeros before
-        the start, as the causal padding), and is overwritten by time t's input here."""
+        the start, as the causal padding), and is overwritten by time t's input here. ``weights``:
+        :meth:`step_weights`, made once by the caller (made here when not given)."""
+        taps, out_w, out_b = weights if weights is not None else self.step_weights()
         h = x if self.cond is None or cond is None else x + self.cond(cond)  # (B, C)
-        w = self.conv.weight  # (2C, C, k): tap j reads the input of time t - (k - 1 - j) * dilation
-        out = F.linear(h, w[:, :, -1], self.conv.bias)  # (B, 2C)
+        out = torch.addmm(self.conv.bias, h, taps[-1])  # (B, 2C): the tap on time t itself
         for j in range(self.kernel_size - 1):
-            out = out + F.linear(past[:, :, (t + j * self.dilation) % self.pad], w[:, :, j])
-        past[:, :, t % self.pad] = h
+            out = torch.addmm(out, past[(t + j * self.dilation) % self.pad], taps[j])
+        past[t % self.pad] = h
         f, g = out.chunk(2, dim=1)
         z = self.drop(torch.tanh(f) * torch.sigmoid(g))  # (B, C), WaveNet eq. 2
-        return x + F.linear(z, self.res.weight[:, :, 0], self.res.bias), F.linear(z, self.skip.weight[:, :, 0],
-                                                                                   self.skip.bias)
+        res, skip = torch.addmm(out_b, z, out_w).chunk(2, dim=1)  # (B, C) each
+        return x + res, skip
 
 
 class ConvCache:
@@ -104,7 +115,8 @@ class ConvCache:
     as the causal padding). ``length`` counts the positions processed (the KV cache's interface)."""
 
     def __init__(self, layers: nn.ModuleList, batch: int, channels: int, device: torch.device, dtype: torch.dtype):
-        self.past = [torch.zeros(batch, channels, layer.pad, device=device, dtype=dtype) for layer in layers]
+        self.past = [torch.zeros(layer.pad, batch, channels, device=device, dtype=dtype) for layer in layers]
+        self.weights = [layer.step_weights() for layer in layers]  # the weights are fixed while generating
         self.length = 0
 
 
@@ -158,8 +170,8 @@ class WaveNet(nn.Module):
         for t in range(ids.shape[1]):
             x = self.embed(ids[:, t])  # (B, C)
             skips = torch.zeros_like(x)
-            for layer, past in zip(self.layers, cache.past):
-                x, s = layer.step(x, past, cache.length, cond)
+            for layer, past, weights in zip(self.layers, cache.past, cache.weights):
+                x, s = layer.step(x, past, cache.length, cond, weights)
                 skips = skips + s
             columns.append(self._out_column(skips))  # (B, classes)
             cache.length += 1
