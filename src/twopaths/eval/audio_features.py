@@ -5,7 +5,7 @@ a ResNet classifier trained on SC09's spectrograms: the accuracy of class-condit
 Fréchet distance between features of generated and real clips (FID's method on audio, with the
 real-vs-real floor at the same n), the Inception score (Salimans et al. 2016) and the modified
 Inception score (Gurumurthy et al. 2017). twopaths does the same with its own classifier,
-trained on ``spoken-digits`` by ``scripts/train_audio_classifier.py`` (a fixed recipe and seed)
+trained on ``spoken-digits`` by ``scripts/train_feature_net.py spoken-digits`` (a fixed recipe and seed)
 and shipped as safetensors with a JSON card, like the image feature nets
 (:mod:`twopaths.eval.features`).
 
@@ -33,7 +33,7 @@ __all__ = ["AUDIO_SHIPPED", "AudioFeatureNet", "LogMel", "audio_scores", "incept
 
 #: names of the audio feature networks that ship with the package (``eval/weights/NAME.safetensors``)
 AUDIO_SHIPPED: tuple[str, ...] = ("spoken-digits",)
-_WHERE = {"shipped": AUDIO_SHIPPED, "kind": "audio feature net", "script": "scripts/train_audio_classifier.py"}
+_WHERE = {"shipped": AUDIO_SHIPPED, "kind": "audio feature net", "script": "scripts/train_feature_net.py spoken-digits"}
 
 
 class LogMel(nn.Module):
