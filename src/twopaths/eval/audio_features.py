@@ -2,8 +2,8 @@
 
 Audio has no Inception network either. DiffWave (Kong et al. 2021, sec. 5.2) scores SC09 samples with
 a ResNet classifier trained on SC09's spectrograms: the accuracy of class-conditional samples, the
-Fréchet distance between features of generated and real clips (FID's method on audio, with the
-real-vs-real floor at the same n), the Inception score (Salimans et al. 2016) and the modified
+Fréchet distance between features of generated and real clips (FID's method on audio, beside the
+real-vs-real floor of two halves of the real clips), the Inception score (Salimans et al. 2016) and the modified
 Inception score (Gurumurthy et al. 2017). twopaths does the same with its own classifier,
 trained on ``spoken-digits`` by ``scripts/train_feature_net.py spoken-digits`` (a fixed recipe and seed)
 and shipped as safetensors with a JSON card, like the image feature nets
