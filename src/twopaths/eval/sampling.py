@@ -30,8 +30,7 @@ def sampling_steps(run: Any, sampler: str | None, steps: int | None) -> tuple[in
     one go (its model name)."""
     if run.spec.evaluation != "diffusion":
         return steps, run.cfg.model
-    sampler = sampler or run.model.default_sampler
-    steps = steps or run.model.default_steps(sampler)
+    sampler, steps = run.model.sampling_plan(sampler, steps)
     return steps, f"{sampler}, {steps} steps"
 
 

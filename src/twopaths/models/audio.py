@@ -98,8 +98,7 @@ def sample_audio(run: Any, *, n: int, seed: int, out: str | None, sampler: str |
     labels = class_labels(model, n, class_, names)
     generator = torch.Generator().manual_seed(seed)
     if isinstance(model, GaussianDiffusion):
-        sampler = sampler or model.default_sampler
-        steps = steps or model.default_steps(sampler)
+        sampler, steps = model.sampling_plan(sampler, steps)
         how = f" ({sampler}, {steps} steps)"
         clips = model.sample(n, cond=labels, sampler=sampler, steps=steps, generator=generator, guidance=guidance)
     else:

@@ -206,13 +206,12 @@ def sample_diffusion(run: Any, *, n: int, seed: int, out: str | None, sampler: s
     """``twopaths sample`` for diffusion models: a PNG grid / scatter plot or NPZ arrays, and optionally
     a picture of the denoising trajectory."""
     model: GaussianDiffusion = run.model
-    sampler = sampler or model.default_sampler  # the run's own (arch.sampler)
+    sampler, steps = model.sampling_plan(sampler, steps)  # default: the run's own (arch.sampler)
     if guidance < 0:
         raise TwopathsError("--guidance must be >= 0 (1 = plain conditional, 0 = unconditional)")
     labels = class_labels(model, n, class_, run.meta.get("class_names") or [])
     prompts = caption_prompts(model, n, prompt, run.cfg)
     generator = torch.Generator().manual_seed(seed)
-    steps = steps or model.default_steps(sampler)
     bar = tqdm(total=steps, desc=f"{sampler} {steps} steps", unit="step", leave=False)
     frames: tuple[list, list, list] = ([], [], [])  # x_t, predicted x0, t of each step, for --trajectory
     keep = min(n, 4)

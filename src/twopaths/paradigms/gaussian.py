@@ -118,6 +118,12 @@ class GaussianDiffusion(Paradigm):
             return self.sample_steps
         return {"ddpm": self.schedule.T, "diffwave": len(DIFFWAVE_BETAS)}.get(sampler, self.sample_steps)
 
+    def sampling_plan(self, sampler: str | None = None, steps: int | None = None) -> tuple[str, int]:
+        """(sampler, steps) a call draws with: the ones named, else the model's own sampler and
+        :meth:`default_steps` for it. Every caller that reports or sizes sampling asks this."""
+        sampler = sampler or self.default_sampler
+        return sampler, steps or self.default_steps(sampler)
+
     # ------------------------------------------------------------------ the network, with guidance
 
     def _labels(self, batch: dict[str, Any], n: int, device: torch.device) -> torch.Tensor | None:
@@ -235,8 +241,7 @@ class GaussianDiffusion(Paradigm):
         own, ``default_sampler``; ``steps`` defaults to :meth:`default_steps`). ``cond`` (n,) class ids or
         ``prompts`` (n captions, text-conditioned models; None = the null caption), with classifier-free
         ``guidance`` w (1 = plain conditional). ``callback(i, t, x_t, x0_pred)`` sees every step."""
-        sampler = sampler or self.default_sampler
-        steps = steps or self.default_steps(sampler)
+        sampler, steps = self.sampling_plan(sampler, steps)
         y = cond
         solver = make_sampler(sampler, self.schedule, steps, spacing=spacing, prediction=self.cfg.prediction,
                               clip=self.clip, **sampler_options)

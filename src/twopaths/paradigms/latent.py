@@ -163,6 +163,10 @@ class LatentDiffusion(Paradigm):
         """The latent diffusion's :meth:`GaussianDiffusion.default_steps`."""
         return self.diffusion.default_steps(sampler)
 
+    def sampling_plan(self, sampler: str | None = None, steps: int | None = None) -> tuple[str, int]:
+        """The latent diffusion's :meth:`GaussianDiffusion.sampling_plan`."""
+        return self.diffusion.sampling_plan(sampler, steps)
+
     @property
     def text_encoder(self):  # noqa: ANN201 - the latent diffusion's caption encoder, or None
         return getattr(self.diffusion, "text_encoder", None)
