@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from twopaths.arena.verdicts import (LEARNED_FID_MULTIPLE, LEARNED_PPL_FRACTION, LEARNED_VALIDITY, Row,
-                                     comparison_rows, fmt, learned_table, main_quality)
+from twopaths.arena.verdicts import (LEARNED_AUDIO_ACCURACY, LEARNED_FID_MULTIPLE, LEARNED_PPL_FRACTION,
+                                     LEARNED_VALIDITY, Row, comparison_rows, fmt, learned_table, main_quality)
 
 
 @dataclass
@@ -40,7 +40,15 @@ class Image:
     caption: str
 
 
-Block = Heading | Para | Table | Image
+@dataclass
+class Clips:
+    """Playable audio: WAV files (relative to the report's folder) with one label each."""
+    paths: list[str]
+    labels: list[str]
+    caption: str
+
+
+Block = Heading | Para | Table | Image | Clips
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
@@ -70,7 +78,8 @@ def _plt():
 
 
 #: what the quality-vs-NFE plot shows per kind of suite: (metric, axis label, what one sample is)
-_NFE_PLOT = {"image": ("fid", "FID", "image"), "molecules": ("valid", "valid fraction", "molecule")}
+_NFE_PLOT = {"image": ("fid", "FID", "image"), "molecules": ("valid", "valid fraction", "molecule"),
+             "audio": ("fd", "FD (digit classifier features)", "clip")}
 
 
 def plot_quality_vs_nfe(suite: dict[str, Any], path: Path) -> bool:
@@ -109,7 +118,8 @@ def plot_quality_vs_nfe(suite: dict[str, Any], path: Path) -> bool:
     return True
 
 
-_CURVE_LABEL = {"fid": "FID ↓", "high_quality": "high-quality fraction ↑", "val_loss": "validation loss ↓"}
+_CURVE_LABEL = {"fid": "FID ↓", "high_quality": "high-quality fraction ↑", "val_loss": "validation loss ↓",
+                "fd": "FD (digit classifier) ↓"}
 
 
 def plot_quality_curves(suite: dict[str, Any], path: Path) -> bool:
@@ -128,7 +138,7 @@ def plot_quality_curves(suite: dict[str, Any], path: Path) -> bool:
         axes[0].plot([p["flops"] for p in curve], [p[metric] for p in curve], marker="o", label=name)
         timed = [p for p in curve if p.get("train_seconds") is not None]
         axes[1].plot([p["train_seconds"] for p in timed], [p[metric] for p in timed], marker="o", label=name)
-        floor = next((p["fid_floor"] for p in curve if p.get("fid_floor") is not None), floor)
+        floor = next((p[f"{metric}_floor"] for p in curve if p.get(f"{metric}_floor") is not None), floor)
     for ax, label in zip(axes, ("training FLOPs", "training seconds (this machine)")):
         if floor is not None:
             ax.axhline(floor, color="grey", ls="--", label="real-vs-real floor")
@@ -267,6 +277,12 @@ def _quality_table(suite: dict[str, Any]) -> Table | None:
                 rows.append([label, f"{m.get('modes_covered')}/{m.get('modes')}",
                              _fmt(m.get("high_quality")), _fmt(m.get("samples_per_s")),
                              _fmt(m.get("latency_s")), _fmt(m.get("sequential_calls"))])
+            elif kind == "audio":
+                rows.append([label, _fmt(m.get("accuracy")), _fmt(m.get("fd")), _fmt(m.get("fd_floor")),
+                             _fmt(m.get("is")), _fmt(m.get("mis")), _fmt(m.get("samples_per_s")),
+                             _fmt(m.get("latency_s")), _fmt(m.get("real_time_factor")),
+                             _fmt(m.get("real_time_factor_batched")), _fmt(m.get("sequential_calls")),
+                             _fmt(m["flops_per_sample"] / 1e9) if m.get("flops_per_sample") else "n/a"])
             elif kind == "text":
                 val = q.get("val", {})
                 ppl = val.get("perplexity", val.get("perplexity_bound"))
@@ -284,6 +300,9 @@ def _quality_table(suite: dict[str, Any]) -> Table | None:
                         "class entropy (norm.)", "images/s", "latency s", "sequential calls", "GFLOP per call"],
               "points": ["contender", "modes covered", "high-quality fraction", "samples/s", "latency s",
                          "sequential calls"],
+              "audio": ["contender", "digit accuracy ↑", "FD ↓", "floor", "IS ↑", "mIS ↑", "clips/s", "latency s",
+                        "real-time factor (alone)", "real-time factor (batched)", "sequential calls",
+                        "GFLOP per clip"],
               "text": ["contender", "val perplexity", "gen-PPL (5-gram judge, per char)", "gen-PPL of real text",
                        "sample entropy", "real-text entropy", "distinct-2", "self-BLEU", "tokens/s generated",
                        "sequential calls"]}[kind]
@@ -366,8 +385,9 @@ def build_blocks(results: dict[str, Any], out: Path) -> list[Block]:
                Para(f"Rules: images, FID within {LEARNED_FID_MULTIPLE:g}x the real-vs-real floor at the same n; "
                     f"points, every mode found; text, perplexity (MDLM: its bound) at most "
                     f"{LEARNED_PPL_FRACTION:g}x the unigram perplexity; recall, accuracy above chance (95% "
-                    f"interval) at some distance; molecules, at least {LEARNED_VALIDITY:g} of the sampled SMILES valid "
-                    f"(at the best sampling setting)."),
+                    f"interval) at some distance; molecules, at least {LEARNED_VALIDITY:g} of the sampled SMILES valid; "
+                    f"audio, the digit classifier names the asked digit of at least {LEARNED_AUDIO_ACCURACY:g} of the "
+                    f"class-conditional clips (chance 0.1) (molecules and audio at the best sampling setting)."),
                _learned_table(results)]
     plots = out / "images"
     plots.mkdir(parents=True, exist_ok=True)
@@ -378,9 +398,13 @@ def build_blocks(results: dict[str, Any], out: Path) -> list[Block]:
             continue
         blocks.append(Para(f"Budget: {suite['budget_kind']}, {suite['seeds']} seed(s); "
                            f"quality from seed 0 with n = {suite['n_eval']} samples"
-                           + (" (image metrics against n test images; the floor is n training images against the "
-                              "same test images; feature network: " + _feature_identity(suite) + ")."
-                              if suite["kind"] == "image" else ".")
+                           + {"image": " (image metrics against n test images; the floor is n training images against "
+                                       "the same test images; feature network: " + _feature_identity(suite) + ").",
+                              "audio": " (scored by the in-project spoken-digit classifier, " + _feature_identity(suite)
+                                       + ": accuracy of the asked digit, every digit in turn; FD against n test clips "
+                                       "of unseen voices, the floor n training clips against the same test clips; "
+                                       "real-time factor: seconds of compute per second of audio, one clip alone "
+                                       "or a batch of 100)."}.get(suite["kind"], ".")
                            + " " + _param_note(suite)))
         table = _quality_table(suite)
         if table:
@@ -412,6 +436,11 @@ def build_blocks(results: dict[str, Any], out: Path) -> list[Block]:
                     blocks.append(Para(f"**{n}** samples:\n\n```\n{text[:1500]}\n```"))
                 else:
                     blocks.append(Image(g, f"{n} samples"))
+                q = suite["contenders"][n].get("quality") or {}
+                if q.get("clips"):
+                    labels = [Path(c).stem.partition("_")[2] or Path(c).stem for c in q["clips"]]
+                    setting = "" if q.get("main_nfe") in (None, "single") else f" at {q['main_nfe']} steps"
+                    blocks.append(Clips(q["clips"], labels, f"{n}: {len(q['clips'])} clips{setting} (play them)"))
     blocks += [Heading("Hardware and versions"),
                Table(["what", "value"], [[k, _fmt(v)] for k, v in env.items()])]
     return blocks
@@ -446,13 +475,16 @@ def to_markdown(blocks: list[Block]) -> str:
             lines.append("")
         elif isinstance(b, Image):
             lines += [f"![{b.caption}]({b.path})", ""]
+        elif isinstance(b, Clips):
+            lines += [f"{b.caption}: " + " · ".join(f"[{label}]({path})" for path, label in zip(b.paths, b.labels)), ""]
     return "\n".join(lines)
 
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:0.9em}th,td{border:1px solid #ccc;padding:4px 8px;
 vertical-align:top;text-align:left}th{background:#f3f3f3}img{max-width:100%;border:1px solid #ddd}
-figure{margin:1em 0}figcaption{font-size:0.85em;color:#555}pre{background:#f7f7f7;padding:8px;overflow:auto}"""
+figure{margin:1em 0}.clip{display:inline-block;margin:0 6px 6px 0;font-size:0.85em}
+audio{width:190px;height:32px}figcaption{font-size:0.85em;color:#555}pre{background:#f7f7f7;padding:8px;overflow:auto}"""
 
 
 def _para_html(text: str) -> str:
@@ -486,12 +518,28 @@ def to_html(blocks: list[Block], root: Path) -> str:
                              f"<figcaption>{html.escape(b.caption)}</figcaption></figure>")
             else:
                 parts.append(f"<p>(image missing: {html.escape(b.path)})</p>")
-    # After loading, the page records how many images decoded and how many tables it has: a test
-    # (and anyone curious) reads them from the DOM of a headless browser.
+        elif isinstance(b, Clips):
+            players = []
+            for path, label in zip(b.paths, b.labels):
+                wav = root / path
+                src = f"data:audio/wav;base64,{base64.b64encode(wav.read_bytes()).decode('ascii')}" \
+                    if wav.is_file() else html.escape(path)
+                players.append(f"<span class='clip'>{html.escape(label)}<br><audio controls preload='auto' "
+                               f"src='{src}'></audio></span>")
+            parts.append(f"<figure>{''.join(players)}<figcaption>{html.escape(b.caption)}</figcaption></figure>")
+    # After loading, the page records how many images decoded and how many tables it has, and each audio
+    # clip once its header is decoded adds its duration: a test (and anyone curious) reads them from the
+    # DOM of a headless browser.
     parts.append("<script>window.addEventListener('load',function(){var im=Array.from(document.images);"
                  "document.body.setAttribute('data-images-loaded',im.filter(function(i){return i.complete&&"
                  "i.naturalWidth>0}).length+'/'+im.length);document.body.setAttribute('data-tables',"
-                 "document.querySelectorAll('table').length);});</script>")
+                 "document.querySelectorAll('table').length);});"
+                 "var au=Array.from(document.querySelectorAll('audio')),ready=[];"
+                 "document.documentElement.setAttribute('data-audio-ready','0/'+au.length);"
+                 "au.forEach(function(a){function done(){ready.push(a.duration.toFixed(3));"
+                 "document.documentElement.setAttribute('data-audio-ready',ready.length+'/'+au.length);"
+                 "document.documentElement.setAttribute('data-audio-durations',ready.join(' '));}"
+                 "if(a.readyState>=1){done();}else{a.addEventListener('loadedmetadata',done);}});</script>")
     parts.append("</body></html>")
     return "\n".join(parts)
 

@@ -322,6 +322,19 @@ def draw(model: Any, n: int, nfe: int | None, sampler: str, generator: torch.Gen
     return sample_model(model, n, batch, sampler, nfe, progress=False, spacing=spacing, generator=generator)
 
 
+def sampling_flops(model: Any, nfe: int | None, sampler: str, generator: torch.Generator) -> int:
+    """FLOPs of one sample (exact counts). A sample-by-sample audio autoregression costs the same at every
+    step (its incremental sampler keeps fixed-size buffers), so its clip of L samples is counted on clips of
+    64 and 128 samples and extended linearly: the same number as counting all 8,000 steps, 60x sooner."""
+    from twopaths.paradigms.sample_autoregressive import SampleAutoregressive
+
+    if not isinstance(model, SampleAutoregressive):
+        return flops_of(lambda: draw(model, 1, nfe, sampler, generator))
+    cond = _balanced_labels(model, 1)
+    short, long = (flops_of(lambda: model.sample(1, cond=cond, generator=generator, length=k)) for k in (64, 128))
+    return short + (model.length - 64) * (long - short) // 64
+
+
 def sampling_cost(model: Any, nfe: int | None, sampler: str, device: torch.device,
                   repeats: int = 3) -> dict[str, float]:
     """Latency of one sample alone (batch 1: the median, min and max of ``repeats`` timings), its
@@ -333,7 +346,7 @@ def sampling_cost(model: Any, nfe: int | None, sampler: str, device: torch.devic
         with count_network_calls(model) as calls, timed(device) as one:
             draw(model, 1, nfe, sampler, g)
         times.append(one["seconds"])
-    flops = flops_of(lambda: draw(model, 1, nfe, sampler, g))
+    flops = sampling_flops(model, nfe, sampler, g)
     return {"latency_s": statistics.median(times), "latency_min": min(times), "latency_max": max(times),
             "sequential_calls": calls.get("calls", 0), "flops_per_sample": flops}
 
@@ -376,6 +389,25 @@ class QualityContext:
                               fid_rounds=fid_rounds)
         return {**out["metrics"], **{f"{k}_floor": v for k, v in out["floor"].items()},
                 "class_histogram": out.get("class_histogram"), "feature_net": out["feature_net"], "n": out["n"]}
+
+    def audio_metrics(self, cfg: RunConfig, fake: torch.Tensor, labels: torch.Tensor | None) -> dict[str, Any]:
+        """Accuracy (of ``labels``, class-conditional clips), Fréchet distance, IS and modified IS of ``fake``
+        (n, 1, L) by the in-project digit classifier: the FD against n test clips, its floor n training clips
+        against the same test clips (the same n, as for images), plus the classifier's identity."""
+        from twopaths.data.registry import load_splits
+        from twopaths.eval.audio_features import audio_scores, load_audio_feature_net
+
+        if "audio" not in self._cache:
+            splits = load_splits(cfg.data)
+            self._cache["audio"] = (load_audio_feature_net("spoken-digits"), splits.test.audio, splits.train.audio,
+                                    list(splits.meta.get("class_names") or []))
+        net, test, train, classes = self._cache["audio"]
+        n = min(len(fake), len(test))
+        if classes != list(net.card.get("classes") or []):
+            labels = None  # other classes than the classifier's digits: no accuracy (FD and IS still apply)
+        scores = audio_scores(net, fake, test[:n], labels=labels)
+        floor = audio_scores(net, train[:n], test[:n])
+        return {**scores, "fd_floor": floor["fd"], "n": len(fake), "n_real": n, "feature_net": net.identity}
 
     def text_documents(self, cfg: RunConfig) -> dict[str, list[str]]:
         if "docs" not in self._cache:
@@ -449,6 +481,9 @@ def evaluate_contender(suite: Suite, contender: Contender, out: Path, ctx: Quali
                     save_grid(samples[:64], images / name, nrow=8)
                 quality["grid"] = f"images/{name}"
         quality["main_nfe"] = "single" if main_nfe is None else str(main_nfe)
+    elif suite.kind == "audio":
+        audio, main_samples = _audio_quality(run, suite, contender, ctx, images, log)
+        quality.update(audio)
     elif suite.kind == "sequence":  # associative recall: accuracy vs distance, no free-running samples
         quality["recall"] = _recall_quality(run, suite, log)
     elif suite.kind == "molecules":
@@ -467,7 +502,22 @@ def evaluate_contender(suite: Suite, contender: Contender, out: Path, ctx: Quali
 #: ``high_quality``): images FID at n_curve, points the fraction of n_curve samples near a mode, text
 #: and recall the validation loss (for a masked diffusion LM its bound)
 CURVE_METRIC = {"image": "fid", "points": "high_quality", "text": "val_loss", "sequence": "val_loss",
-                "molecules": "val_loss"}
+                "molecules": "val_loss", "audio": "fd"}
+
+
+#: kinds whose quality curve samples the model at each checkpoint (the others read the validation loss)
+SAMPLED_KINDS = ("points", "image", "audio")
+
+
+def _batch(suite: Suite) -> int:
+    """Samples drawn at once: 100 one-second clips hold 0.8M samples, 500 images or points far fewer."""
+    return 100 if suite.kind == "audio" else 500
+
+
+def _balanced_labels(model: Any, n: int) -> torch.Tensor | None:
+    """The classes :func:`draw` asks a class-conditional model for: every class in turn."""
+    classes = int(getattr(model, "num_classes", 0) or 0)
+    return torch.arange(n) % classes if classes else None
 
 
 def _curve_point(run: Any, suite: Suite, samples: torch.Tensor | None, val_loss: float | None,
@@ -481,6 +531,9 @@ def _curve_point(run: Any, suite: Suite, samples: torch.Tensor | None, val_loss:
 
         m = mode_coverage(samples, run.meta["modes"], run.meta["std"])
         return {"high_quality": m["high_quality"], "modes_covered": m["modes_covered"], "n": len(samples)}
+    if suite.kind == "audio":
+        m = ctx.audio_metrics(run.cfg, samples, _balanced_labels(run.model, len(samples)))
+        return {"fd": m["fd"], "fd_floor": m["fd_floor"], "accuracy": m.get("accuracy"), "n": len(samples)}
     return {"val_loss": val_loss if val_loss is not None else _mean_val_loss(run)}
 
 
@@ -499,7 +552,7 @@ def _quality_curve(run: Any, suite: Suite, contender: Contender, nfe: int | None
     total, flops_per_step = arena["steps"], arena["flops_per_step"]
     wanted = sorted({max(1, round(f * total)) for f in CURVE_FRACTIONS})
     by_step = {int(p.name.split("_")[-1]): p for p in list_checkpoints(run_dir / "checkpoints")}
-    sampled = suite.kind in ("points", "image")
+    sampled = suite.kind in SAMPLED_KINDS
     n = min(suite.n_curve, suite.n_eval)
     points = []
     for step in wanted:
@@ -513,7 +566,8 @@ def _quality_curve(run: Any, suite: Suite, contender: Contender, nfe: int | None
             run.model.eval()
             log(f"  quality at step {step} of {total}")
             try:
-                samples = draw(run.model, n, nfe, contender.sampler, torch.Generator().manual_seed(0)) if sampled else None
+                samples = draw(run.model, n, nfe, contender.sampler, torch.Generator().manual_seed(0),
+                               batch=_batch(suite)) if sampled else None
             except TwopathsError as err:  # e.g. a latent diffusion model still training its autoencoder
                 points.append({"step": step, "flops": step * flops_per_step, "train_seconds": None,
                                CURVE_METRIC[suite.kind]: None, "note": str(err)})
@@ -607,6 +661,50 @@ def _molecule_quality(run: Any, suite: Suite, contender: Contender, ctx: Quality
             except TwopathsError as err:  # no valid molecule to draw
                 log(f"  {err}")
     return {"by_nfe": by_nfe, "main_nfe": main, "published": "Polykovskiy et al. 2020 (twopaths.eval.moses_published)"}
+
+
+#: clips of the main setting kept in the report per contender (one per digit of a conditional model)
+AUDIO_CLIPS = 10
+
+
+def _audio_quality(run: Any, suite: Suite, contender: Contender, ctx: QualityContext, images: Path,
+                   log: Any) -> tuple[dict[str, Any], torch.Tensor]:
+    """``suite.n_eval`` clips per setting (each NFE of a diffusion model, else one), every class in turn, scored
+    by :meth:`QualityContext.audio_metrics`, with clips/s at batch 100, the latency of one clip alone (3
+    repeats), its **real-time factor** (seconds of compute per second of audio, batch 1) and the batched one,
+    sequential network calls and FLOPs per clip. The main setting's first :data:`AUDIO_CLIPS` clips are written
+    as WAV files with a spectrogram grid (``images/SUITE-CONTENDER/``). Returns the quality and the main
+    setting's clips (the quality curve's last point)."""
+    from twopaths.models.audio import write_clips
+
+    model, n = run.model, suite.n_eval
+    rate = int(run.meta.get("sample_rate", 8000))
+    nfes: tuple[int | None, ...] = contender.nfe or (None,)
+    main = "single" if not contender.nfe else str(nfes[len(nfes) // 2])
+    labels = _balanced_labels(model, n)
+    by_nfe: dict[str, Any] = {}
+    main_clips = torch.empty(0)
+    quality: dict[str, Any] = {}
+    for nfe in nfes:
+        label = "single" if nfe is None else str(nfe)
+        log(f"  sampling {n} clips at NFE {label}")
+        with timed(ctx.device) as t:
+            clips = draw(model, n, nfe, contender.sampler, torch.Generator().manual_seed(0), batch=_batch(suite))
+        cost = sampling_cost(model, nfe, contender.sampler, ctx.device)
+        seconds_of_audio = clips.shape[-1] / rate
+        by_nfe[label] = {**ctx.audio_metrics(run.cfg, clips, labels), "samples_per_s": n / t["seconds"], **cost,
+                         "real_time_factor": cost["latency_s"] / seconds_of_audio,
+                         "real_time_factor_batched": t["seconds"] / (n * seconds_of_audio)}
+        if label == main:
+            main_clips = clips
+            names = run.meta.get("class_names") or []
+            keep = clips[:AUDIO_CLIPS]
+            titles = [names[int(y)] if labels is not None and names else f"clip {i}"
+                      for i, y in enumerate(labels[:len(keep)] if labels is not None else range(len(keep)))]
+            files = write_clips(keep, images / f"{suite.name}-{contender.name}.wav", rate, titles)
+            quality["clips"] = [f"images/{f.parent.name}/{f.name}" for f in files if f.suffix == ".wav"]
+            quality["grid"] = f"images/{files[-1].parent.name}/{files[-1].name}"
+    return {**quality, "by_nfe": by_nfe, "main_nfe": main}, main_clips
 
 
 def _recall_quality(run: Any, suite: Suite, log: Any) -> dict[str, Any]:

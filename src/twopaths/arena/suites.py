@@ -40,7 +40,7 @@ class Contender:
 class Suite:
     name: str  # mixture2d, fashion-mnist, fortunes
     data: str  # dataset name (``twopaths data list``)
-    kind: str  # points, image, text, sequence (recall accuracy vs distance), molecules: decides the metrics
+    kind: str  # points, image, text, sequence (recall accuracy vs distance), molecules, audio: decides the metrics
     contenders: tuple[Contender, ...]
     budget_flops: float  # training FLOPs per contender and seed (forward + backward, counted)
     seeds: int = 1  # runs per contender; the spread of their final loss measures stability
@@ -197,6 +197,35 @@ _MOLECULES_FULL = (  # one GPU: all of MOSES' training set, 30,000 molecules as 
     replace(_MOLECULES[0], data="moses", budget_flops=2000 * T, n_eval=30000, overrides=_QUIET),
 )
 
+# ----------------------------------------------------------------------------- audio (spoken digits)
+
+# One-second clips of spoken digits at 8 kHz (twopaths.data.audio: eSpeak NG voices; the test voices are
+# unseen) by the same gated dilated-convolution block under both paradigms, class-conditional: waveform
+# autoregression over mu-law samples (WaveNet, causal: one network call per sample, 8,000 per clip) and
+# waveform diffusion (DiffWave, non-causal: one call per step for the whole clip) at 6, 12 and 50 steps.
+# Kind "audio": the in-project digit classifier's accuracy on class-conditional samples, the Fréchet distance
+# in its features with the real-vs-real floor, IS and modified IS, and the real-time factor.
+_AUDIO_NET = ("train.batch_size=8", "optim.lr=1e-3", "optim.warmup_steps=100", "arch.conditioning=class")
+_AUDIO = (
+    # 10 layers of width 32 each (dilations 1..512): 0.16M parameters for diffwave (its step embedding is
+    # 128 wide here, 512 in DiffWave), 0.09M for wavenet; 2 CPU cores, about 80 minutes in all
+    Suite("spoken-digits", "spoken-digits", "audio", budget_flops=36 * T, seeds=1, n_eval=200, n_curve=100,
+          overrides=(*_QUIET, *_AUDIO_NET), contenders=(
+              Contender("diffwave", "diffwave", "diffusion",
+                        ("arch.wavenet.channels=32", "arch.wavenet.n_layers=10", "arch.emb_dim=128"),
+                        nfe=(6, 12, 50)),
+              Contender("wavenet", "wavenet", "autoregressive",
+                        ("arch.channels=32", "arch.n_layers=10", "arch.dilation_cycle=10")),
+          )),
+)
+
+_AUDIO_FULL = (  # one GPU: DiffWave's and WaveNet's own width and depth (64 channels, 20 layers), n = 1,000
+    replace(_AUDIO[0], budget_flops=2000 * T, n_eval=1000, n_curve=200, overrides=(
+        *_QUIET, "train.batch_size=16", "optim.lr=2e-4", "optim.warmup_steps=200", "arch.conditioning=class"),
+        contenders=(Contender("diffwave", "diffwave", "diffusion", ("arch.emb_dim=128",), nfe=(6, 12, 50)),
+                    Contender("wavenet", "wavenet", "autoregressive", ()))),
+)
+
 # ----------------------------------------------------------------------------- standard (2 CPU cores, ~90 min)
 
 # The quick suite's contenders with about ten times the training FLOPs, 3 seeds on mixture2d (the
@@ -211,8 +240,8 @@ _STANDARD = (
 )
 
 SUITES: dict[str, tuple[Suite, ...]] = {"quick": _QUICK, "standard": _STANDARD,
-                                        "full": _FULL + _SEQUENCE_FULL + _MOLECULES_FULL,
-                                        "sequence": _SEQUENCE, "molecules": _MOLECULES}
+                                        "full": _FULL + _SEQUENCE_FULL + _MOLECULES_FULL + _AUDIO_FULL,
+                                        "sequence": _SEQUENCE, "molecules": _MOLECULES, "audio": _AUDIO}
 
 
 def parse_flops(text: str) -> float:

@@ -11,7 +11,9 @@ A row names a winner only when both hold:
    (:func:`learned`): images, FID within ``LEARNED_FID_MULTIPLE`` x the real-vs-real floor at
    the same n; points, every mixture mode found; text, perplexity (or MDLM's bound) at most
    ``LEARNED_PPL_FRACTION`` of the unigram perplexity; recall, accuracy above chance (95% Wilson
-   interval) at some distance; molecules, at least ``LEARNED_VALIDITY`` of the sampled SMILES valid. Comparing models that learned nothing compares initialisations.
+   interval) at some distance; molecules, at least ``LEARNED_VALIDITY`` of the sampled SMILES valid; audio,
+   the digit classifier names the asked digit of at least ``LEARNED_AUDIO_ACCURACY`` of the class-conditional
+   clips. Comparing models that learned nothing compares initialisations.
 2. **The gap exceeds the uncertainty**: 95% intervals (z = 1.96) from the FID's bootstrap spread,
    binomial intervals for accuracies, the min-max range of repeated latencies, and for stability
    an F-test of the spread over >= 3 seeds. Exact counts (FLOPs, network calls) have no noise.
@@ -34,6 +36,7 @@ Z = 1.96  # two-sided 95% normal interval
 LEARNED_FID_MULTIPLE = 5.0  # images: learned when FID <= this x the real-vs-real floor at the same n
 LEARNED_PPL_FRACTION = 0.5  # text: learned when perplexity <= this x the unigram perplexity
 LEARNED_VALIDITY = 0.8  # molecules: learned when this fraction of sampled SMILES is valid (MOSES baselines: 0.9-1)
+LEARNED_AUDIO_ACCURACY = 0.5  # audio: learned when the classifier names the asked digit this often (chance: 0.1)
 STILL_IMPROVING = 0.10  # a curve that improved more than this over its last doubling of FLOPs still falls
 MIN_STABILITY_SEEDS = 3
 
@@ -164,6 +167,12 @@ def learned(kind: str, entry: dict[str, Any]) -> tuple[bool | None, str]:
         if not valid:
             return None, "no validity"
         return max(valid) >= LEARNED_VALIDITY, f"valid {fmt(max(valid))} (rule: >= {LEARNED_VALIDITY:g})"
+    if kind == "audio":  # at the contender's best setting
+        acc = [m["accuracy"] for m in (q.get("by_nfe") or {}).values() if m.get("accuracy") is not None]
+        if not acc:
+            return None, "no digit accuracy (an unconditional model, or classes other than the ten digits)"
+        return max(acc) >= LEARNED_AUDIO_ACCURACY, (f"digit accuracy {fmt(max(acc))} "
+                                                    f"(rule: >= {LEARNED_AUDIO_ACCURACY:g}; chance 0.1)")
     return None, f"no rule for {kind}"
 
 
@@ -488,35 +497,95 @@ def text_generation(results: dict[str, Any]) -> Row:
                    "sequential calls at equal quality", ratio, (ratio, ratio))
 
 
+def _rank_by_proportion(aspect: str, results: dict[str, Any], suite: str, kind: str, metric: str,
+                        details: Callable[[dict[str, Any]], str], sentence: str, failures: str) -> Row:
+    """Rank a suite's contenders by a proportion (``metric``: validity, classifier accuracy), each at its
+    setting where it is highest, with 95% Wilson intervals: a winner only among contenders that learned
+    (:func:`learned` for ``kind``) and only when its interval lies above every other's. ``details`` adds
+    evidence per setting; ``sentence`` says what the winner does ("makes the most valid molecules"),
+    ``failures`` what the loser makes more of ("invalid ones")."""
+    entries = [(n, e) for n, e in contenders(results, suite).items() if main_quality(e)]
+    if len(entries) < 2:
+        return _missing(aspect, f"needs two or more sampled contenders on the {suite} suite")
+    best: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = []
+    for name, e in entries:
+        nfe, m = max(e["quality"]["by_nfe"].items(), key=lambda kv: kv[1].get(metric) or 0.0)
+        best.append((name, e, nfe, m))
+    intervals = {name: wilson(m[metric] * m["n"], int(m["n"])) for name, _, _, m in best if m.get(metric) is not None}
+    evidence = "; ".join(f"{name}{'' if nfe == 'single' else f' @ {nfe} steps'}: {metric} {fmt(m.get(metric))} "
+                         + (f"[{intervals[name][0]:.3f}, {intervals[name][1]:.3f}], " if name in intervals else "")
+                         + details(m) for name, _, nfe, m in best)
+    not_learned = _not_learned(kind, [(name, e) for name, e, _, _ in best])
+    if not_learned:
+        return _inconclusive(aspect, evidence, "ranking needs contenders that learned the data; not learned: "
+                                               + "; ".join(not_learned))
+    ranked = sorted(best, key=lambda t: -t[3][metric])
+    (w_name, _, _, w), (r_name, _, _, r) = ranked[0], ranked[1]
+    if intervals[w_name][0] <= max(intervals[name][1] for name, _, _, _ in ranked[1:]):
+        return _inconclusive(aspect, evidence, f"the 95% intervals of {w_name} and {r_name} overlap")
+    ratio = (1 - r[metric]) / max(1 - w[metric], 1e-9)
+    return _winner(aspect, evidence, f"{w_name} {sentence} ({fmt(w[metric])} vs {fmt(r[metric])}: {ratio:.1f}x fewer "
+                                     f"{failures})", w_name, metric, ratio, intervals[w_name],
+                   f"at {_budget(results, suite)}")
+
+
 def molecule_generation(results: dict[str, Any]) -> Row:
     """Which family makes valid molecules (MOSES): validity of each contender at its best setting with its 95%
     Wilson interval; a winner only among contenders that learned (validity rule) and only when its interval
     lies above every other's. FCD/Test, novelty and molecules/s are printed beside as evidence."""
-    aspect = "Molecules (MOSES): valid SMILES"
-    mols = [(n, e) for n, e in contenders(results, "moses").items() if main_quality(e)]
-    if len(mols) < 2:
-        return _missing(aspect, "needs two or more molecule models on the moses suite")
-    best: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = []
-    for name, e in mols:  # each contender at the setting with the most valid molecules
-        nfe, m = max(e["quality"]["by_nfe"].items(), key=lambda kv: kv[1].get("valid") or 0.0)
-        best.append((name, e, nfe, m))
-    intervals = {name: wilson(m["valid"] * m["n"], int(m["n"])) for name, _, _, m in best}
-    evidence = "; ".join(f"{name}{'' if nfe == 'single' else f' @ {nfe} steps'}: valid {fmt(m.get('valid'))} "
-                         f"[{intervals[name][0]:.3f}, {intervals[name][1]:.3f}], FCD {fmt(m.get('FCD/Test'))}, "
-                         f"novelty {fmt(m.get('Novelty'))}, {fmt(m.get('samples_per_s'))} mol/s"
-                         for name, _, nfe, m in best)
-    not_learned = _not_learned("molecules", [(name, e) for name, e, _, _ in best])
+    return _rank_by_proportion("Molecules (MOSES): valid SMILES", results, "moses", "molecules", "valid",
+                               lambda m: f"FCD {fmt(m.get('FCD/Test'))}, novelty {fmt(m.get('Novelty'))}, "
+                                         f"{fmt(m.get('samples_per_s'))} mol/s",
+                               "makes the most valid molecules", "invalid ones")
+
+
+#: the arena's audio suite (spoken digits)
+AUDIO_SUITE = "spoken-digits"
+
+
+def _audio_details(m: dict[str, Any]) -> str:
+    return (f"FD {fmt(m.get('fd'))} (floor {fmt(m.get('fd_floor'))}), real-time factor "
+            f"{fmt(m.get('real_time_factor'))} in {fmt(m.get('sequential_calls'))} sequential calls")
+
+
+def audio_quality(results: dict[str, Any]) -> Row:
+    """Which family says the asked digit (spoken digits): the in-project classifier's accuracy on each
+    contender's class-conditional clips at its best setting, with 95% Wilson intervals (as for molecules)."""
+    return _rank_by_proportion("Audio (spoken digits): recognisable words", results, AUDIO_SUITE, "audio",
+                               "accuracy", _audio_details, "says the asked digit most often", "misheard clips")
+
+
+def audio_speed(results: dict[str, Any]) -> Row:
+    """The seeds' claim that diffusion generates audio faster than waveform autoregression: the fewest
+    denoising steps at which the diffusion model's digit accuracy is not below the autoregressive model's
+    beyond the noise (its 95% interval reaches that accuracy), and which is faster there, by the latency of
+    one clip alone over repeated timings (its real-time factor; exact network-call counts beside)."""
+    aspect = "Audio: generation speed at equal quality"
+    audio = contenders(results, AUDIO_SUITE)
+    ar = [(n, e) for n, e in audio.items() if e.get("family") == "autoregressive" and main_quality(e)]
+    dl = [(n, e) for n, e in audio.items() if e.get("family") == "diffusion" and main_quality(e)]
+    if not ar or not dl:
+        return _missing(aspect, "needs an autoregressive and a diffusion audio model on spoken digits")
+    (a_name, a), (d_name, d) = ar[0], dl[0]
+    am = main_quality(a)
+    steps = sorted(((int(k), m) for k, m in d["quality"]["by_nfe"].items() if k.isdigit()), key=lambda t: t[0])
+    evidence = (f"{a_name}: accuracy {fmt(am.get('accuracy'))}, real-time factor {fmt(am.get('real_time_factor'))} "
+                f"({fmt(am.get('sequential_calls'))} calls); {d_name} at "
+                + ", ".join(f"{k} steps: {fmt(m.get('accuracy'))}, {fmt(m.get('real_time_factor'))}" for k, m in steps))
+    not_learned = _not_learned("audio", [(a_name, a), (d_name, d)])
     if not_learned:
-        return _inconclusive(aspect, evidence, "ranking needs molecule models that learned SMILES; not learned: "
-                                               + "; ".join(not_learned))
-    ranked = sorted(best, key=lambda t: -t[3]["valid"])
-    (w_name, _, _, w), (r_name, _, _, r) = ranked[0], ranked[1]
-    if intervals[w_name][0] <= max(intervals[name][1] for name, _, _, _ in ranked[1:]):
-        return _inconclusive(aspect, evidence, f"the 95% intervals of {w_name} and {r_name} overlap")
-    ratio = (1 - r["valid"]) / max(1 - w["valid"], 1e-9)
-    return _winner(aspect, evidence, f"{w_name} makes the most valid molecules ({fmt(w['valid'])} vs "
-                                     f"{fmt(r['valid'])}: {ratio:.1f}x fewer invalid ones)", w_name, "validity",
-                   ratio, intervals[w_name], f"at {_budget(results, 'moses')}")
+        return _inconclusive(aspect, evidence, "speed at equal quality needs audio models that learned the digits; "
+                                               "not learned: " + "; ".join(not_learned))
+    matched = [(k, m) for k, m in steps if m.get("accuracy") is not None and am.get("accuracy") is not None
+               and wilson(m["accuracy"] * m["n"], int(m["n"]))[1] >= am["accuracy"]]
+    if not matched:
+        return _winner(aspect, evidence, f"{a_name} wins: at no measured step count does {d_name} reach its "
+                                         f"accuracy", a_name, "accuracy", None, None)
+    k, m = matched[0]
+    row = _latency_compare(aspect, evidence, d_name, m, a_name, am, "audio", [(a_name, a), (d_name, d)])
+    if not row.missing:
+        row.verdict = f"{d_name} matches {a_name}'s accuracy from {k} steps; there " + row.verdict
+    return row
 
 
 RECALL_THRESHOLD = 0.5  # accuracy whose 95% interval lies above this counts as recalled (chance is 0.1)
@@ -677,7 +746,8 @@ def single_pass_speed(results: dict[str, Any]) -> Row:
 
 
 SEEDS_TABLE = (core_mechanism, generation_quality, training_stability, sampling_speed, computational_cost,
-               parallel_processing, text_generation, long_range, molecule_generation, interpretability)
+               parallel_processing, text_generation, long_range, molecule_generation, audio_quality, audio_speed,
+               interpretability)
 BASELINES_TABLE = (vs_baselines_quality, mode_collapse, single_pass_speed, denoiser_backbones)
 
 

@@ -45,6 +45,7 @@ class DiffWaveArch:
                                                                               weighting="min-snr"))
     wavenet: WaveNetConfig = field(default_factory=lambda: WaveNetConfig(channels=64, kernel_size=3, n_layers=20,
                                                                           dilation_cycle=10))
+    emb_dim: int = 512  # width of the diffusion-step (+ class) embedding each layer reads (DiffWave: 512)
     conditioning: Literal["auto", "class", "none"] = "auto"
     sampler: SamplerName = "dpmpp"  # used by the training sample hook and as `sample`'s default
     sample_steps: int = 12  # steps of that sampler
@@ -69,7 +70,7 @@ def _build_diffwave(cfg: RunConfig, meta: dict[str, Any]) -> Paradigm:
     n_classes = conditioning_classes(cfg, meta, "audio")
     net_cfg = WaveNetConfig(**{**vars(a.wavenet), "num_classes": n_classes})
     out = 2 if a.diffusion.learn_sigma else 1
-    return GaussianDiffusion(WaveNetDenoiser(net_cfg, 1, out), a.diffusion, (1, _length(meta)), n_classes, "audio",
+    return GaussianDiffusion(WaveNetDenoiser(net_cfg, 1, out, a.emb_dim), a.diffusion, (1, _length(meta)), n_classes, "audio",
                              clip=1.0).set_sampling_defaults(a.sampler, a.sample_steps)
 
 
