@@ -48,9 +48,12 @@ class DataConfig:
     context: int = 64  # tokens per training window (model sees context, predicts the next)
     rows: Literal["windows", "documents"] = "windows"  # windows of the joined documents, or one document per row
     # images
-    resolution: int = 32  # shapes and image folders (Fashion-MNIST is always 28)
+    resolution: int = 32  # shapes, image folders and moving-fashion clips (Fashion-MNIST is always 28)
     channels: int = 3  # image folders: 1 (grey) or 3 (RGB)
-    size: int = 10_000  # items generated for procedural datasets (shapes, mixture2d)
+    size: int = 10_000  # items generated for procedural datasets (shapes, mixture2d; moving-fashion: train clips)
+    # video (moving-fashion; the canvas side is data.resolution)
+    frames: int = 8  # frames per clip, 2..64
+    objects: int = 1  # Fashion-MNIST items per clip, 1 or 2
     # pairs
     max_number: int = 99_999  # numbers-LANG: pairs for 0..max_number
     reverse: bool = False  # pairs: swap source and target (numbers-LANG: words -> digits)
@@ -337,6 +340,10 @@ def validate(cfg: RunConfig) -> None:
     if t.batch_size % t.grad_accum:
         raise ConfigError(f"config key 'train.batch_size' ({t.batch_size}) must be divisible by "
                           f"train.grad_accum ({t.grad_accum})")
+    if not 2 <= d.frames <= 64:
+        raise ConfigError(f"config key 'data.frames' must be in 2..64 (frames per clip), got {d.frames}")
+    if d.objects not in (1, 2):
+        raise ConfigError(f"config key 'data.objects' must be 1 or 2 (objects per clip), got {d.objects}")
     if d.channels not in (1, 3):
         raise ConfigError(f"config key 'data.channels': allowed values: 1, 3; got {d.channels}")
     if not (0 < d.val_fraction < 1 and 0 < d.test_fraction < 1 and d.val_fraction + d.test_fraction < 1):

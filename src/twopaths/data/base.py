@@ -8,6 +8,8 @@ of its kind):
 - points: ``{"x": float32 (2,), "label": int64 scalar}``   (label = mixture component)
 - tokens: ``{"tokens": int64 (context + 1,)}``             (inputs are [:-1], targets [1:])
 - pairs:  ``{"src": str, "tgt": str}``
+- audio:  ``{"audio": float32 (1, L) in [-1, 1], "label": int64 scalar}``
+- video:  ``{"video": float32 (T, C, H, W) in [-1, 1], "label": int64 scalar}``  (a batch: (B, T, C, H, W))
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ class Splits:
     """A dataset's train/val/test splits plus what a model needs to know about it.
 
     ``meta`` carries dataset facts: ``class_names``, ``channels``, ``resolution``, ``modes`` for
-    mixtures, the ``tokenizer`` for text, ``source`` (where the data was found).
+    mixtures, the ``tokenizer`` for text, ``frames`` and ``objects`` for video, ``source`` (where the
+    data was found).
     """
 
     train: Dataset
@@ -70,7 +73,7 @@ class DatasetSummary:
     """One row of ``twopaths data list``."""
 
     name: str
-    kind: str  # image | text | points | pairs | audio
+    kind: str  # image | text | points | pairs | audio | video
     source: str  # a path, "procedural", or why it was not found
     size: str  # e.g. "70,000 images" or "15,432 documents, 2.5 MB"
     shapes: str  # e.g. "1x28x28, 10 classes"

@@ -15,6 +15,8 @@ Names (``--data NAME`` or ``--set data.name=NAME``):
 ``spoken-digits``      audio    "zero" .. "nine" synthesised by eSpeak NG at 8 kHz, 1 s clips, speakers
                                 split between train/val/test (``data/audio.py``)
 ``audio``              audio    your folder of WAV files (``data.path``), subfolders = classes
+``moving-fashion``     video    procedural clips of Fashion-MNIST items bouncing in a box, with their true
+                                trajectories, like Moving MNIST (``data/video.py``)
 ``numbers-LANG``       pairs    digits -> number words via num2words, e.g. ``numbers-fr``
 ``pairs``              pairs    any tab-separated parallel text file given as ``data.path``
 =====================  =======  ==========================================================
@@ -32,7 +34,7 @@ import numpy as np
 import torch
 
 from twopaths.config import DataConfig
-from twopaths.data import audio, images, molecules, pairs, recall, shapes, text, toy
+from twopaths.data import audio, images, molecules, pairs, recall, shapes, text, toy, video
 from twopaths.data.base import DatasetSummary, Splits
 from twopaths.data.tokenizers import Tokenizer, load_tokenizer, run_tokenizer, train_tokenizer
 from twopaths.errors import DataError, TwopathsError
@@ -42,11 +44,13 @@ POINT_DATASETS = ("mixture2d", "mixture2d-ring8", "mixture2d-grid25")
 TEXT_DATASETS = ("fortunes", "text", "recall", *molecules.MOLECULE_DATASETS)
 PAIR_DATASETS = ("numbers-LANG", "pairs")
 AUDIO_DATASETS = ("spoken-digits", "audio")
+VIDEO_DATASETS = ("moving-fashion",)
 
 
 #: config values a dataset needs by default (under the model's own preset, over its kind's): molecules
-#: are tokenized as SMILES, not characters
-DATASET_PRESETS: dict[str, dict] = {name: {"data": {"tokenizer": "smiles"}} for name in molecules.MOLECULE_DATASETS}
+#: are tokenized as SMILES, not characters; moving-fashion draws 20,000 train clips
+DATASET_PRESETS: dict[str, dict] = {**{name: {"data": {"tokenizer": "smiles"}} for name in molecules.MOLECULE_DATASETS},
+                                    "moving-fashion": {"data": {"size": 20_000}}}
 
 
 def dataset_kind(name: str) -> str:
@@ -60,7 +64,10 @@ def dataset_kind(name: str) -> str:
         return "pairs"
     if name in AUDIO_DATASETS:
         return "audio"
-    known = ", ".join(IMAGE_DATASETS + POINT_DATASETS + TEXT_DATASETS + PAIR_DATASETS + AUDIO_DATASETS)
+    if name in VIDEO_DATASETS:
+        return "video"
+    known = ", ".join(IMAGE_DATASETS + POINT_DATASETS + TEXT_DATASETS + PAIR_DATASETS + AUDIO_DATASETS
+                      + VIDEO_DATASETS)
     raise DataError(f"unknown dataset '{name}'; known datasets: {known}")
 
 
@@ -183,6 +190,15 @@ def _audio_splits(cfg: DataConfig) -> Splits:
                                                        "sample_rate": train.rate, "length": train.audio.shape[-1]})
 
 
+def _video_splits(cfg: DataConfig) -> Splits:
+    split, source = video.moving_fashion_splits(cfg.path, cfg.size, frames=cfg.frames, resolution=cfg.resolution,
+                                                objects=cfg.objects, seed=cfg.seed)
+    return Splits(split["train"], split["val"], split["test"],
+                  {"source": source, "frames": cfg.frames, "channels": 1, "resolution": cfg.resolution,
+                   "objects": cfg.objects, "item_size": video.ITEM_SIZE,
+                   "class_names": list(images.FASHION_MNIST_CLASSES)})
+
+
 def run_meta(cfg: DataConfig, run_dir: Path) -> dict:
     """What a model needs to be built, without loading the data when a run has it saved.
 
@@ -207,6 +223,8 @@ def load_splits(cfg: DataConfig, run_dir: Path | None = None) -> Splits:
         return recall.load_recall_splits(cfg, run_dir) if cfg.name == "recall" else _text_splits(cfg, run_dir)
     if kind == "audio":
         return _audio_splits(cfg)
+    if kind == "video":
+        return _video_splits(cfg)
     return _pair_splits(cfg, run_dir)
 
 
@@ -270,6 +288,7 @@ def inventory(path: str | None = None) -> list[DatasetSummary]:
     rows.append(audio.summarize_spoken_digits())
     rows.append(DatasetSummary("audio", "audio", "your folder: --set data.path=DIR", "-",
                                "WAV files, any rate; subfolders are classes; 1 s clips at 8 kHz"))
+    rows.append(video.summarize_moving_fashion(path))
     rows.append(pairs.summarize_numbers("fr"))
     rows.append(DatasetSummary("pairs", "pairs", "your TSV file: --set data.path=FILE", "-",
                                "source<TAB>target lines; data.reverse=true swaps the sides"))
