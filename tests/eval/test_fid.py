@@ -82,3 +82,18 @@ def test_fid_bootstrap_spread_covers_the_spread_over_fresh_samples():
     assert fid_bootstrap_std(rng.normal(0.3, 1.0, size=(4000, 16)), real, rounds=100) < boot / 2
     with pytest.raises(TwopathsError, match="at least 2 rounds"):
         fid_bootstrap_std(real, real, rounds=1)
+
+
+def test_fid_block_bootstrap_sees_correlated_rows():
+    """Frames of one clip are near copies: resampled one by one they look like 8x more data than they are;
+    resampled as blocks (``group``) the spread is that of the clips."""
+    from twopaths.eval.fid import fid_bootstrap_std
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(2000, 8))
+    clips = rng.normal(0.3, 1.0, size=(250, 1, 8))
+    frames = (clips + 0.01 * rng.normal(size=(250, 8, 8))).reshape(2000, 8)  # 8 near-identical frames per clip
+    naive, blocks = (fid_bootstrap_std(frames, real, rounds=100, group=g) for g in (1, 8))
+    assert blocks > 2 * naive
+    with pytest.raises(TwopathsError, match="groups of 3 rows do not divide its 2000 rows"):
+        fid_bootstrap_std(frames, real, group=3)

@@ -91,10 +91,11 @@ def _sym_sqrt(a: np.ndarray) -> np.ndarray:
 
 
 def fid_bootstrap_std(fake: torch.Tensor | np.ndarray, real: torch.Tensor | np.ndarray, rounds: int = 100,
-                      seed: int = 0) -> float:
+                      seed: int = 0, group: int = 1) -> float:
     """Standard deviation of the FID of ``fake`` (N, D) against ``real`` (M, D) over ``rounds``
     bootstrap resamples of ``fake`` (with replacement, N each; the real set stays fixed, since the
-    contenders of one comparison share it).
+    contenders of one comparison share it). Rows that are not independent come in consecutive runs of
+    ``group`` (the frames of one video clip) and are resampled together, a block bootstrap.
 
     Each round needs Tr((S_f S_r)^(1/2)) = Tr((R S_f R)^(1/2)) with R = S_r^(1/2): the eigenvalues
     of one symmetric matrix, so a round costs one ``eigvalsh`` instead of a general ``sqrtm``.
@@ -104,10 +105,13 @@ def fid_bootstrap_std(fake: torch.Tensor | np.ndarray, real: torch.Tensor | np.n
         raise TwopathsError(f"the FID bootstrap needs at least 2 rounds, got {rounds}")
     mu_r, sigma_r = feature_statistics(real)
     root = _sym_sqrt(sigma_r)  # (D, D)
+    if group < 1 or len(f) % group:
+        raise TwopathsError(f"the FID bootstrap's groups of {group} rows do not divide its {len(f)} rows")
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(rounds):
-        mu, sigma = feature_statistics(f[rng.integers(0, len(f), len(f))])
+        rows = (rng.integers(0, len(f) // group, len(f) // group)[:, None] * group + np.arange(group)).ravel()
+        mu, sigma = feature_statistics(f[rows])
         inner = np.linalg.eigvalsh(root @ sigma @ root)  # (D,) eigenvalues of a PSD matrix
         diff = mu - mu_r
         values.append(diff @ diff + np.trace(sigma) + np.trace(sigma_r) - 2.0 * np.sqrt(np.clip(inner, 0, None)).sum())

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from twopaths.data.video import ITEM_SIZE, MAX_SPEED, bounce, position_range
 from twopaths.errors import TwopathsError
 from twopaths.eval.features import FeatureNet, extract, load_feature_net
-from twopaths.eval.fid import fid_from_features
+from twopaths.eval.fid import fid_bootstrap_std, fid_from_features
 from twopaths.eval.images import prepare_images
 from twopaths.eval.video_tracker import VideoTracker, load_video_tracker, track
 
@@ -189,11 +189,17 @@ def frame_features(clips: torch.Tensor, feature_net: FeatureNet, batch_size: int
 
 
 def _row(clips: torch.Tensor, f_real: torch.Tensor, tracker: VideoTracker, net: FeatureNet, batch_size: int,
-         progress: bool) -> dict[str, float]:
+         progress: bool, fid_rounds: int = 0) -> dict[str, float]:
     positions = track(clips, tracker, batch_size)  # (N, T, 2)
-    return {"frame_fid": fid_from_features(frame_features(clips, net, batch_size, progress), f_real),
-            "temporal_consistency_px": temporal_consistency(positions, clips.shape[-1]),
-            "identity_drift": identity_drift(clips, positions, net, batch_size=batch_size)}
+    features = frame_features(clips, net, batch_size, progress)  # (N T, D)
+    residuals = clip_motion_residuals(positions, clips.shape[-1])  # (N,)
+    out = {"frame_fid": fid_from_features(features, f_real),
+           "temporal_consistency_px": float(residuals.mean()),
+           "temporal_consistency_se": float(residuals.std() / len(residuals) ** 0.5) if len(residuals) > 1 else 0.0,
+           "identity_drift": identity_drift(clips, positions, net, batch_size=batch_size)}
+    if fid_rounds:  # the spread of the frame FID over clips resampled with their frames (a block bootstrap)
+        out["frame_fid_std"] = fid_bootstrap_std(features, f_real, fid_rounds, group=clips.shape[1])
+    return out
 
 
 def _floor_clips(n: int, frames: int, resolution: int) -> torch.Tensor:
@@ -207,7 +213,7 @@ def _floor_clips(n: int, frames: int, resolution: int) -> torch.Tensor:
 
 def video_scores(clips: torch.Tensor | None, real_clips: torch.Tensor, floor_clips: torch.Tensor | None = None, *,
                  tracker: VideoTracker | None = None, feature_net: FeatureNet | None = None, batch_size: int = 500,
-                 progress: bool = False) -> dict[str, Any]:
+                 progress: bool = False, fid_rounds: int = 0) -> dict[str, Any]:
     """Score generated single-object ``clips`` against ``real_clips``, and other real clips the same
     way as the floor.
 
@@ -217,7 +223,9 @@ def video_scores(clips: torch.Tensor | None, real_clips: torch.Tensor, floor_cli
     the floor alone. Returns ``{"n", "frames", "tracker", "feature_net", "metrics": {...}, "floor":
     {...}}`` where each row holds ``frame_fid`` (frames pooled, N T of them, against the real clips'
     frames), ``temporal_consistency_px`` (:func:`temporal_consistency` of the tracked centres) and
-    ``identity_drift`` (:func:`identity_drift` at the tracked centres).
+    ``identity_drift`` (:func:`identity_drift` at the tracked centres), with ``temporal_consistency_se`` (the
+    standard error of the per-clip residuals) and, for ``fid_rounds`` > 0, ``frame_fid_std`` (the generated
+    clips' block-bootstrap spread of the frame FID).
     """
     _check_clips(real_clips, "real_clips")
     n, t, _, r, _ = real_clips.shape
@@ -234,6 +242,6 @@ def video_scores(clips: torch.Tensor | None, real_clips: torch.Tensor, floor_cli
     f_real = frame_features(real_clips, net, batch_size, progress)  # (N T, D)
     out: dict[str, Any] = {"n": n, "frames": n * t, "tracker": tracker.identity, "feature_net": net.identity}
     if clips is not None:
-        out["metrics"] = _row(clips, f_real, tracker, net, batch_size, progress)
+        out["metrics"] = _row(clips, f_real, tracker, net, batch_size, progress, fid_rounds)
     out["floor"] = _row(floor_clips, f_real, tracker, net, batch_size, progress)
     return out
