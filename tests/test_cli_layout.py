@@ -41,7 +41,7 @@ def test_every_sample_function_takes_the_options_of_twopaths_sample():
     args = build_parser().parse_args(["sample", "RUN"])
     options = {k: getattr(args, k) for k in ("n", "seed", "out", "prompt", "max_new_tokens", "temperature", "top_k",
                                                "top_p", "stop", "sampler", "steps", "block_size", "infill", "spacing",
-                                               "class_", "guidance", "trajectory")}
+                                               "class_", "guidance", "trajectory", "context_frames")}
     for name, spec in MODELS.items():
         if spec.sample is not None:
             inspect.signature(spec.sample).bind(object(), **options)  # TypeError if one is missing or unknown

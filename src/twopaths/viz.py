@@ -253,3 +253,63 @@ def save_spectrograms(clips: torch.Tensor, path: str | Path, rate: int, titles: 
                 ax.set_title(titles[i], fontsize=8)
     fig.suptitle(f"log spectrograms (0-{rate / 2000:g} kHz, {seconds:g} s)", fontsize=9)
     return save_figure(fig, path)
+
+
+# ----------------------------------------------------------------------------- video clips
+
+#: the colour of the border around given (context) frames in a clip strip
+CONTEXT_COLOUR = (0, 160, 0)
+
+
+def clip_strip(clips: torch.Tensor, context: int = 0, pad: int = 2, scale: int = 2) -> np.ndarray:
+    """Clips (N, T, C, H, W) in [-1, 1] -> one (rows, cols, 3) uint8 picture: a row per clip, a column
+    per frame, white gaps, and the first ``context`` frames of each row framed in :data:`CONTEXT_COLOUR`."""
+    n, t, _, h, w = clips.shape
+    grid = image_grid(clips.flatten(0, 1), nrow=t, pad=pad)  # (n (h + pad) + pad, t (w + pad) + pad, 3)
+    for col in range(min(context, t)):  # colour the gap around each given frame
+        x = col * (w + pad)
+        for row in range(n):
+            y = row * (h + pad)
+            cell = grid[y:y + h + 2 * pad, x:x + w + 2 * pad]
+            inner = cell[pad:pad + h, pad:pad + w].copy()
+            cell[:] = CONTEXT_COLOUR
+            cell[pad:pad + h, pad:pad + w] = inner
+    return grid.repeat(scale, axis=0).repeat(scale, axis=1) if scale > 1 else grid
+
+
+def save_clips(clips: torch.Tensor, path: str | Path, *, context: int = 0, scale: int = 4,
+               fps: float = 4.0) -> list[Path]:
+    """Write video clips (N, T, C, H, W) in [-1, 1]: ``X.gif`` gives an animated GIF (the N clips side by
+    side, each frame ``scale`` times larger, looping at ``fps`` frames per second) and the frame strip
+    ``X.png`` beside it (:func:`clip_strip`); ``X.png`` gives the strip alone. ``context``: the first frames
+    are given, not generated (framed in green in the strip, white in the GIF). Returns the files written."""
+    path = Path(path)
+    if path.suffix not in (".gif", ".png"):
+        raise TwopathsError(f"video clips are written as .gif (animation + frame strip) or .png (frame strip), "
+                            f"not {path.name}")
+    if clips.ndim != 5:
+        raise TwopathsError(f"clips must be (N, T, C, H, W), got {tuple(clips.shape)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    strip = path.with_suffix(".png")
+    Image.fromarray(clip_strip(clips, context, scale=max(1, scale // 2))).save(strip)
+    if path.suffix == ".png":
+        return [strip]
+    n, t, c = clips.shape[:3]
+    pictures = []
+    for f in range(t):  # one GIF frame: frame f of every clip in a row, white gaps for given frames
+        row = image_grid(clips[:, f], nrow=n, pad=2, scale=scale)  # (H', W', 3), white gaps
+        if f >= context:  # a generated frame: grey gaps
+            row[_gap_mask(row.shape[:2], n, clips.shape[-2:], 2 * scale, scale)] = 96
+        pictures.append(Image.fromarray(row[..., 0] if c == 1 else row))
+    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=round(1000 / fps), loop=0)
+    return [path, strip]
+
+
+def _gap_mask(shape: tuple[int, int], n: int, size: tuple[int, int], pad: int, scale: int) -> np.ndarray:
+    """True on the gaps between the n pictures of one :func:`image_grid` row (scaled), False on the pictures."""
+    mask = np.ones(shape, dtype=bool)
+    h, w = size[0] * scale, size[1] * scale
+    for i in range(n):
+        x = pad + i * (w + pad)
+        mask[pad:pad + h, x:x + w] = False
+    return mask

@@ -30,6 +30,8 @@ class Backbone:
 
 BACKBONES: dict[str, Backbone] = {
     "unet": Backbone("denoiser", "unet", "U-Net with timestep/class embeddings, self- and cross-attention (DDPM, ADM)"),
+    "video-unet": Backbone("denoiser", "video_unet", "space-time U-Net: 2-D layers per frame, temporal attention "
+                                                     "with a relative position bias (Ho et al. 2022)"),
     "dit": Backbone("denoiser", "dit", "Diffusion Transformer: patches as tokens, adaLN-Zero (Peebles & Xie 2023)"),
     "mlp": Backbone("denoiser", "mlp", "residual MLP denoiser for 2-D points"),
     "transformer": Backbone("token model", "transformer", "the GPT block stack, causal or bidirectional, KV cache"),

@@ -19,6 +19,7 @@ from twopaths.cli.options import (GAUSSIAN_SAMPLERS, MAX_N, add_checkpoint_args,
 from twopaths.cli.options import weights as run_weights
 from twopaths.errors import TwopathsError
 from twopaths.eval.audio_sampling import AUDIO_SAMPLE_METRICS
+from twopaths.eval.video_sampling import VIDEO_SAMPLE_METRICS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -49,7 +50,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "  fd, is, accuracy  audio runs (wavenet, diffwave): N sampled clips scored by the spoken-digit "
                        "classifier: Frechet distance in its features (with the real-vs-real floor), Inception "
                        "score and modified IS, and the accuracy of class-conditional samples; plus samples/s and "
-                       "the real-time factor",
+                       "the real-time factor\n"
+                       "  fid, motion, identity  video runs (video-ddpm, video-ar; their default): N sampled clips "
+                       "(default 1,000) against N test clips, with the floor of N train clips: per-frame FID, "
+                       "temporal consistency (px off the best constant-velocity-with-bounces path of the tracked "
+                       "object) and identity drift (feature distance of the item, first frame vs last); plus the "
+                       "network calls, FLOPs and seconds of one clip",
                 examples=("twopaths eval runs/ddpm --metrics fid,kid,pr,classes --n 10000 --sampler dpmpp --steps 20",
                           "twopaths eval runs/ddpm --metrics fid --n 2000 --guidance 3 --json fid.json",
                           "twopaths eval --real-vs-real fashion-mnist --n 10000",
@@ -58,7 +64,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                           "twopaths eval runs/vit --metrics accuracy",
                           "twopaths eval runs/fr --metrics bleu,chrf,exact --beam 4 --length-penalty 0.6",
                           "twopaths eval runs/mol --metrics moses --n 1000",
-                          "twopaths eval runs/diffwave --metrics fd,is,accuracy --n 500 --steps 6"))
+                          "twopaths eval runs/diffwave --metrics fd,is,accuracy --n 500 --steps 6",
+                          "twopaths eval runs/video-ddpm --n 500 --steps 10   # per-frame FID, motion, identity"))
     p.add_argument("run", type=Path, nargs="?", help="run directory (omit with --real-vs-real)")
     p.add_argument("--real-vs-real", metavar="DATASET",
                    help="no run: print the floor of the sample metrics for DATASET at --n")
@@ -71,8 +78,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "(default 10,000, or the real split's size if smaller)")
     p.add_argument("--metrics", default=None,
                    help="comma-separated, from: loss, nll, fid, kid, pr, classes, modes, accuracy, recon, bleu, chrf, "
-                        "exact, moses, fd, is (see below; "
-                        "default loss (classifiers: loss,accuracy), or the sample metrics with --real-vs-real)")
+                        "exact, moses, fd, is, motion, identity (see below; default loss (classifiers: "
+                        "loss,accuracy; video runs: fid,motion,identity), or the sample metrics with --real-vs-real)")
     add_checkpoint_args(p)
     g = p.add_argument_group("sample metrics")
     g.add_argument("--sampler", choices=GAUSSIAN_SAMPLERS, default=None,
@@ -101,6 +108,7 @@ PAIR_METRICS = ("bleu", "chrf", "exact")
 RECON_METRICS = ("recon",)  # autoencoder and ldm runs: twopaths.eval.reconstruction
 MOLECULE_METRICS = ("moses",)  # text runs on molecules: twopaths.eval.smiles_sampling
 AUDIO_METRICS = AUDIO_SAMPLE_METRICS  # audio runs: fd, is, accuracy (of their class-conditional samples)
+VIDEO_METRICS = tuple(VIDEO_SAMPLE_METRICS)  # video runs: fid (per frame), motion, identity (twopaths.eval.video)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -114,7 +122,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     default = "loss" if args.run is not None else None
     metrics_asked = [m.strip() for m in (args.metrics or default or "").split(",") if m.strip()]
     known = tuple(dict.fromkeys(LOSS_METRICS + IMAGE_SAMPLE_METRICS + POINT_SAMPLE_METRICS + ("accuracy",)
-                                + PAIR_METRICS + RECON_METRICS + MOLECULE_METRICS + AUDIO_METRICS))
+                                + PAIR_METRICS + RECON_METRICS + MOLECULE_METRICS + AUDIO_METRICS + VIDEO_METRICS))
     unknown = [m for m in metrics_asked if m not in known]
     if unknown:
         raise TwopathsError(f"unknown metric(s) {', '.join(unknown)}; available: {', '.join(known)}")
@@ -135,6 +143,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             args.json.write_text(json.dumps({"dataset": args.real_vs_real, **result}, indent=2))
         return 0
 
+    if args.metrics is None and _is_video_run(args.run):  # a video run's default: its sample metrics
+        metrics_asked = list(VIDEO_METRICS)
     # the splits are read (and tokenized) only for metrics that score them; sample metrics draw their own
     # real items, and --metrics moses reads the molecules as strings
     needs_splits = any(m in LOSS_METRICS + CLASSIFIER_METRICS + PAIR_METRICS + RECON_METRICS for m in metrics_asked)
@@ -173,6 +183,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
         result["floor"] = {k: result["floor"].get(k, float("nan")) for k in result["metrics"]}
         _print_sample_table(result)
         report["audio"] = result
+    elif kind == "video" and any(m in VIDEO_METRICS for m in metrics_asked):
+        from twopaths.eval.video_sampling import video_sample_report
+
+        result = video_sample_report(run, [m for m in metrics_asked if m in VIDEO_METRICS], n=args.n, split=args.split,
+                                     sampler=args.sampler, steps=args.steps, seed=args.seed, guidance=args.guidance,
+                                     batch_size=args.batch_size)
+        print(f"{run.cfg.model} on {run.cfg.data.name}, checkpoint step {run.checkpoint.step} ({weights} weights): "
+              f"{result['n']:,} sampled clips ({result['sampling']}) vs {result['n']:,} {result['real_split']} clips "
+              f"({result['frames']:,} frames); floor: {result['n']:,} train clips")
+        _print_sample_table(result)
+        cost = result["cost"]
+        print(f"  sampling cost per clip: {cost['network_calls_per_clip']:,} network calls, "
+              f"{cost['flops_per_clip'] / 1e9:.4g} GFLOP, {cost['seconds_per_clip']:.4g} s "
+              f"(in batches of {min(args.batch_size, result['n'])})")
+        report["video"] = result
     elif "accuracy" in metrics_asked:
         from twopaths.eval.classifier import classifier_accuracy
 
@@ -200,7 +225,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(f"  {key:<14} {_fmt(value):>10}")
         report["moses"] = result
     sample_asked = [m for m in metrics_asked if m not in LOSS_METRICS + CLASSIFIER_METRICS + PAIR_METRICS + RECON_METRICS
-                    + MOLECULE_METRICS + (AUDIO_METRICS if kind == "audio" else ())]
+                    + MOLECULE_METRICS + (AUDIO_METRICS if kind == "audio" else ())
+                    + (VIDEO_METRICS if kind == "video" else ())]
     if sample_asked:
         from twopaths.eval.sampling import sample_metrics
 
@@ -212,6 +238,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0
+
+
+def _is_video_run(run_dir: Path) -> bool:
+    """Whether the run at ``run_dir`` trained on video (read from its config; False when there is none: the
+    loader then says what is wrong)."""
+    from twopaths.data.registry import dataset_kind
+    from twopaths.models import load_run_config
+
+    try:
+        return dataset_kind(load_run_config(run_dir).data.name) == "video"
+    except TwopathsError:
+        return False
 
 
 def _sampling(args: argparse.Namespace) -> dict[str, Any]:
@@ -229,7 +267,7 @@ def _check_metric_kinds(metrics: list[str], kind: str, data_name: str, allow_los
                                 f"{', '.join(CLASSIFIER_METRICS)}")
         return
     fits = {"image": IMAGE_SAMPLE_METRICS, "points": POINT_SAMPLE_METRICS, "pairs": PAIR_METRICS,
-            "text": MOLECULE_METRICS, "audio": AUDIO_METRICS}.get(kind, ())
+            "text": MOLECULE_METRICS, "audio": AUDIO_METRICS, "video": VIDEO_METRICS}.get(kind, ())
     fits = fits + (LOSS_METRICS if allow_loss else ()) + (RECON_METRICS if allow_loss and kind == "image" else ())
     wrong = [m for m in metrics if m not in fits]
     if wrong:

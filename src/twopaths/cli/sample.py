@@ -19,15 +19,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                 description="Generate from a run's newest checkpoint (EMA weights unless --no-ema). "
                             "Text models stream tokens to stdout; diffusion models write a PNG grid "
                             "(or a scatter plot for 2-D points) or NPZ arrays; molecule runs (moses) print "
-                            "SMILES or write them to .smi, or draw them into a .png.",
+                            "SMILES or write them to .smi, or draw them into a .png; video runs write an "
+                            "animated GIF and a frame strip.",
                 examples=('twopaths sample runs/gpt --prompt "The secret of" --n 3 --top-p 0.9',
                           "twopaths sample runs/ddpm --n 64 --sampler dpmpp --steps 20 --out grid.png",
                           "twopaths sample runs/ddpm --class Sneaker --guidance 3 --trajectory traj.png",
                           "twopaths sample runs/moses-gpt --n 1000 --out mols.smi   # molecules: .smi, or .png drawings",
-                          "twopaths sample runs/diffwave --class seven --n 8 --out seven.wav   # a folder of WAVs"),
+                          "twopaths sample runs/diffwave --class seven --n 8 --out seven.wav   # a folder of WAVs",
+                          "twopaths sample runs/video-ddpm --n 4 --out clips.gif   # animated GIF + clips.png strip",
+                          "twopaths sample runs/video-ar --n 4 --context-frames 2 --out next.gif   # continue test clips"),
                 run="run directory")
     p.add_argument("--n", type=count, default=None,
-                   help="number of samples (text: 1, molecules: 100, audio: 8, images: 64)")
+                   help="number of samples (text: 1, molecules: 100, audio: 8, video: 8, images: 64)")
     p.add_argument("--seed", type=natural, default=0, help="random seed (same seed, same samples)")
     p.add_argument("--force", action="store_true", help=f"allow --n above {MAX_N:,}")
     g = p.add_argument_group("text models")
@@ -64,6 +67,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                  "default RUN/samples/sample.png. Molecule runs (moses): .smi (SMILES, one per "
                                  "line) or .png (RDKit drawings); without --out they are printed")
     g.add_argument("--trajectory", metavar="PNG", help="also draw x_t and the predicted x0 across the steps")
+    g = p.add_argument_group("video models")
+    g.add_argument("--context-frames", type=count, default=None, metavar="K",
+                   help="video prediction: continue the first K frames of N held-out test clips (1 <= K < the "
+                        "run's frames) and write the ground truth beside (X_truth.png). Video --out: .gif (an "
+                        "animation, the clips side by side, and X.png, one row per clip and one column per "
+                        "frame) or .png (that strip alone); default RUN/samples/sample.gif")
     p.set_defaults(func=cmd_sample)
 
 
@@ -88,20 +97,38 @@ def cmd_sample(args: argparse.Namespace) -> int:
     check_steps(run, args.steps)
     check_n(args.n, args.force)
     is_text = "tokenizer" in run.meta
+    is_video = "frames" in run.meta
+    if is_video:
+        _check_video_options(run, args)
+    elif args.context_frames is not None:
+        raise TwopathsError(f"--context-frames continues video clips; model '{run.cfg.model}' is not a video model")
     if is_text and _is_molecule_run(run):
         return _sample_molecules(run, args)
     if "sample_rate" in run.meta and args.out and Path(args.out).suffix != ".wav":
         raise TwopathsError(f"audio samples are written as .wav files (several: a folder of them), not "
                             f"{Path(args.out).name}")
     check_writable(Path(args.out) if args.out else Path(run.run_dir) / "samples" / "sample.png", makes_folders=True)
-    args.n = args.n if args.n is not None else (1 if is_text else 8 if "sample_rate" in run.meta else 64)
+    args.n = args.n if args.n is not None else (1 if is_text else 8 if "sample_rate" in run.meta or is_video else 64)
     if args.temperature is None:  # text: 0.8; audio: the model's own distribution
         args.temperature = 1.0 if "sample_rate" in run.meta else 0.8
     return run.spec.sample(run, n=args.n, seed=args.seed, out=args.out, prompt=args.prompt,
                            max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                            top_p=args.top_p, stop=args.stop, sampler=args.sampler, steps=args.steps,
                            block_size=args.block_size, infill=args.infill, spacing=args.spacing, class_=args.class_,
-                           guidance=args.guidance, trajectory=args.trajectory)
+                           guidance=args.guidance, trajectory=args.trajectory, context_frames=args.context_frames)
+
+
+def _check_video_options(run, args: argparse.Namespace) -> None:
+    """A video run's options, before anything is computed or written: one clear line each."""
+    frames = int(run.meta["frames"])
+    if args.out and Path(args.out).suffix not in (".gif", ".png"):
+        raise TwopathsError(f"video samples are written as .gif (an animation and a .png frame strip beside it) "
+                            f"or .png (the frame strip), not {Path(args.out).name}")
+    if args.context_frames is not None and args.context_frames >= frames:
+        raise TwopathsError(f"--context-frames {args.context_frames} leaves nothing to generate: the run's clips have "
+                            f"{frames} frames, so K must be 1..{frames - 1}")
+    if args.trajectory:
+        raise TwopathsError("--trajectory draws the denoising of images; video runs write their clips only")
 
 
 def _is_molecule_run(run) -> bool:

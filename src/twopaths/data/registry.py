@@ -190,25 +190,31 @@ def _audio_splits(cfg: DataConfig) -> Splits:
                                                        "sample_rate": train.rate, "length": train.audio.shape[-1]})
 
 
+def _video_meta(cfg: DataConfig, source: str) -> dict:
+    return {"source": source, "frames": cfg.frames, "channels": 1, "resolution": cfg.resolution,
+            "objects": cfg.objects, "item_size": video.ITEM_SIZE, "class_names": list(images.FASHION_MNIST_CLASSES)}
+
+
 def _video_splits(cfg: DataConfig) -> Splits:
     split, source = video.moving_fashion_splits(cfg.path, cfg.size, frames=cfg.frames, resolution=cfg.resolution,
                                                 objects=cfg.objects, seed=cfg.seed)
-    return Splits(split["train"], split["val"], split["test"],
-                  {"source": source, "frames": cfg.frames, "channels": 1, "resolution": cfg.resolution,
-                   "objects": cfg.objects, "item_size": video.ITEM_SIZE,
-                   "class_names": list(images.FASHION_MNIST_CLASSES)})
+    return Splits(split["train"], split["val"], split["test"], _video_meta(cfg, source))
 
 
 def run_meta(cfg: DataConfig, run_dir: Path) -> dict:
     """What a model needs to be built, without loading the data when a run has it saved.
 
-    Text runs keep their tokenizer in ``RUN/tokenizer.json``, so sampling never re-reads the corpus.
+    Text runs keep their tokenizer in ``RUN/tokenizer.json``, so sampling never re-reads the corpus;
+    video clips are described by the config alone.
     """
     if dataset_kind(cfg.name) == "text" and (Path(run_dir) / "tokenizer.json").is_file():
         return {"tokenizer": load_tokenizer(Path(run_dir) / "tokenizer.json"), "source": str(cfg.path or cfg.name)}
     if dataset_kind(cfg.name) == "pairs" and all((Path(run_dir) / f"tokenizer_{side}.json").is_file()
                                                   for side in ("src", "tgt")):
         return {"source": str(cfg.path or cfg.name), **pairs.pair_tokenizers([], run_dir)}
+    if dataset_kind(cfg.name) == "video":  # known from the config: no need to render 20,000 clips
+        video.check_clip_config(cfg.frames, cfg.resolution, cfg.objects)
+        return _video_meta(cfg, str(images.find_fashion_mnist(cfg.path)))
     return load_splits(cfg, run_dir).meta
 
 

@@ -123,14 +123,16 @@ def sample_model(model: Any, n: int, batch_size: int = 500, sampler: str | None 
     """``n`` samples from a trained model, in batches, with a progress bar; (n, ...) on the CPU.
 
     Diffusion models (:class:`~twopaths.paradigms.gaussian.GaussianDiffusion`, and
-    :class:`~twopaths.paradigms.latent.LatentDiffusion` with its signature) take the sampler, steps
-    and guidance; every model takes ``model.sample(b, cond=labels, generator=...)`` (the paradigm contract).
+    :class:`~twopaths.paradigms.latent.LatentDiffusion` and
+    :class:`~twopaths.paradigms.frame_autoregressive.FrameAutoregressive` with its signature) take the
+    sampler, steps and guidance; every model takes ``model.sample(b, cond=labels, generator=...)`` (the paradigm contract).
     Class-conditional models get every class in turn, so the class histogram matches a balanced
     test split. One generator seeded with ``seed`` (or the given ``generator``) drives every batch:
     same seed, same samples. ``spacing`` places a diffusion sampler's steps among the timesteps.
     """
     from tqdm.auto import tqdm
 
+    from twopaths.paradigms.frame_autoregressive import FrameAutoregressive
     from twopaths.paradigms.gaussian import GaussianDiffusion
     from twopaths.paradigms.latent import LatentDiffusion
 
@@ -143,10 +145,10 @@ def sample_model(model: Any, n: int, batch_size: int = 500, sampler: str | None 
             b = min(batch_size, n - i)
             y = labels[i:i + b] if labels is not None else None
             diffusion = dict(sampler=sampler, steps=steps, guidance=guidance, spacing=spacing) \
-                if isinstance(model, (GaussianDiffusion, LatentDiffusion)) else {}
+                if isinstance(model, (GaussianDiffusion, LatentDiffusion, FrameAutoregressive)) else {}
             x = model.sample(b, cond=y, generator=gen, **diffusion)
             x = torch.as_tensor(x).float().cpu()
-            # an image holds [-1, 1], as its PNG; points (n, 2) are data coordinates and keep their values
-            out.append(x.clamp(-1.0, 1.0) if x.ndim == 4 else x)
+            # an image or a clip holds [-1, 1], as its PNG; points (n, 2) are data coordinates and keep their values
+            out.append(x.clamp(-1.0, 1.0) if x.ndim in (4, 5) else x)
             bar.update(b)
     return torch.cat(out)

@@ -26,9 +26,10 @@ from twopaths.models.sequence_vae import SEQUENCE_VAE_MODELS
 from twopaths.models.spec import ModelSpec
 from twopaths.models.superres import SUPERRES_MODELS
 from twopaths.models.text import MASKED_TEXT_MODELS, TEXT_MODELS
+from twopaths.models.video import VIDEO_MODELS
 from twopaths.models.vit import VIT_MODELS
 
-MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [*TEXT_MODELS, *MASKED_TEXT_MODELS, *CONV_MODELS, *DIFFUSION_MODELS, *LATENT_MODELS, *BASELINE_MODELS, *PIXEL_MODELS, *BERT_MODELS, *VIT_MODELS, *SUPERRES_MODELS, *SEQ2SEQ_MODELS, *SEQUENCE_VAE_MODELS, *AUDIO_MODELS]}
+MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in [*TEXT_MODELS, *MASKED_TEXT_MODELS, *CONV_MODELS, *DIFFUSION_MODELS, *LATENT_MODELS, *BASELINE_MODELS, *PIXEL_MODELS, *BERT_MODELS, *VIT_MODELS, *SUPERRES_MODELS, *SEQ2SEQ_MODELS, *SEQUENCE_VAE_MODELS, *AUDIO_MODELS, *VIDEO_MODELS]}
 
 
 def matrix() -> dict[str, dict[str, list[str]]]:

@@ -14,7 +14,7 @@ HookFn = Callable[[Any, int], "dict[str, float] | None"]
 
 #: (loaded run, keyword options of ``twopaths sample``: n, seed, out, prompt, max_new_tokens,
 #: temperature, top_k, top_p, stop, sampler, steps, block_size, infill, spacing, class_, guidance,
-#: trajectory) -> exit status; a family takes the options it uses and ignores the rest (``**_``)
+#: trajectory, context_frames) -> exit status; a family takes the options it uses and ignores the rest (``**_``)
 SampleFn = Callable[..., int]
 
 

@@ -9,7 +9,9 @@ Attention (Vaswani et al. 2017, "Attention Is All You Need", eq. 1)::
 (flash / memory-efficient kernels on GPU). Tests check they agree to 1e-5 in fp32 for causal,
 padding and cross-attention masks.
 
-Masks are boolean with True = "may attend", broadcastable to (B, H, Tq, Tk). Causality is
+Masks are boolean with True = "may attend", broadcastable to (B, H, Tq, Tk); a floating-point mask
+is instead an additive bias on the scores (a relative position bias, e.g. the temporal attention of
+:mod:`twopaths.backbones.video_unet`). Causality is
 **bottom-right aligned**: the Tq queries are the *last* Tq of the Tk positions, which is what a
 KV-cache decoding step needs (PyTorch's ``is_causal`` is top-left aligned, which is only right
 when Tq == Tk, so we only use it then).
@@ -56,7 +58,9 @@ def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask:
     scores = q @ k.transpose(-2, -1) / math.sqrt(d)  # (B, H, Tq, Tk): similarity of each query to each key
     if causal:
         scores = scores.masked_fill(~causal_mask(q.shape[-2], k.shape[-2], q.device), float("-inf"))
-    if mask is not None:
+    if mask is not None and mask.dtype != torch.bool:  # an additive bias (B|1, H|1, Tq, Tk)
+        scores = scores + mask.to(scores.dtype)
+    elif mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = torch.softmax(scores.float(), dim=-1).to(q.dtype)  # each row sums to 1 over the keys
     weights = torch.nan_to_num(weights, nan=0.0)  # rows with every key masked
@@ -73,6 +77,10 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     t_q, t_k = q.shape[-2], k.shape[-2]
     if causal and mask is None and t_q == t_k:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p)
+    if mask is not None and mask.dtype != torch.bool:  # an additive bias on the scores
+        if causal:
+            mask = mask.to(q.dtype).masked_fill(~causal_mask(t_q, t_k, q.device), float("-inf"))
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype), dropout_p=dropout_p)
     if causal:
         c = causal_mask(t_q, t_k, q.device)
         mask = c if mask is None else mask & c

@@ -29,6 +29,9 @@ PARADIGMS: dict[str, ParadigmEntry] = {
                                            "next-sample prediction over mu-law audio (WaveNet), incremental"),
     "quantized": ParadigmEntry("autoregressive", ("token model",), "quantized",
                                "next-token prediction over quantised pixels or coordinates (ImageGPT)"),
+    "frame-autoregressive": ParadigmEntry("autoregressive", ("denoiser",), "frame_autoregressive",
+                                          "video frame by frame: each frame a diffusion sample given the frames "
+                                          "before it"),
     "seq2seq": ParadigmEntry("autoregressive", ("encoder-decoder",), "seq2seq",
                              "conditional next-token prediction; greedy and beam search"),
     "gan": ParadigmEntry("GAN", ("generator/critic",), "gan", "non-saturating GAN with an R1 penalty"),

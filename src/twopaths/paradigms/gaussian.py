@@ -88,12 +88,16 @@ class GaussianDiffusion(Paradigm):
     item_name = "images"
 
     def __init__(self, net: nn.Module, cfg: GaussianConfig, sample_shape: tuple[int, ...], num_classes: int = 0,
-                 data_key: str = "image", clip: float | None = 1.0, text_encoder: nn.Module | None = None):
-        """``sample_shape``: one item's shape, e.g. (1, 28, 28) or (2,). ``clip``: bound for the x0
-        estimate while sampling (1.0 for images in [-1, 1]; None for unbounded data such as 2-D points).
-        ``text_encoder``: a :class:`~twopaths.backbones.text_encoder.TextEncoder`, trained with the net."""
+                 data_key: str = "image", clip: float | None = 1.0, text_encoder: nn.Module | None = None,
+                 channel_axis: int = 1):
+        """``sample_shape``: one item's shape, e.g. (1, 28, 28), (2,) or a clip's (T, C, H, W). ``clip``: bound
+        for the x0 estimate while sampling (1.0 for images in [-1, 1]; None for unbounded data such as 2-D
+        points). ``text_encoder``: a :class:`~twopaths.backbones.text_encoder.TextEncoder`, trained with the
+        net. ``channel_axis``: the axis of a batch (B, ...) that holds the channels, which a learned variance
+        doubles (1; 2 for clips (B, T, C, H, W)). Nothing else depends on the number of axes."""
         super().__init__()
         self.net, self.cfg, self.num_classes, self.data_key = net, cfg, num_classes, data_key
+        self.channel_axis = channel_axis
         self.text_encoder = text_encoder
         self.sample_shape, self.clip = tuple(sample_shape), clip
         self.schedule = NoiseSchedule.make(cfg.schedule, cfg.timesteps, cfg.zero_terminal_snr)
@@ -204,7 +208,7 @@ class GaussianDiffusion(Paradigm):
 
     def _split(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.cfg.learn_sigma:
-            mean, var = out.chunk(2, dim=1)
+            mean, var = out.chunk(2, dim=self.channel_axis)  # the network's 2C channels: mean part, variance part
             return mean, var
         return out, None
 
