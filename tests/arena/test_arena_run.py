@@ -91,7 +91,7 @@ def test_suite_selection_and_clear_errors():
         select("quick", budget_s=0)
 
 
-@pytest.mark.parametrize("size", ["quick", "full", "audio"])
+@pytest.mark.parametrize("size", ["quick", "full", "audio", "video"])
 def test_contenders_have_matched_parameter_counts(size):
     from twopaths.arena.runner import contender_config
     from twopaths.arena.suites import PARAM_MATCH_FACTOR

@@ -79,7 +79,8 @@ def _plt():
 
 #: what the quality-vs-NFE plot shows per kind of suite: (metric, axis label, what one sample is)
 _NFE_PLOT = {"image": ("fid", "FID", "image"), "molecules": ("valid", "valid fraction", "molecule"),
-             "audio": ("fd", "FD (digit classifier features)", "clip")}
+             "audio": ("fd", "FD (digit classifier features)", "clip"),
+             "video": ("frame_fid", "frame FID", "clip")}
 
 
 def plot_quality_vs_nfe(suite: dict[str, Any], path: Path) -> bool:
@@ -119,7 +120,7 @@ def plot_quality_vs_nfe(suite: dict[str, Any], path: Path) -> bool:
 
 
 _CURVE_LABEL = {"fid": "FID ↓", "high_quality": "high-quality fraction ↑", "val_loss": "validation loss ↓",
-                "fd": "FD (digit classifier) ↓"}
+                "fd": "FD (digit classifier) ↓", "frame_fid": "frame FID ↓"}
 
 
 def plot_quality_curves(suite: dict[str, Any], path: Path) -> bool:
@@ -144,7 +145,7 @@ def plot_quality_curves(suite: dict[str, Any], path: Path) -> bool:
             ax.axhline(floor, color="grey", ls="--", label="real-vs-real floor")
         ax.set_xscale("log")
         ax.set_xlabel(label)
-    if metric == "fid":
+    if metric in ("fid", "frame_fid"):
         axes[0].set_yscale("log")
     n = f" (n={suite.get('n_curve')})" if metric != "val_loss" else ""
     axes[0].set_ylabel(_CURVE_LABEL.get(metric, metric) + n)
@@ -283,6 +284,12 @@ def _quality_table(suite: dict[str, Any]) -> Table | None:
                              _fmt(m.get("latency_s")), _fmt(m.get("real_time_factor")),
                              _fmt(m.get("real_time_factor_batched")), _fmt(m.get("sequential_calls")),
                              _fmt(m["flops_per_sample"] / 1e9) if m.get("flops_per_sample") else "n/a"])
+            elif kind == "video":
+                rows.append([label, _fmt(m.get("frame_fid")), _fmt(m.get("frame_fid_floor")),
+                             _fmt(m.get("temporal_consistency_px")), _fmt(m.get("temporal_consistency_px_floor")),
+                             _fmt(m.get("identity_drift")), _fmt(m.get("identity_drift_floor")),
+                             _fmt(m.get("samples_per_s")), _fmt(m.get("latency_s")), _fmt(m.get("sequential_calls")),
+                             _fmt(m["flops_per_sample"] / 1e9) if m.get("flops_per_sample") else "n/a"])
             elif kind == "text":
                 val = q.get("val", {})
                 ppl = val.get("perplexity", val.get("perplexity_bound"))
@@ -300,6 +307,8 @@ def _quality_table(suite: dict[str, Any]) -> Table | None:
                         "class entropy (norm.)", "images/s", "latency s", "sequential calls", "GFLOP per call"],
               "points": ["contender", "modes covered", "high-quality fraction", "samples/s", "latency s",
                          "sequential calls"],
+              "video": ["contender", "frame FID ↓", "floor", "motion residual px ↓", "real clips",
+                        "identity drift ↓", "real clips", "clips/s", "latency s", "sequential calls", "GFLOP per clip"],
               "audio": ["contender", "digit accuracy ↑", "FD ↓", "floor", "IS ↑", "mIS ↑", "clips/s", "latency s",
                         "real-time factor (alone)", "real-time factor (batched)", "sequential calls",
                         "GFLOP per clip"],
@@ -411,6 +420,8 @@ def build_blocks(results: dict[str, Any], out: Path) -> list[Block]:
             blocks += [Heading("Quality and sampling", 3), table]
         if suite["kind"] == "sequence":
             blocks += _recall_blocks(suite, plots / f"{name}-recall-vs-distance.png")
+        if suite["kind"] == "video":
+            blocks += _prediction_blocks(suite)
         if suite["kind"] == "molecules":
             blocks += [Para("Our rows are scored against this run's own splits (for moses-small: a sample of MOSES' "
                             "train and test sets); the published rows were trained on all 1.58M training molecules "
@@ -435,14 +446,38 @@ def build_blocks(results: dict[str, Any], out: Path) -> list[Block]:
                     text = (out / g).read_text(encoding="utf-8") if (out / g).is_file() else ""
                     blocks.append(Para(f"**{n}** samples:\n\n```\n{text[:1500]}\n```"))
                 else:
-                    blocks.append(Image(g, f"{n} samples"))
+                    blocks.append(Image(g, f"{n} samples" + (" (animated)" if g.endswith(".gif") else "")))
                 q = suite["contenders"][n].get("quality") or {}
+                if q.get("strip"):
+                    blocks.append(Image(q["strip"], f"{n}: the same clips frame by frame (one row per clip)"))
                 if q.get("clips"):
                     labels = [Path(c).stem.partition("_")[2] or Path(c).stem for c in q["clips"]]
                     setting = "" if q.get("main_nfe") in (None, "single") else f" at {q['main_nfe']} steps"
                     blocks.append(Clips(q["clips"], labels, f"{n}: {len(q['clips'])} clips{setting} (play them)"))
     blocks += [Heading("Hardware and versions"),
                Table(["what", "value"], [[k, _fmt(v)] for k, v in env.items()])]
+    return blocks
+
+
+def _prediction_blocks(suite: dict[str, Any]) -> list[Block]:
+    """Video prediction: each contender continues held-out test clips from their first frames; the tracked
+    positions of the continued frames against the true trajectory, and the strips (truth over continuation)."""
+    preds = {n: (e.get("quality") or {}).get("prediction") for n, e in suite["contenders"].items()}
+    preds = {n: p for n, p in preds.items() if p}
+    if not preds:
+        return []
+    k = next(iter(preds.values()))["context_frames"]
+    rows = [[n, str(p["n"]), f"{_fmt(p['position_error_px'])} ± {_fmt(1.96 * p['position_error_se'])}",
+             _fmt(p["tracker_error_px"]), _fmt(p["mse"])] for n, p in preds.items()]
+    blocks: list[Block] = [
+        Heading(f"Prediction: continuing held-out clips from their first {k} frames", 3),
+        Para("Each model continues test clips (items never trained on) from their first frames; the tracker reads "
+             "the object in every continued frame, and the distance to where physics puts it is the position "
+             "error (95% interval over clips). The tracker's own error on the true frames is the floor."),
+        Table(["contender", "clips", "position error px ↓", "tracker on true frames px", "pixel MSE ↓"], rows)]
+    for n, p in preds.items():
+        blocks.append(Image(p["strip"], f"{n}: ground truth (odd rows) and its continuation (even rows); the "
+                                        f"given frames framed in green"))
     return blocks
 
 
@@ -514,7 +549,8 @@ def to_html(blocks: list[Block], root: Path) -> str:
             path = root / b.path
             if path.is_file():
                 data = base64.b64encode(path.read_bytes()).decode("ascii")
-                parts.append(f"<figure><img alt='{html.escape(b.caption)}' src='data:image/png;base64,{data}'>"
+                mime = "image/gif" if path.suffix == ".gif" else "image/png"
+                parts.append(f"<figure><img alt='{html.escape(b.caption)}' src='data:{mime};base64,{data}'>"
                              f"<figcaption>{html.escape(b.caption)}</figcaption></figure>")
             else:
                 parts.append(f"<p>(image missing: {html.escape(b.path)})</p>")

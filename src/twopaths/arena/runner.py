@@ -20,6 +20,7 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -409,6 +410,16 @@ class QualityContext:
         floor = audio_scores(net, train[:n], test[:n])
         return {**scores, "fd_floor": floor["fd"], "n": len(fake), "n_real": n, "feature_net": net.identity}
 
+    def video_clips(self, cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(test clips, their true object centres (N, T, K, 2), ``n_eval`` training clips): the reference,
+        the prediction's ground truth and the floor's stand-in."""
+        if "video" not in self._cache:
+            from twopaths.data.registry import load_splits
+
+            splits = load_splits(dataclasses.replace(cfg.data, size=max(self.suite.n_eval, 1)))
+            self._cache["video"] = (splits.test.video, splits.test.positions, splits.train.video)
+        return self._cache["video"]
+
     def text_documents(self, cfg: RunConfig) -> dict[str, list[str]]:
         if "docs" not in self._cache:
             from twopaths.data.registry import text_documents
@@ -484,6 +495,9 @@ def evaluate_contender(suite: Suite, contender: Contender, out: Path, ctx: Quali
     elif suite.kind == "audio":
         audio, main_samples = _audio_quality(run, suite, contender, ctx, images, log)
         quality.update(audio)
+    elif suite.kind == "video":
+        video, main_samples = _video_quality(run, suite, contender, ctx, images, log)
+        quality.update(video)
     elif suite.kind == "sequence":  # associative recall: accuracy vs distance, no free-running samples
         quality["recall"] = _recall_quality(run, suite, log)
     elif suite.kind == "molecules":
@@ -502,16 +516,17 @@ def evaluate_contender(suite: Suite, contender: Contender, out: Path, ctx: Quali
 #: ``high_quality``): images FID at n_curve, points the fraction of n_curve samples near a mode, text
 #: and recall the validation loss (for a masked diffusion LM its bound)
 CURVE_METRIC = {"image": "fid", "points": "high_quality", "text": "val_loss", "sequence": "val_loss",
-                "molecules": "val_loss", "audio": "fd"}
+                "molecules": "val_loss", "audio": "fd", "video": "frame_fid"}
 
 
 #: kinds whose quality curve samples the model at each checkpoint (the others read the validation loss)
-SAMPLED_KINDS = ("points", "image", "audio")
+SAMPLED_KINDS = ("points", "image", "audio", "video")
 
 
 def _batch(suite: Suite) -> int:
-    """Samples drawn at once: 100 one-second clips hold 0.8M samples, 500 images or points far fewer."""
-    return 100 if suite.kind == "audio" else 500
+    """Samples drawn at once: 100 one-second clips hold 0.8M samples (100 video clips 0.8M pixels), 500
+    images or points far fewer."""
+    return 100 if suite.kind in ("audio", "video") else 500
 
 
 def _balanced_labels(model: Any, n: int) -> torch.Tensor | None:
@@ -534,6 +549,10 @@ def _curve_point(run: Any, suite: Suite, samples: torch.Tensor | None, val_loss:
     if suite.kind == "audio":
         m = ctx.audio_metrics(run.cfg, samples, _balanced_labels(run.model, len(samples)))
         return {"fd": m["fd"], "fd_floor": m["fd_floor"], "accuracy": m.get("accuracy"), "n": len(samples)}
+    if suite.kind == "video":
+        m = _video_scores(ctx, run, samples)
+        return {"frame_fid": m["frame_fid"], "frame_fid_floor": m["frame_fid_floor"],
+                "temporal_consistency_px": m["temporal_consistency_px"], "n": len(samples)}
     return {"val_loss": val_loss if val_loss is not None else _mean_val_loss(run)}
 
 
@@ -667,6 +686,23 @@ def _molecule_quality(run: Any, suite: Suite, contender: Contender, ctx: Quality
 AUDIO_CLIPS = 10
 
 
+def _main_setting(contender: Contender) -> str:
+    """The setting a contender is shown at: its middle NFE (a diffusion model), else its only one."""
+    return "single" if not contender.nfe else str(contender.nfe[len(contender.nfe) // 2])
+
+
+def _each_setting(model: Any, suite: Suite, contender: Contender, ctx: QualityContext, log: Any,
+                  what: str = "clips") -> Iterator[tuple[str, torch.Tensor, float, dict[str, float]]]:
+    """For each sampling setting of the contender (each NFE, else one): its label, ``suite.n_eval``
+    samples (seed 0, in batches of :func:`_batch`), the seconds they took and :func:`sampling_cost`."""
+    for nfe in contender.nfe or (None,):
+        label = "single" if nfe is None else str(nfe)
+        log(f"  sampling {suite.n_eval} {what} at NFE {label}")
+        with timed(ctx.device) as t:
+            x = draw(model, suite.n_eval, nfe, contender.sampler, torch.Generator().manual_seed(0), batch=_batch(suite))
+        yield label, x, t["seconds"], sampling_cost(model, nfe, contender.sampler, ctx.device)
+
+
 def _audio_quality(run: Any, suite: Suite, contender: Contender, ctx: QualityContext, images: Path,
                    log: Any) -> tuple[dict[str, Any], torch.Tensor]:
     """``suite.n_eval`` clips per setting (each NFE of a diffusion model, else one), every class in turn, scored
@@ -677,24 +713,17 @@ def _audio_quality(run: Any, suite: Suite, contender: Contender, ctx: QualityCon
     setting's clips (the quality curve's last point)."""
     from twopaths.models.audio import write_clips
 
-    model, n = run.model, suite.n_eval
+    model, n, main = run.model, suite.n_eval, _main_setting(contender)
     rate = int(run.meta.get("sample_rate", 8000))
-    nfes: tuple[int | None, ...] = contender.nfe or (None,)
-    main = "single" if not contender.nfe else str(nfes[len(nfes) // 2])
     labels = _balanced_labels(model, n)
     by_nfe: dict[str, Any] = {}
     main_clips = torch.empty(0)
     quality: dict[str, Any] = {}
-    for nfe in nfes:
-        label = "single" if nfe is None else str(nfe)
-        log(f"  sampling {n} clips at NFE {label}")
-        with timed(ctx.device) as t:
-            clips = draw(model, n, nfe, contender.sampler, torch.Generator().manual_seed(0), batch=_batch(suite))
-        cost = sampling_cost(model, nfe, contender.sampler, ctx.device)
+    for label, clips, seconds, cost in _each_setting(model, suite, contender, ctx, log):
         seconds_of_audio = clips.shape[-1] / rate
-        by_nfe[label] = {**ctx.audio_metrics(run.cfg, clips, labels), "samples_per_s": n / t["seconds"], **cost,
+        by_nfe[label] = {**ctx.audio_metrics(run.cfg, clips, labels), "samples_per_s": n / seconds, **cost,
                          "real_time_factor": cost["latency_s"] / seconds_of_audio,
-                         "real_time_factor_batched": t["seconds"] / (n * seconds_of_audio)}
+                         "real_time_factor_batched": seconds / (n * seconds_of_audio)}
         if label == main:
             main_clips = clips
             names = run.meta.get("class_names") or []
@@ -704,6 +733,64 @@ def _audio_quality(run: Any, suite: Suite, contender: Contender, ctx: QualityCon
             files = write_clips(keep, images / f"{suite.name}-{contender.name}.wav", rate, titles)
             quality["clips"] = [f"images/{f.parent.name}/{f.name}" for f in files if f.suffix == ".wav"]
             quality["grid"] = f"images/{files[-1].parent.name}/{files[-1].name}"
+    return {**quality, "by_nfe": by_nfe, "main_nfe": main}, main_clips
+
+
+#: video prediction: frames given from each held-out test clip, clips continued, and clips shown
+PREDICT_CONTEXT, PREDICT_CLIPS, PREDICT_SHOWN = 4, 100, 4
+
+
+def _video_scores(ctx: QualityContext, run: Any, clips: torch.Tensor, fid_rounds: int = 0) -> dict[str, Any]:
+    """:func:`twopaths.eval.video.video_scores` of ``clips`` against as many test clips, the floor as many
+    training clips: the metrics, and the floor's as ``NAME_floor``."""
+    from twopaths.eval.video import video_scores
+
+    test, _, train = ctx.video_clips(run.cfg)
+    n = len(clips)
+    s = video_scores(clips, test[:n], train[:n], fid_rounds=fid_rounds)
+    return {**s["metrics"], **{f"{k}_floor": v for k, v in s["floor"].items()}, "n": n,
+            "feature_net": s["feature_net"], "tracker": s["tracker"]}
+
+
+def _video_quality(run: Any, suite: Suite, contender: Contender, ctx: QualityContext, images: Path,
+                   log: Any) -> tuple[dict[str, Any], torch.Tensor]:
+    """``suite.n_eval`` clips per setting (each NFE: denoising steps per clip for joint diffusion, per frame
+    for frame-by-frame generation), scored by :func:`_video_scores` (frame FID with its block-bootstrap
+    spread, temporal consistency of the tracked motion, identity drift, each beside real clips), with
+    clips/s at batch 100, the latency of one clip alone (3 repeats), sequential network calls and FLOPs per
+    clip. At the main setting: an animated GIF and a frame strip of 8 clips, and **prediction**: the first
+    :data:`PREDICT_CONTEXT` frames of :data:`PREDICT_CLIPS` (at most n) held-out test clips continued, the tracked
+    positions of the continued frames against the true trajectory (px; the tracker's own error on the true
+    frames beside), with a strip of ground truth over each continuation."""
+    from twopaths.eval.video_tracker import track
+    from twopaths.viz import save_clips
+
+    model, n, main = run.model, suite.n_eval, _main_setting(contender)
+    by_nfe: dict[str, Any] = {}
+    main_clips = torch.empty(0)
+    quality: dict[str, Any] = {}
+    for label, clips, seconds, cost in _each_setting(model, suite, contender, ctx, log):
+        by_nfe[label] = {**_video_scores(ctx, run, clips, FID_BOOTSTRAP_ROUNDS), "samples_per_s": n / seconds, **cost}
+        if label == main:
+            main_clips = clips
+            files = save_clips(clips[:8], images / f"{suite.name}-{contender.name}.gif")
+            quality["grid"], quality["strip"] = (f"images/{f.name}" for f in files)
+    test, positions, _ = ctx.video_clips(run.cfg)
+    m, k = min(PREDICT_CLIPS, n, len(test)), PREDICT_CONTEXT
+    log(f"  continuing {m} test clips from {k} frames")
+    steps = None if main == "single" else int(main)
+    predicted = model.predict(test[:m, :k], sampler=contender.sampler if steps else None, steps=steps,
+                              generator=torch.Generator().manual_seed(0), spacing="trailing").cpu().clamp(-1, 1)
+    truth = positions[:m, k:, 0]  # (m, T - k, 2): the first object's true centres in the continued frames
+    error = (track(predicted[:, k:]) - truth).norm(dim=-1).mean(1)  # (m,) px per clip
+    tracker_error = (track(test[:m, k:]) - truth).norm(dim=-1).mean()
+    shown = torch.stack([test[:PREDICT_SHOWN], predicted[:PREDICT_SHOWN]], 1).flatten(0, 1)  # truth, continuation, ...
+    save_clips(shown, images / f"{suite.name}-{contender.name}-predict.png", context=k)
+    quality["prediction"] = {"context_frames": k, "n": m, "position_error_px": float(error.mean()),
+                             "position_error_se": float(error.std() / m ** 0.5) if m > 1 else 0.0,
+                             "tracker_error_px": float(tracker_error),
+                             "mse": float((predicted[:, k:] - test[:m, k:]).square().mean()),
+                             "strip": f"images/{suite.name}-{contender.name}-predict.png"}
     return {**quality, "by_nfe": by_nfe, "main_nfe": main}, main_clips
 
 

@@ -40,7 +40,7 @@ class Contender:
 class Suite:
     name: str  # mixture2d, fashion-mnist, fortunes
     data: str  # dataset name (``twopaths data list``)
-    kind: str  # points, image, text, sequence (recall accuracy vs distance), molecules, audio: decides the metrics
+    kind: str  # points, image, text, sequence (recall accuracy vs distance), molecules, audio, video: the metrics
     contenders: tuple[Contender, ...]
     budget_flops: float  # training FLOPs per contender and seed (forward + backward, counted)
     seeds: int = 1  # runs per contender; the spread of their final loss measures stability
@@ -208,8 +208,9 @@ _MOLECULES_FULL = (  # one GPU: all of MOSES' training set, 30,000 molecules as 
 _AUDIO_NET = ("train.batch_size=8", "optim.lr=1e-3", "optim.warmup_steps=100", "arch.conditioning=class")
 _AUDIO = (
     # 10 layers of width 32 each (dilations 1..512): 0.16M parameters for diffwave (its step embedding is
-    # 128 wide here, 512 in DiffWave), 0.09M for wavenet; 2 CPU cores, about 80 minutes in all
-    Suite("spoken-digits", "spoken-digits", "audio", budget_flops=36 * T, seeds=1, n_eval=200, n_curve=100,
+    # 128 wide here, 512 in DiffWave), 0.09M for wavenet; 2 CPU cores, about an hour in all (n = 100 clips:
+    # diffwave's 6 + 12 + 50 steps of 100 clips are 20 minutes of sampling on a CPU)
+    Suite("spoken-digits", "spoken-digits", "audio", budget_flops=36 * T, seeds=1, n_eval=100, n_curve=50,
           overrides=(*_QUIET, *_AUDIO_NET), contenders=(
               Contender("diffwave", "diffwave", "diffusion",
                         ("arch.wavenet.channels=32", "arch.wavenet.n_layers=10", "arch.emb_dim=128"),
@@ -226,6 +227,33 @@ _AUDIO_FULL = (  # one GPU: DiffWave's and WaveNet's own width and depth (64 cha
                     Contender("wavenet", "wavenet", "autoregressive", ()))),
 )
 
+# ----------------------------------------------------------------------------- video (moving objects)
+
+# Clips of 8 32x32 frames of one Fashion-MNIST item moving at constant velocity and bouncing off the walls
+# (twopaths.data.video), generated jointly by a space-time U-Net under Gaussian diffusion (Ho et al. 2022:
+# every frame denoised together, one call per step) or frame by frame by the same 2-D U-Net given the two
+# frames before (one diffusion sample per frame: frames x steps calls). The same recipe (v-prediction,
+# cosine schedule, Min-SNR-5) and per-frame layout. Kind "video": frame FID with its floor, temporal
+# consistency of the tracked motion, identity drift, cost per clip, and prediction from held-out clips.
+_VIDEO_UNET = ("arch.unet.base_channels=16", "arch.unet.channel_mults=[1,2,2]", "arch.unet.num_res_blocks=1",
+               "arch.unet.attention_resolutions=[8]", "arch.unet.groups=8", "arch.unet.head_channels=null",
+               "arch.unet.num_heads=4")
+_VIDEO = (
+    # 0.31M parameters (video-ddpm: the temporal attention at 16x16 and 8x8 is its extra) and 0.28M; 24-26
+    # GFLOP per step of 8 clips, so about 400 steps each; 2 CPU cores, about an hour in all
+    Suite("moving-fashion", "moving-fashion", "video", budget_flops=10 * T, seeds=1, n_eval=100, n_curve=50,
+          overrides=(*_QUIET, "train.batch_size=8", "optim.lr=1e-3", "optim.warmup_steps=100"), contenders=(
+              Contender("video-ddpm", "video-ddpm", "diffusion",
+                        (*_VIDEO_UNET, "arch.unet.temporal_attention_resolutions=[16,8]"), nfe=(10, 20)),
+              Contender("video-ar", "video-ar", "autoregressive", _VIDEO_UNET, nfe=(10, 20)),
+          )),
+)
+_VIDEO_FULL = (  # one GPU: the presets' 64-128-128-channel U-Nets, two residual blocks per level
+    replace(_VIDEO[0], budget_flops=2000 * T, n_eval=1000, n_curve=500, overrides=_QUIET, contenders=(
+        Contender("video-ddpm", "video-ddpm", "diffusion", (), nfe=(10, 20, 50)),
+        Contender("video-ar", "video-ar", "autoregressive", (), nfe=(10, 20, 50)))),
+)
+
 # ----------------------------------------------------------------------------- standard (2 CPU cores, ~90 min)
 
 # The quick suite's contenders with about ten times the training FLOPs, 3 seeds on mixture2d (the
@@ -240,8 +268,9 @@ _STANDARD = (
 )
 
 SUITES: dict[str, tuple[Suite, ...]] = {"quick": _QUICK, "standard": _STANDARD,
-                                        "full": _FULL + _SEQUENCE_FULL + _MOLECULES_FULL + _AUDIO_FULL,
-                                        "sequence": _SEQUENCE, "molecules": _MOLECULES, "audio": _AUDIO}
+                                        "full": _FULL + _SEQUENCE_FULL + _MOLECULES_FULL + _AUDIO_FULL + _VIDEO_FULL,
+                                        "sequence": _SEQUENCE, "molecules": _MOLECULES, "audio": _AUDIO,
+                                        "video": _VIDEO}
 
 
 def parse_flops(text: str) -> float:

@@ -13,7 +13,8 @@ A row names a winner only when both hold:
    ``LEARNED_PPL_FRACTION`` of the unigram perplexity; recall, accuracy above chance (95% Wilson
    interval) at some distance; molecules, at least ``LEARNED_VALIDITY`` of the sampled SMILES valid; audio,
    the digit classifier names the asked digit of at least ``LEARNED_AUDIO_ACCURACY`` of the class-conditional
-   clips. Comparing models that learned nothing compares initialisations.
+   clips; video, the frame FID within ``LEARNED_FID_MULTIPLE`` x its floor. Comparing models that learned
+   nothing compares initialisations.
 2. **The gap exceeds the uncertainty**: 95% intervals (z = 1.96) from the FID's bootstrap spread,
    binomial intervals for accuracies, the min-max range of repeated latencies, and for stability
    an F-test of the spread over >= 3 seeds. Exact counts (FLOPs, network calls) have no noise.
@@ -88,14 +89,19 @@ def main_quality(entry: dict[str, Any]) -> dict[str, Any] | None:
     return q["by_nfe"].get(q.get("main_nfe", "single")) or next(iter(q["by_nfe"].values()))
 
 
-def best_fid(entry: dict[str, Any]) -> tuple[float, float | None, str, float] | None:
-    """(FID, its floor, the setting, its bootstrap spread or 0) at the contender's best NFE."""
+def best_fid(entry: dict[str, Any], key: str = "fid") -> tuple[float, float | None, str, float] | None:
+    """(FID, its floor, the setting, its bootstrap spread or 0) at the contender's best NFE; ``key`` names
+    the FID (``frame_fid`` for video), its floor ``KEY_floor`` and its spread ``KEY_std``."""
     q = entry.get("quality") or {}
     best = None
     for nfe, m in (q.get("by_nfe") or {}).items():
-        if m.get("fid") is not None and (best is None or m["fid"] < best[0]):
-            best = (float(m["fid"]), m.get("fid_floor"), nfe, float(m.get("fid_std") or 0.0))
+        if m.get(key) is not None and (best is None or m[key] < best[0]):
+            best = (float(m[key]), m.get(f"{key}_floor"), nfe, float(m.get(f"{key}_std") or 0.0))
     return best
+
+
+#: the FID each kind of sampled data is judged by: images whole, video frame by frame
+FID_KEY = {"image": "fid", "video": "frame_fid"}
 
 
 def by_family(results: dict[str, Any], suite: str, family: str) -> list[tuple[str, dict[str, Any]]]:
@@ -135,12 +141,13 @@ def learned(kind: str, entry: dict[str, Any]) -> tuple[bool | None, str]:
     """Whether a contender has learned its data by the rule for ``kind`` (see the module docstring),
     and the evidence in words; (None, why) when the numbers are missing."""
     q = entry.get("quality") or {}
-    if kind == "image":
-        best = best_fid(entry)
+    if kind in FID_KEY:
+        best = best_fid(entry, FID_KEY[kind])
+        what = "FID" if kind == "image" else "frame FID"
         if best is None or not best[1]:
-            return None, "no FID with a floor"
+            return None, f"no {what} with a floor"
         fid, floor = best[0], float(best[1])
-        return fid <= LEARNED_FID_MULTIPLE * floor, (f"FID {fmt(fid)} = {fmt(fid / floor, 2)}x the floor "
+        return fid <= LEARNED_FID_MULTIPLE * floor, (f"{what} {fmt(fid)} = {fmt(fid / floor, 2)}x the floor "
                                                      f"{fmt(floor)} (rule: <= {LEARNED_FID_MULTIPLE:g}x)")
     if kind == "points":
         m = main_quality(entry)
@@ -224,15 +231,17 @@ def _budget(results: dict[str, Any], suite: str) -> str:
 
 
 def _fid_compare(aspect: str, evidence: str, results: dict[str, Any],
-                 named: list[tuple[str, dict[str, Any]]], what: str = "generates better images") -> Row:
-    """Rank image contenders by their best FID: the best learned one wins only when its gap to the
-    next learned one exceeds 1.96 x the combined bootstrap spread."""
-    not_learned = _not_learned("image", named)
-    ranked = sorted(((best_fid(e), n, e) for n, e in named if learned("image", e)[0]), key=lambda t: t[0][0])
+                 named: list[tuple[str, dict[str, Any]]], what: str = "generates better images",
+                 kind: str = "image", suite: str = "fashion-mnist") -> Row:
+    """Rank image (or video) contenders by their best FID (a video's: per frame): the best learned one wins
+    only when its gap to the next learned one exceeds 1.96 x the combined bootstrap spread."""
+    key = FID_KEY[kind]
+    not_learned = _not_learned(kind, named)
+    ranked = sorted(((best_fid(e, key), n, e) for n, e in named if learned(kind, e)[0]), key=lambda t: t[0][0])
     if len(ranked) < 2:
         if not ranked:
-            floor = next((best_fid(e)[1] for _, e in named if best_fid(e)), None)
-            return _inconclusive(aspect, evidence, f"no image model within {LEARNED_FID_MULTIPLE:g}x of the floor "
+            floor = next((best_fid(e, key)[1] for _, e in named if best_fid(e, key)), None)
+            return _inconclusive(aspect, evidence, f"no {kind} model within {LEARNED_FID_MULTIPLE:g}x of the floor "
                                                    f"({fmt(floor)}) at this budget: " + "; ".join(not_learned))
         return _inconclusive(aspect, evidence, f"only {ranked[0][1]} has learned the data; not learned: "
                                                + "; ".join(not_learned))
@@ -244,9 +253,9 @@ def _fid_compare(aspect: str, evidence: str, results: dict[str, Any],
         return _inconclusive(aspect, evidence, f"{b_name} (FID {fmt(b[0])}) and {r_name} ({fmt(r[0])}) differ by "
                                                f"{fmt(gap)} ± {fmt(Z * sigma)} (95%), an interval that includes 0"
                              + tail)
-    qualifier = _still_improving([(b_name, b_e), (r_name, r_e)], "fid", _budget(results, "fashion-mnist"))
+    qualifier = _still_improving([(b_name, b_e), (r_name, r_e)], key, _budget(results, suite))
     return _winner(aspect, evidence, f"{b_name} {what} (FID {fmt(b[0])} vs {fmt(r[0])} for {r_name}, gap "
-                                     f"{fmt(gap)} ± {fmt(Z * sigma)} at 95%){tail}", b_name, "FID",
+                                     f"{fmt(gap)} ± {fmt(Z * sigma)} at 95%){tail}", b_name, "FID" if kind == "image" else "frame FID",
                    r[0] / b[0] if b[0] > 0 else None, interval, qualifier)
 
 
@@ -588,6 +597,82 @@ def audio_speed(results: dict[str, Any]) -> Row:
     return row
 
 
+#: the arena's video suite (moving objects)
+VIDEO_SUITE = "moving-fashion"
+
+
+def _video_pair(results: dict[str, Any]) -> tuple[tuple[str, dict[str, Any]], tuple[str, dict[str, Any]]] | None:
+    """(the joint diffusion contender, the frame-by-frame one) of the video suite, both sampled."""
+    video = contenders(results, VIDEO_SUITE)
+    joint = [(n, e) for n, e in video.items() if e.get("family") == "diffusion" and main_quality(e)]
+    frames = [(n, e) for n, e in video.items() if e.get("family") == "autoregressive" and main_quality(e)]
+    return (joint[0], frames[0]) if joint and frames else None
+
+
+def video_frame_quality(results: dict[str, Any]) -> Row:
+    """Which way of tying frames together makes better frames: the frame FID (frames pooled) at each
+    contender's best setting, compared as images are (learned rule and block-bootstrap interval)."""
+    aspect = "Video: frame quality (joint vs frame by frame)"
+    pair = _video_pair(results)
+    if pair is None:
+        return _missing(aspect, "needs a joint video diffusion and a frame-by-frame contender on moving-fashion")
+    named = list(pair)
+    evidence = "; ".join(f"{n}: frame FID {fmt(b[0])} ± {fmt(Z * b[3])} at {b[2]} steps" for n, e in named
+                         if (b := best_fid(e, "frame_fid"))) + \
+        f" (floor {fmt((best_fid(named[0][1], 'frame_fid') or (0, None))[1])})"
+    return _fid_compare(aspect, evidence, results, named, "makes better frames", "video", VIDEO_SUITE)
+
+
+def video_motion(results: dict[str, Any]) -> Row:
+    """Which way moves objects as physics does: the tracked positions' RMS deviation from the best
+    constant-velocity-with-bounce motion (px per clip, lower is better) at each contender's main setting,
+    95% intervals from the per-clip standard errors; real clips' value beside (what the tracker reads on
+    true motion). A winner only between contenders that learned the frames and only when the interval of
+    the gap excludes 0."""
+    aspect = "Video: temporal consistency (motion as physics has it)"
+    pair = _video_pair(results)
+    if pair is None:
+        return _missing(aspect, "needs a joint video diffusion and a frame-by-frame contender on moving-fashion")
+    (a_name, a), (b_name, b) = pair
+    ma, mb = main_quality(a), main_quality(b)
+    if ma.get("temporal_consistency_px") is None or mb.get("temporal_consistency_px") is None:
+        return _missing(aspect, "temporal consistency was not measured")
+    evidence = "; ".join(f"{n}: {fmt(m['temporal_consistency_px'])} ± {fmt(Z * (m.get('temporal_consistency_se') or 0))} px"
+                         for n, m in ((a_name, ma), (b_name, mb))) + \
+        f" (real clips {fmt(ma.get('temporal_consistency_px_floor'))} px)"
+    not_learned = _not_learned("video", list(pair))
+    if not_learned:
+        return _inconclusive(aspect, evidence, "motion compares models that learned the frames; not learned: "
+                                               + "; ".join(not_learned))
+    gap = mb["temporal_consistency_px"] - ma["temporal_consistency_px"]
+    sigma = math.hypot(ma.get("temporal_consistency_se") or 0.0, mb.get("temporal_consistency_se") or 0.0)
+    interval = (gap - Z * sigma, gap + Z * sigma)
+    if interval[0] <= 0 <= interval[1]:
+        return _inconclusive(aspect, evidence, f"the gap {fmt(gap)} ± {fmt(Z * sigma)} px (95%) includes 0")
+    (w, w_m), (l, l_m) = ((a_name, ma), (b_name, mb)) if gap > 0 else ((b_name, mb), (a_name, ma))
+    ratio = l_m["temporal_consistency_px"] / max(w_m["temporal_consistency_px"], 1e-9)
+    return _winner(aspect, evidence, f"{w} moves objects more consistently ({fmt(w_m['temporal_consistency_px'])} vs "
+                                     f"{fmt(l_m['temporal_consistency_px'])} px from constant velocity with bounces)",
+                   w, "motion residual px", ratio, (abs(interval[0]), abs(interval[1])) if gap > 0 else
+                   (-interval[1], -interval[0]), f"at {_budget(results, VIDEO_SUITE)}")
+
+
+def video_cost(results: dict[str, Any]) -> Row:
+    """Sampling cost per clip: sequential network calls (exact counts) of each contender at its main
+    setting; joint diffusion makes one call per step for all frames, frame by frame one per step per frame."""
+    aspect = "Video: sampling cost per clip"
+    pair = _video_pair(results)
+    if pair is None:
+        return _missing(aspect, "needs a joint video diffusion and a frame-by-frame contender on moving-fashion")
+    (a_name, a), (b_name, b) = pair
+    ma, mb = main_quality(a), main_quality(b)
+    evidence = "; ".join(f"{n}: {fmt(m.get('sequential_calls'))} sequential calls, {fmt(m.get('latency_s'))} s, "
+                         f"{fmt((m.get('flops_per_sample') or 0) / 1e9)} GFLOP per clip"
+                         for n, m in ((a_name, ma), (b_name, mb)))
+    return _count_compare(aspect, evidence, a_name, ma.get("sequential_calls") or 0, b_name,
+                          mb.get("sequential_calls") or 0, "sequential network calls per clip", "video", list(pair))
+
+
 RECALL_THRESHOLD = 0.5  # accuracy whose 95% interval lies above this counts as recalled (chance is 0.1)
 
 
@@ -747,7 +832,7 @@ def single_pass_speed(results: dict[str, Any]) -> Row:
 
 SEEDS_TABLE = (core_mechanism, generation_quality, training_stability, sampling_speed, computational_cost,
                parallel_processing, text_generation, long_range, molecule_generation, audio_quality, audio_speed,
-               interpretability)
+               video_frame_quality, video_motion, video_cost, interpretability)
 BASELINES_TABLE = (vs_baselines_quality, mode_collapse, single_pass_speed, denoiser_backbones)
 
 

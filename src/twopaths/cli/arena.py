@@ -27,14 +27,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "            pixel-gpt, vae, gan), fortunes (gpt, mdlm): about 10 minutes on 2 CPU cores\n"
                        "  standard  the same contenders with about 10x the FLOPs, n = 1,000 image metrics, and\n"
                        "            recall: about 90 minutes on 2 idle CPU cores (resumable)\n"
-                       "  full      larger models and budgets, 3 seeds, plus recall, MOSES and audio: sized for one GPU\n"
+                       "  full      larger models and budgets, 3 seeds, plus recall, MOSES, audio and video: one GPU\n"
                        "  sequence  recall (gpt, mdlm, conv-lm): associative-recall accuracy vs distance 4..128,\n"
                        "            about 10 minutes on 2 CPU cores\n"
                        "  molecules moses (gpt, mdlm, seq-vae on SMILES; 10,000 molecules each, all MOSES metrics\n"
                        "            next to the published baselines): about an hour on 2 CPU cores\n"
                        "  audio     spoken-digits (diffwave at 6/12/50 steps, wavenet; class-conditional 1 s clips\n"
                        "            scored by the digit classifier, real-time factors, playable clips in\n"
-                       "            report.html): about 80 minutes on 2 CPU cores",
+                       "            report.html): about an hour on 2 CPU cores\n"
+                       "  video     moving-fashion (video-ddpm: joint space-time diffusion, video-ar: frame by\n"
+                       "            frame; frame FID, motion, identity drift, cost per clip, prediction from\n"
+                       "            held-out clips, animated samples): about an hour on 2 CPU cores",
                 examples=("twopaths arena --suite quick --out arena-quick",
                           "twopaths arena --suite standard --out arena-standard",
                           "twopaths arena --suite full --out arena-full --device cuda",
@@ -43,8 +46,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                           "twopaths arena --suite sequence --budget 4T --out arena-seq   # long-range dependencies",
                           "twopaths arena --suite molecules --out arena-molecules   # MOSES: gpt vs mdlm vs VAE",
                           "twopaths arena --suite audio --out arena-audio   # DiffWave vs WaveNet on spoken digits",
+                          "twopaths arena --suite video --out arena-video   # joint vs frame-by-frame video",
                           "twopaths arena --report-only --out arena-quick   # rebuild the report from results.json"))
-    p.add_argument("--suite", choices=["quick", "standard", "full", "sequence", "molecules", "audio"], default="quick",
+    p.add_argument("--suite", choices=["quick", "standard", "full", "sequence", "molecules", "audio", "video"], default="quick",
                    help="which suite (default quick)")
     p.add_argument("--out", type=Path, required=True, help="output directory (runs, results.json, report.*)")
     p.add_argument("--only", action="append", default=[], metavar="SUITE[/CONTENDER]",
