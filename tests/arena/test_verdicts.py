@@ -91,6 +91,10 @@ def test_missing_evidence_is_said_not_guessed():
     for e in single["suites"]["fashion-mnist"]["contenders"].values():
         e["runs"] = e["runs"][:1]
     assert verdict(single, "Training stability").startswith("evidence missing")
+    # rows about a domain's own suite (molecules, audio, video) appear only where that suite ran
+    aspects = [r.aspect for r in comparison_rows(res)[0]]
+    assert "Long-range dependencies" in aspects and not [a for a in aspects if a.startswith(("Molecules", "Audio",
+                                                                                             "Video"))]
 
 
 def test_every_verdict_names_a_winner_with_an_interval_or_says_why_not():

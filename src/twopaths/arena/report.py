@@ -396,7 +396,8 @@ def build_blocks(results: dict[str, Any], out: Path) -> list[Block]:
                     f"{LEARNED_PPL_FRACTION:g}x the unigram perplexity; recall, accuracy above chance (95% "
                     f"interval) at some distance; molecules, at least {LEARNED_VALIDITY:g} of the sampled SMILES valid; "
                     f"audio, the digit classifier names the asked digit of at least {LEARNED_AUDIO_ACCURACY:g} of the "
-                    f"class-conditional clips (chance 0.1) (molecules and audio at the best sampling setting)."),
+                    f"class-conditional clips (chance 0.1); video, the frame FID within {LEARNED_FID_MULTIPLE:g}x its "
+                    f"floor (molecules, audio and video at the best sampling setting)."),
                _learned_table(results)]
     plots = out / "images"
     plots.mkdir(parents=True, exist_ok=True)
