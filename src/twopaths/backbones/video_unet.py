@@ -40,7 +40,8 @@ from torch import nn
 
 import twopaths.nn.attention as shared_attention
 from twopaths.backbones.unet import UNetConfig
-from twopaths.nn.blocks import AttentionBlock, Downsample, ResBlock, Upsample, conv3x3, group_norm, zero_init
+from twopaths.nn.blocks import (AttentionBlock, Downsample, ResBlock, Upsample, attention_heads, conv3x3, group_norm,
+                                 zero_init)
 from twopaths.nn.embeddings import TimestepClassEmbedding
 
 __all__ = ["TemporalAttention", "VideoUNet", "VideoUNetConfig"]
@@ -78,13 +79,7 @@ class TemporalAttention(nn.Module):
     def __init__(self, channels: int, max_frames: int, num_heads: int = 4, head_channels: int | None = None,
                  groups: int = 32):
         super().__init__()
-        if head_channels is not None:
-            if channels % head_channels:
-                raise ValueError(f"width {channels} is not divisible by head_channels {head_channels}")
-            num_heads = channels // head_channels
-        if channels % num_heads:
-            raise ValueError(f"width {channels} is not divisible by num_heads {num_heads}")
-        self.num_heads, self.max_frames = num_heads, max_frames
+        self.num_heads, self.max_frames = attention_heads(channels, num_heads, head_channels), max_frames
         self.norm = group_norm(channels, groups)
         self.qkv = nn.Linear(channels, 3 * channels)
         self.proj = zero_init(nn.Linear(channels, channels))

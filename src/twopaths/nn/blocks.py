@@ -103,6 +103,18 @@ class ResnetBlock(nn.Module):
         return self.skip(x) + h  # (B, C_out, H, W)
 
 
+def attention_heads(channels: int, num_heads: int, head_channels: int | None = None) -> int:
+    """The number of heads of an attention over ``channels``: ``channels // head_channels`` when a head
+    width is given (the ADM convention), else ``num_heads``; either must divide the width."""
+    if head_channels is not None:
+        if channels % head_channels:
+            raise ValueError(f"width {channels} is not divisible by head_channels {head_channels}")
+        num_heads = channels // head_channels
+    if channels % num_heads:
+        raise ValueError(f"width {channels} is not divisible by num_heads {num_heads}")
+    return num_heads
+
+
 class AttentionBlock(nn.Module):
     """Multi-head self-attention over the H*W positions of a feature map, as a residual branch
     (Ho et al. 2020, appendix B; heads as in ADM sec. 3)::
@@ -124,13 +136,7 @@ class AttentionBlock(nn.Module):
     def __init__(self, channels: int, num_heads: int = 4, head_channels: int | None = None, groups: int = 32,
                  context_dim: int = 0):
         super().__init__()
-        if head_channels is not None:
-            if channels % head_channels:
-                raise ValueError(f"width {channels} is not divisible by head_channels {head_channels}")
-            num_heads = channels // head_channels
-        if channels % num_heads:
-            raise ValueError(f"width {channels} is not divisible by num_heads {num_heads}")
-        self.num_heads = num_heads
+        self.num_heads = attention_heads(channels, num_heads, head_channels)
         self.norm = group_norm(channels, groups)
         self.qkv = nn.Linear(channels, 3 * channels)  # a 1x1 conv, applied to (B, HW, C)
         self.proj = zero_init(nn.Linear(channels, channels))
