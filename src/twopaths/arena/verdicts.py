@@ -81,6 +81,20 @@ def contenders(results: dict[str, Any], suite: str) -> dict[str, dict[str, Any]]
     return results.get("suites", {}).get(suite, {}).get("contenders", {})
 
 
+def paradigm_pair(results: dict[str, Any], suite: str) -> tuple[tuple[str, dict[str, Any]],
+                                                                 tuple[str, dict[str, Any]]] | None:
+    """(the first sampled diffusion contender, the first sampled autoregressive one) of a suite, or None."""
+    entries = contenders(results, suite).items()
+    diffusion = [(n, e) for n, e in entries if e.get("family") == "diffusion" and main_quality(e)]
+    autoregressive = [(n, e) for n, e in entries if e.get("family") == "autoregressive" and main_quality(e)]
+    return (diffusion[0], autoregressive[0]) if diffusion and autoregressive else None
+
+
+def by_steps(entry: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """A diffusion contender's measurements at each step count, fewest steps first."""
+    return sorted(((int(k), m) for k, m in entry["quality"]["by_nfe"].items() if k.isdigit()), key=lambda t: t[0])
+
+
 def main_quality(entry: dict[str, Any]) -> dict[str, Any] | None:
     """The metrics of a contender at its main setting (middle NFE for diffusion, else its only one)."""
     q = entry.get("quality")
@@ -473,14 +487,11 @@ def text_generation(results: dict[str, Any]) -> Row:
     sample entropy, and whether it makes fewer sequential network calls there. Both must have learned
     the text (perplexity well below the unigram perplexity)."""
     aspect = "Text generation: speed at equal quality"
-    text = contenders(results, "fortunes")
-    ar = [(n, e) for n, e in text.items() if e.get("family") == "autoregressive" and main_quality(e)]
-    dl = [(n, e) for n, e in text.items() if e.get("family") == "diffusion" and main_quality(e)]
-    if not ar or not dl:
+    pair = paradigm_pair(results, "fortunes")
+    if pair is None:
         return _missing(aspect, "needs an autoregressive and a diffusion language model on the same text")
-    (a_name, a), (d_name, d) = ar[0], dl[0]
-    am = main_quality(a)
-    steps = sorted(((int(k), m) for k, m in d["quality"]["by_nfe"].items() if k.isdigit()), key=lambda t: t[0])
+    (d_name, d), (a_name, a) = pair
+    am, steps = main_quality(a), by_steps(d)
     evidence = (f"{a_name}: gen-PPL {fmt(am.get('gen_ppl'))}, entropy {fmt(am.get('entropy_per_sample'))}, "
                 f"{fmt(am.get('tokens_per_s'))} tokens/s; {d_name} at T = "
                 + ", ".join(f"{k}: {fmt(m.get('gen_ppl'))} / {fmt(m.get('entropy_per_sample'))} / "
@@ -570,14 +581,11 @@ def audio_speed(results: dict[str, Any]) -> Row:
     beyond the noise (its 95% interval reaches that accuracy), and which is faster there, by the latency of
     one clip alone over repeated timings (its real-time factor; exact network-call counts beside)."""
     aspect = "Audio: generation speed at equal quality"
-    audio = contenders(results, AUDIO_SUITE)
-    ar = [(n, e) for n, e in audio.items() if e.get("family") == "autoregressive" and main_quality(e)]
-    dl = [(n, e) for n, e in audio.items() if e.get("family") == "diffusion" and main_quality(e)]
-    if not ar or not dl:
+    pair = paradigm_pair(results, AUDIO_SUITE)
+    if pair is None:
         return _missing(aspect, "needs an autoregressive and a diffusion audio model on spoken digits")
-    (a_name, a), (d_name, d) = ar[0], dl[0]
-    am = main_quality(a)
-    steps = sorted(((int(k), m) for k, m in d["quality"]["by_nfe"].items() if k.isdigit()), key=lambda t: t[0])
+    (d_name, d), (a_name, a) = pair
+    am, steps = main_quality(a), by_steps(d)
     evidence = (f"{a_name}: accuracy {fmt(am.get('accuracy'))}, real-time factor {fmt(am.get('real_time_factor'))} "
                 f"({fmt(am.get('sequential_calls'))} calls); {d_name} at "
                 + ", ".join(f"{k} steps: {fmt(m.get('accuracy'))}, {fmt(m.get('real_time_factor'))}" for k, m in steps))
@@ -601,19 +609,11 @@ def audio_speed(results: dict[str, Any]) -> Row:
 VIDEO_SUITE = "moving-fashion"
 
 
-def _video_pair(results: dict[str, Any]) -> tuple[tuple[str, dict[str, Any]], tuple[str, dict[str, Any]]] | None:
-    """(the joint diffusion contender, the frame-by-frame one) of the video suite, both sampled."""
-    video = contenders(results, VIDEO_SUITE)
-    joint = [(n, e) for n, e in video.items() if e.get("family") == "diffusion" and main_quality(e)]
-    frames = [(n, e) for n, e in video.items() if e.get("family") == "autoregressive" and main_quality(e)]
-    return (joint[0], frames[0]) if joint and frames else None
-
-
 def video_frame_quality(results: dict[str, Any]) -> Row:
     """Which way of tying frames together makes better frames: the frame FID (frames pooled) at each
     contender's best setting, compared as images are (learned rule and block-bootstrap interval)."""
     aspect = "Video: frame quality (joint vs frame by frame)"
-    pair = _video_pair(results)
+    pair = paradigm_pair(results, VIDEO_SUITE)
     if pair is None:
         return _missing(aspect, "needs a joint video diffusion and a frame-by-frame contender on moving-fashion")
     named = list(pair)
@@ -630,7 +630,7 @@ def video_motion(results: dict[str, Any]) -> Row:
     true motion). A winner only between contenders that learned the frames and only when the interval of
     the gap excludes 0."""
     aspect = "Video: temporal consistency (motion as physics has it)"
-    pair = _video_pair(results)
+    pair = paradigm_pair(results, VIDEO_SUITE)
     if pair is None:
         return _missing(aspect, "needs a joint video diffusion and a frame-by-frame contender on moving-fashion")
     (a_name, a), (b_name, b) = pair
@@ -661,7 +661,7 @@ def video_cost(results: dict[str, Any]) -> Row:
     """Sampling cost per clip: sequential network calls (exact counts) of each contender at its main
     setting; joint diffusion makes one call per step for all frames, frame by frame one per step per frame."""
     aspect = "Video: sampling cost per clip"
-    pair = _video_pair(results)
+    pair = paradigm_pair(results, VIDEO_SUITE)
     if pair is None:
         return _missing(aspect, "needs a joint video diffusion and a frame-by-frame contender on moving-fashion")
     (a_name, a), (b_name, b) = pair
