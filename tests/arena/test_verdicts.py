@@ -117,6 +117,15 @@ def test_report_renders_every_table(tmp_path, renderer):
         assert text.count("<table>") >= 6 and "data:image/png;base64," in text  # plots embedded
 
 
+def test_curve_table_puts_each_point_under_its_fraction_of_the_budget(tmp_path):
+    """A checkpoint that was not kept (here the first of ddpm's) leaves its column empty; the later points
+    stay under their own fractions."""
+    text = to_markdown(build_blocks(results(ddpm_curve=curve(60.0, 40.0, 20.0)), tmp_path))
+    assert "| contender | budget TFLOP | 0.125 of the budget | 0.25 of the budget | 0.5 of the budget | 1 of the " \
+           "budget |" in text
+    assert "| ddpm | 2 | — | 60 | 40 | 20 |" in text
+
+
 def _text(gen_ppl: float, entropy: float, calls: int) -> dict:
     return {"gen_ppl": gen_ppl, "entropy_per_sample": entropy, "tokens_per_s": 1000.0, "sequential_calls": calls}
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from twopaths.arena.suites import CURVE_FRACTIONS
 from twopaths.arena.verdicts import (LEARNED_AUDIO_ACCURACY, LEARNED_FID_MULTIPLE, LEARNED_PPL_FRACTION,
                                      LEARNED_VALIDITY, Row, comparison_rows, fmt, learned_table, main_quality)
 
@@ -347,11 +348,16 @@ def _curve_table(suite: dict[str, Any]) -> Table | None:
     curves = {n: c for n, c in curves.items() if c}
     if not curves:
         return None
-    width = max(len(c) for c in curves.values())
-    rows = [[n, _fmt(c[-1]["flops"] / 1e12)] + [_fmt(p.get(metric)) for p in c] + ["—"] * (width - len(c))
-            for n, c in curves.items()]
-    fractions = [f"{p['step'] / c[-1]['step']:.3g} of the budget" for c in [max(curves.values(), key=len)] for p in c]
-    return Table(["contender", "budget TFLOP", *fractions], rows)
+    def column(point: dict[str, Any], curve: list[dict[str, Any]]) -> int:  # the nearest fraction of the budget
+        return min(range(len(CURVE_FRACTIONS)), key=lambda i: abs(CURVE_FRACTIONS[i] - point["step"] / curve[-1]["step"]))
+
+    rows = []
+    for n, c in curves.items():  # a checkpoint that was not kept leaves its column empty
+        cells = ["—"] * len(CURVE_FRACTIONS)
+        for p in c:
+            cells[column(p, c)] = _fmt(p.get(metric))
+        rows.append([n, _fmt(c[-1]["flops"] / 1e12), *cells])
+    return Table(["contender", "budget TFLOP", *(f"{f:g} of the budget" for f in CURVE_FRACTIONS)], rows)
 
 
 def _throughput_table(suite: dict[str, Any]) -> Table:
