@@ -9,7 +9,7 @@ import re
 import pytest
 
 from twopaths.arena.suites import Contender, Suite, select
-from twopaths.arena.verdicts import learned, video_cost, video_frame_quality, video_motion
+from twopaths.arena.verdicts import learned, video_cost, video_frame_quality, video_motion, video_prediction
 
 _TINY_UNET = ("arch.unet.base_channels=8", "arch.unet.channel_mults=[1,2]", "arch.unet.num_res_blocks=1",
               "arch.unet.attention_resolutions=[]", "arch.unet.groups=4", "arch.unet.head_channels=null",
@@ -62,11 +62,15 @@ def test_tiny_video_suite_end_to_end(tmp_path):
     assert rows["Video: sampling cost per clip"].status == "inconclusive"  # nothing learned in 2 GFLOP
 
 
-def _contrived(fid: dict[str, float], motion: dict[str, float], se: float = 0.05, floor: float = 2.0) -> dict:
+def _contrived(fid: dict[str, float], motion: dict[str, float], se: float = 0.05, floor: float = 2.0,
+               predicted: dict[str, float] | None = None) -> dict:
     families = {"video-ddpm": "diffusion", "video-ar": "autoregressive"}
     calls = {"video-ddpm": 20, "video-ar": 160}
+    predicted = predicted or {"video-ddpm": 10.0, "video-ar": 3.0}
     return {"suites": {"moving-fashion": {"kind": "video", "budget_flops": 10e12, "contenders": {
-        name: {"family": families[name], "quality": {"main_nfe": "20", "by_nfe": {"20": {
+        name: {"family": families[name], "quality": {"main_nfe": "20", "prediction": {
+            "context_frames": 4, "n": 100, "position_error_px": predicted[name], "position_error_se": 0.4,
+            "tracker_error_px": 0.16}, "by_nfe": {"20": {
             "frame_fid": fid[name], "frame_fid_floor": floor, "frame_fid_std": 0.2, "n": 200,
             "temporal_consistency_px": motion[name], "temporal_consistency_se": se,
             "temporal_consistency_px_floor": 0.08, "sequential_calls": calls[name], "latency_s": 1.0,
@@ -81,6 +85,13 @@ def test_video_verdicts_follow_the_numbers():
     assert row.status == "winner" and row.winner == "video-ddpm" and row.ratio == pytest.approx(3.0)
     row = video_cost(res)
     assert row.status == "winner" and row.winner == "video-ddpm" and row.ratio == pytest.approx(8.0)
+    assert "8.0x fewer sequential network calls" in row.verdict
+    row = video_prediction(res)
+    assert row.status == "winner" and row.winner == "video-ar" and row.aspect.endswith("from 4 given frames")
+    assert row.interval[0] > 0 and "(3 vs 10 px)" in row.verdict and "tracker's own error" in row.evidence
+    row = video_prediction(_contrived({"video-ddpm": 5.0, "video-ar": 8.0}, {"video-ddpm": 0.5, "video-ar": 1.5},
+                                      predicted={"video-ddpm": 3.5, "video-ar": 3.0}))
+    assert row.status == "inconclusive" and "includes 0" in row.verdict  # 0.5 apart, 1.1 of noise
     row = video_motion(_contrived({"video-ddpm": 5.0, "video-ar": 8.0}, {"video-ddpm": 0.5, "video-ar": 0.55}))
     assert row.status == "inconclusive" and "includes 0" in row.verdict
     res = _contrived({"video-ddpm": 5.0, "video-ar": 30.0}, {"video-ddpm": 0.5, "video-ar": 1.5})

@@ -287,7 +287,8 @@ def _count_compare(aspect: str, evidence: str, a_name: str, a: float, b_name: st
         return Row(aspect, evidence, f"{a_name} and {b_name} are about the same on {what} (ratio {ratio:.2f}, "
                                      f"exact counts)", status="measured", metric=what, ratio=ratio)
     win = a_name if a < b else b_name
-    return _winner(aspect, evidence, f"{win} needs {ratio:.1f}x less {what} (exact counts)", win, what, ratio,
+    fewer = "fewer" if "calls" in what else "less"
+    return _winner(aspect, evidence, f"{win} needs {ratio:.1f}x {fewer} {what} (exact counts)", win, what, ratio,
                    (ratio, ratio))
 
 
@@ -623,38 +624,60 @@ def video_frame_quality(results: dict[str, Any]) -> Row:
     return _fid_compare(aspect, evidence, results, named, "makes better frames", "video", VIDEO_SUITE)
 
 
-def video_motion(results: dict[str, Any]) -> Row:
-    """Which way moves objects as physics does: the tracked positions' RMS deviation from the best
-    constant-velocity-with-bounce motion (px per clip, lower is better) at each contender's main setting,
-    95% intervals from the per-clip standard errors; real clips' value beside (what the tracker reads on
-    true motion). A winner only between contenders that learned the frames and only when the interval of
-    the gap excludes 0."""
-    aspect = "Video: temporal consistency (motion as physics has it)"
+def _px_compare(aspect: str, results: dict[str, Any], values: Callable[[dict[str, Any]], tuple[float, float] | None],
+                reference: str, sentence: str, metric: str) -> Row:
+    """Rank the video suite's two contenders by a mean in pixels (lower is better) with its standard
+    error: ``values(entry)`` -> (mean, se) or None; a winner only between contenders that learned the
+    frames and only when the 95% interval of the gap excludes 0. ``reference`` is what real clips score,
+    ``sentence`` what the winner does ("moves objects more consistently")."""
     pair = paradigm_pair(results, VIDEO_SUITE)
     if pair is None:
         return _missing(aspect, "needs a joint video diffusion and a frame-by-frame contender on moving-fashion")
     (a_name, a), (b_name, b) = pair
-    ma, mb = main_quality(a), main_quality(b)
-    if ma.get("temporal_consistency_px") is None or mb.get("temporal_consistency_px") is None:
-        return _missing(aspect, "temporal consistency was not measured")
-    evidence = "; ".join(f"{n}: {fmt(m['temporal_consistency_px'])} ± {fmt(Z * (m.get('temporal_consistency_se') or 0))} px"
-                         for n, m in ((a_name, ma), (b_name, mb))) + \
-        f" (real clips {fmt(ma.get('temporal_consistency_px_floor'))} px)"
+    va, vb = values(a), values(b)
+    if va is None or vb is None:
+        return _missing(aspect, f"{metric} was not measured")
+    evidence = f"{a_name}: {fmt(va[0])} ± {fmt(Z * va[1])} px; {b_name}: {fmt(vb[0])} ± {fmt(Z * vb[1])} px ({reference})"
     not_learned = _not_learned("video", list(pair))
     if not_learned:
-        return _inconclusive(aspect, evidence, "motion compares models that learned the frames; not learned: "
+        return _inconclusive(aspect, evidence, "this compares models that learned the frames; not learned: "
                                                + "; ".join(not_learned))
-    gap = mb["temporal_consistency_px"] - ma["temporal_consistency_px"]
-    sigma = math.hypot(ma.get("temporal_consistency_se") or 0.0, mb.get("temporal_consistency_se") or 0.0)
-    interval = (gap - Z * sigma, gap + Z * sigma)
-    if interval[0] <= 0 <= interval[1]:
+    gap, sigma = vb[0] - va[0], math.hypot(va[1], vb[1])
+    if abs(gap) <= Z * sigma:
         return _inconclusive(aspect, evidence, f"the gap {fmt(gap)} ± {fmt(Z * sigma)} px (95%) includes 0")
-    (w, w_m), (l, l_m) = ((a_name, ma), (b_name, mb)) if gap > 0 else ((b_name, mb), (a_name, ma))
-    ratio = l_m["temporal_consistency_px"] / max(w_m["temporal_consistency_px"], 1e-9)
-    return _winner(aspect, evidence, f"{w} moves objects more consistently ({fmt(w_m['temporal_consistency_px'])} vs "
-                                     f"{fmt(l_m['temporal_consistency_px'])} px from constant velocity with bounces)",
-                   w, "motion residual px", ratio, (abs(interval[0]), abs(interval[1])) if gap > 0 else
-                   (-interval[1], -interval[0]), f"at {_budget(results, VIDEO_SUITE)}")
+    (w, w_v), l_v = ((a_name, va), vb) if gap > 0 else ((b_name, vb), va)
+    return _winner(aspect, evidence, f"{w} {sentence} ({fmt(w_v[0])} vs {fmt(l_v[0])} px)", w, metric,
+                   l_v[0] / max(w_v[0], 1e-9), (abs(gap) - Z * sigma, abs(gap) + Z * sigma),
+                   f"at {_budget(results, VIDEO_SUITE)}")
+
+
+def video_motion(results: dict[str, Any]) -> Row:
+    """Which way moves objects as physics does: the tracked positions' RMS deviation from the best
+    constant-velocity-with-bounce motion (px per clip, lower is better) at each contender's main setting,
+    with the per-clip standard error; real clips' value beside (what the tracker reads on true motion)."""
+    def motion(e: dict[str, Any]) -> tuple[float, float] | None:
+        m = main_quality(e) or {}
+        return None if m.get("temporal_consistency_px") is None else \
+            (m["temporal_consistency_px"], m.get("temporal_consistency_se") or 0.0)
+
+    m = main_quality(next(iter(contenders(results, VIDEO_SUITE).values()), {})) or {}
+    return _px_compare("Video: temporal consistency (motion as physics has it)", results, motion,
+                       f"real clips {fmt(m.get('temporal_consistency_px_floor'))} px",
+                       "moves objects more consistently, from constant velocity with bounces", "motion residual px")
+
+
+def video_prediction(results: dict[str, Any]) -> Row:
+    """Which way continues held-out clips as physics would: the distance between the tracked object in
+    each continued frame and its true position (px, mean over clips with its standard error)."""
+    def error(e: dict[str, Any]) -> tuple[float, float] | None:
+        p = (e.get("quality") or {}).get("prediction")
+        return None if not p else (p["position_error_px"], p["position_error_se"])
+
+    p = next((q["prediction"] for e in contenders(results, VIDEO_SUITE).values()
+              if (q := e.get("quality") or {}).get("prediction")), {})
+    return _px_compare(f"Video: prediction from {p.get('context_frames', 'the first')} given frames", results, error,
+                       f"the tracker's own error on the true frames {fmt(p.get('tracker_error_px'))} px",
+                       "continues held-out clips closer to the true trajectory", "position error px")
 
 
 def video_cost(results: dict[str, Any]) -> Row:
@@ -832,10 +855,11 @@ def single_pass_speed(results: dict[str, Any]) -> Row:
 
 SEEDS_TABLE = (core_mechanism, generation_quality, training_stability, sampling_speed, computational_cost,
                parallel_processing, text_generation, long_range, molecule_generation, audio_quality, audio_speed,
-               video_frame_quality, video_motion, video_cost, interpretability)
+               video_frame_quality, video_motion, video_prediction, video_cost, interpretability)
 #: rows about one domain's suite: in the table only when that suite was run (else they would only say "missing")
 DOMAIN_ROWS = {molecule_generation: "moses", audio_quality: AUDIO_SUITE, audio_speed: AUDIO_SUITE,
-               video_frame_quality: VIDEO_SUITE, video_motion: VIDEO_SUITE, video_cost: VIDEO_SUITE}
+               video_frame_quality: VIDEO_SUITE, video_motion: VIDEO_SUITE, video_prediction: VIDEO_SUITE,
+               video_cost: VIDEO_SUITE}
 BASELINES_TABLE = (vs_baselines_quality, mode_collapse, single_pass_speed, denoiser_backbones)
 
 
