@@ -28,8 +28,6 @@ clips are noisier than eSpeak's), independently per clip.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import math
 import sys
 import time
@@ -42,7 +40,7 @@ from safetensors.torch import save_file
 from twopaths.config import DataConfig
 from twopaths.data.registry import load_splits
 from twopaths.eval.audio_features import AudioFeatureNet
-from twopaths.eval.features import WEIGHTS_DIR, FeatureNet, file_sha256
+from twopaths.eval.features import WEIGHTS_DIR, FeatureNet, write_card
 
 RECIPES: dict[str, dict] = {
     "fashion-mnist": {"data": {"name": "fashion-mnist"}, "test_data": {"name": "fashion-mnist"},
@@ -189,15 +187,8 @@ def train(name: str, out_dir: Path, epochs: int | None = None) -> dict:
         f"train_{'clips' if audio else 'images'}": len(train_x),
         "parameters": sum(p.numel() for p in net.parameters()),
         "recipe": recipe,
-        "train_seconds": round(seconds, 1),
-        "date": datetime.date.today().isoformat(),
-        "torch": torch.__version__,
-        "sha256": file_sha256(weights),
-        "script": "scripts/train_feature_net.py",
     }
-    (out_dir / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
-    print(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB) and its card", flush=True)
-    return card
+    return write_card(weights, card, script="scripts/train_feature_net.py", seconds=seconds)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,8 +21,6 @@ against their own captions (colour, shape, size, relation, all).
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import math
 import sys
 import time
@@ -32,7 +30,7 @@ import torch
 from safetensors.torch import save_file
 
 from twopaths.data.shapes import make_shapes
-from twopaths.eval.features import WEIGHTS_DIR, file_sha256
+from twopaths.eval.features import WEIGHTS_DIR, write_card
 from twopaths.eval.prompt_fidelity import score_scenes, summarise
 from twopaths.eval.shapes_reader import (SHIPPED_READER, Scenes, ShapesReader, compare_scenes, read_scenes,
                                          scenes_from_data)
@@ -134,16 +132,8 @@ def train(out_dir: Path, steps: int | None = None) -> dict:
         "train_images": seen,
         "parameters": sum(p.numel() for p in reader.parameters()),
         "recipe": recipe,
-        "train_seconds": round(seconds, 1),  # wall clock (the machine may be shared)
-        "train_cpu_seconds": round(cpu_seconds, 1),
-        "date": datetime.date.today().isoformat(),
-        "torch": torch.__version__,
-        "sha256": file_sha256(weights),
-        "script": "scripts/train_shapes_reader.py",
     }
-    (out_dir / f"{SHIPPED_READER}.json").write_text(json.dumps(card, indent=2) + "\n")
-    print(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB) and its card", flush=True)
-    return card
+    return write_card(weights, card, script="scripts/train_shapes_reader.py", seconds=seconds, cpu_seconds=cpu_seconds)
 
 
 def main(argv: list[str] | None = None) -> int:

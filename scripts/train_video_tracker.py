@@ -20,8 +20,6 @@ read and the recorded centres, in pixels (the issue's bar: below 1); the card al
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import math
 import sys
 import time
@@ -33,7 +31,7 @@ from safetensors.torch import save_file
 from twopaths.config import DataConfig
 from twopaths.data.registry import load_splits
 from twopaths.data.video import ITEM_SIZE
-from twopaths.eval.features import WEIGHTS_DIR, file_sha256
+from twopaths.eval.features import WEIGHTS_DIR, write_card
 from twopaths.eval.video_tracker import SHIPPED_TRACKER, VideoTracker, track, tracking_error
 
 RECIPE: dict = {
@@ -120,16 +118,8 @@ def train(out_dir: Path, steps: int | None = None) -> dict:
         "train_frames": len(frames),
         "parameters": sum(p.numel() for p in tracker.parameters()),
         "recipe": recipe,
-        "train_seconds": round(seconds, 1),  # wall clock (the machine may be shared)
-        "train_cpu_seconds": round(cpu_seconds, 1),
-        "date": datetime.date.today().isoformat(),
-        "torch": torch.__version__,
-        "sha256": file_sha256(weights),
-        "script": "scripts/train_video_tracker.py",
     }
-    (out_dir / f"{SHIPPED_TRACKER}.json").write_text(json.dumps(card, indent=2) + "\n")
-    print(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB) and its card", flush=True)
-    return card
+    return write_card(weights, card, script="scripts/train_video_tracker.py", seconds=seconds, cpu_seconds=cpu_seconds)
 
 
 def main(argv: list[str] | None = None) -> int:

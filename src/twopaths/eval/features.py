@@ -92,6 +92,23 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def write_card(weights: Path, card: dict[str, Any], *, script: str, seconds: float,
+               cpu_seconds: float | None = None) -> dict[str, Any]:
+    """Write the JSON card beside a trained network's ``weights`` (``X.safetensors`` -> ``X.json``): what
+    the training script measured (``card``) and how the weights came to be: wall-clock (and CPU) seconds
+    of training, the date, torch's version, the weights' SHA-256 (checked on every load) and the script.
+    Prints one line and returns the card."""
+    import datetime
+
+    card = {**card, "train_seconds": round(seconds, 1),  # wall clock (the machine may be shared)
+            **({"train_cpu_seconds": round(cpu_seconds, 1)} if cpu_seconds is not None else {}),
+            "date": datetime.date.today().isoformat(), "torch": torch.__version__, "sha256": file_sha256(weights),
+            "script": script}
+    weights.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    print(f"wrote {weights} ({weights.stat().st_size / 1e6:.2f} MB) and its card", flush=True)
+    return card
+
+
 def _resolve(name_or_path: str | Path, *, shipped: Sequence[str] = SHIPPED, kind: str = "feature net",
              script: str = "scripts/train_feature_net.py") -> tuple[Path, Path]:
     """(weights file, card file) for a shipped name or a user's ``.safetensors`` path.
