@@ -326,7 +326,7 @@ def draw(model: Any, n: int, nfe: int | None, sampler: str, generator: torch.Gen
 def sampling_flops(model: Any, nfe: int | None, sampler: str, generator: torch.Generator) -> int:
     """FLOPs of one sample (exact counts). A sample-by-sample audio autoregression costs the same at every
     step (its incremental sampler keeps fixed-size buffers), so its clip of L samples is counted on clips of
-    64 and 128 samples and extended linearly: the same number as counting all 8,000 steps, 60x sooner."""
+    64 and 128 samples and extended linearly: the same number as counting all 8,000 steps, 50x sooner."""
     from twopaths.paradigms.sample_autoregressive import SampleAutoregressive
 
     if not isinstance(model, SampleAutoregressive):
