@@ -89,26 +89,3 @@ def timed(device: torch.device) -> Iterator[dict[str, float]]:
     out["seconds"] = time.perf_counter() - start
 
 
-@contextlib.contextmanager
-def count_network_calls(model: nn.Module) -> Iterator[dict[str, int]]:
-    """Count the sequential calls of the model's main network while a block runs.
-
-    The main network is the submodule holding the most parameters among those called (the
-    denoiser, the transformer, the generator or decoder). Called on a whole batch at once, its
-    call count is the number of *sequential* network evaluations per sample: NFE for diffusion,
-    one per token for autoregression, one for a GAN or VAE.
-    """
-    counts: dict[nn.Module, int] = {}
-    handles = [m.register_forward_pre_hook(lambda mod, _: counts.__setitem__(mod, counts.get(mod, 0) + 1))
-               for m in model.modules() if m is not model]
-    out: dict[str, int] = {}
-    try:
-        yield out
-    finally:
-        for h in handles:
-            h.remove()
-        if counts:
-            size = {m: sum(p.numel() for p in m.parameters()) for m in counts}
-            main = max(counts, key=lambda m: (size[m], -counts[m]))
-            out["calls"] = counts[main]
-            out["main_params"] = size[main]

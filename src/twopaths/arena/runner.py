@@ -26,12 +26,11 @@ from typing import Any
 
 import torch
 
-from twopaths.arena.measure import (PeakMemory, count_network_calls, timed, train_step_flops,
-                                    training_memory_bytes)
+from twopaths.arena.measure import PeakMemory, timed, train_step_flops, training_memory_bytes
 from twopaths.arena.suites import CURVE_FRACTIONS, PARAM_MATCH_FACTOR, Contender, Suite
 from twopaths.config import RunConfig
 from twopaths.errors import DataError, TrainingDiverged, TwopathsError
-from twopaths.nn.flops import flops_of
+from twopaths.nn.flops import count_network_calls, flops_of
 from twopaths.training.metrics import read_metrics
 from twopaths.training.optim import effective_warmup
 

@@ -28,26 +28,18 @@ DEFAULT_CLIPS = 1000  # --n for a video run: 8,000 frames for the per-frame FID 
 
 
 def sampling_cost(model: Any, *, sampler: str, steps: int, guidance: float = 1.0, seed: int = 0) -> dict[str, float]:
-    """Network calls and FLOPs of sampling one clip, counted on a real run (batch of one)."""
+    """Network calls (of the main network, :func:`~twopaths.nn.flops.count_network_calls`) and FLOPs of
+    sampling one clip, counted on a real run (batch of one)."""
     import torch
 
-    from twopaths.nn.flops import flops_of
+    from twopaths.nn.flops import count_network_calls, flops_of
 
-    calls = 0
-
-    def count(*_: Any) -> None:
-        nonlocal calls
-        calls += 1
-
-    handle = model.net.register_forward_hook(count)
-    try:
-        gen = torch.Generator().manual_seed(seed)
-        cond = torch.zeros(1, dtype=torch.long) if getattr(model, "num_classes", 0) else None  # guidance: 2 passes
+    gen = torch.Generator().manual_seed(seed)
+    cond = torch.zeros(1, dtype=torch.long) if getattr(model, "num_classes", 0) else None  # guidance: 2 passes
+    with count_network_calls(model) as calls:
         flops = flops_of(lambda: model.sample(1, cond=cond, sampler=sampler, steps=steps, generator=gen,
                                               guidance=guidance))
-    finally:
-        handle.remove()
-    return {"network_calls_per_clip": calls, "flops_per_clip": float(flops)}
+    return {"network_calls_per_clip": calls.get("calls", 0), "flops_per_clip": float(flops)}
 
 
 def video_sample_report(run: Any, metrics: list[str] | None = None, *, n: int | None = None, split: str | None = None,

@@ -24,7 +24,8 @@ Q K^T scores and the weighted sum of values), so a count on the CPU equals one o
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -93,3 +94,28 @@ def forward_gflops(module: nn.Module, *example_inputs: Any, **kwargs: Any) -> fl
     """Gflops (10^9 FLOPs, a multiply-add = 2) of one forward pass on the inputs given; pass a batch
     of one for the cost per image, e.g. ``forward_gflops(unet, torch.zeros(1, 1, 28, 28), torch.zeros(1))``."""
     return count_flops(module, *example_inputs, **kwargs) / 1e9
+
+
+@contextlib.contextmanager
+def count_network_calls(model: nn.Module) -> Iterator[dict[str, int]]:
+    """Count the sequential calls of the model's main network while a block runs.
+
+    The main network is the submodule holding the most parameters among those called (the
+    denoiser, the transformer, the generator or decoder). Called on a whole batch at once, its
+    call count is the number of *sequential* network evaluations per sample: NFE for diffusion,
+    one per token for autoregression, one for a GAN or VAE.
+    """
+    counts: dict[nn.Module, int] = {}
+    handles = [m.register_forward_pre_hook(lambda mod, _: counts.__setitem__(mod, counts.get(mod, 0) + 1))
+               for m in model.modules() if m is not model]
+    out: dict[str, int] = {}
+    try:
+        yield out
+    finally:
+        for h in handles:
+            h.remove()
+        if counts:
+            size = {m: sum(p.numel() for p in m.parameters()) for m in counts}
+            main = max(counts, key=lambda m: (size[m], -counts[m]))
+            out["calls"] = counts[main]
+            out["main_params"] = size[main]
