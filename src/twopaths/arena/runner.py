@@ -30,6 +30,7 @@ from twopaths.arena.measure import PeakMemory, timed, train_step_flops, training
 from twopaths.arena.suites import CURVE_FRACTIONS, PARAM_MATCH_FACTOR, Contender, Suite
 from twopaths.config import RunConfig
 from twopaths.errors import DataError, TrainingDiverged, TwopathsError
+from twopaths.eval.images import balanced_labels
 from twopaths.nn.flops import count_network_calls, flops_of
 from twopaths.training.metrics import read_metrics
 from twopaths.training.optim import effective_warmup
@@ -330,7 +331,7 @@ def sampling_flops(model: Any, nfe: int | None, sampler: str, generator: torch.G
 
     if not isinstance(model, SampleAutoregressive):
         return flops_of(lambda: draw(model, 1, nfe, sampler, generator))
-    cond = _balanced_labels(model, 1)
+    cond = balanced_labels(model, 1)
     short, long = (flops_of(lambda: model.sample(1, cond=cond, generator=generator, length=k)) for k in (64, 128))
     return short + (model.length - 64) * (long - short) // 64
 
@@ -528,12 +529,6 @@ def _batch(suite: Suite) -> int:
     return 100 if suite.kind in ("audio", "video") else 500
 
 
-def _balanced_labels(model: Any, n: int) -> torch.Tensor | None:
-    """The classes :func:`draw` asks a class-conditional model for: every class in turn."""
-    classes = int(getattr(model, "num_classes", 0) or 0)
-    return torch.arange(n) % classes if classes else None
-
-
 def _curve_point(run: Any, suite: Suite, samples: torch.Tensor | None, val_loss: float | None,
                  ctx: QualityContext) -> dict[str, Any]:
     """The curve's measurement of the model as it is: from ``samples`` (points, image) or the loss."""
@@ -546,7 +541,7 @@ def _curve_point(run: Any, suite: Suite, samples: torch.Tensor | None, val_loss:
         m = mode_coverage(samples, run.meta["modes"], run.meta["std"])
         return {"high_quality": m["high_quality"], "modes_covered": m["modes_covered"], "n": len(samples)}
     if suite.kind == "audio":
-        m = ctx.audio_metrics(run.cfg, samples, _balanced_labels(run.model, len(samples)))
+        m = ctx.audio_metrics(run.cfg, samples, balanced_labels(run.model, len(samples)))
         return {"fd": m["fd"], "fd_floor": m["fd_floor"], "accuracy": m.get("accuracy"), "n": len(samples)}
     if suite.kind == "video":
         m = _video_scores(ctx, run, samples)
@@ -714,7 +709,7 @@ def _audio_quality(run: Any, suite: Suite, contender: Contender, ctx: QualityCon
 
     model, n, main = run.model, suite.n_eval, _main_setting(contender)
     rate = int(run.meta.get("sample_rate", 8000))
-    labels = _balanced_labels(model, n)
+    labels = balanced_labels(model, n)
     by_nfe: dict[str, Any] = {}
     main_clips = torch.empty(0)
     quality: dict[str, Any] = {}

@@ -27,11 +27,9 @@ def audio_sample_report(run: Any, metrics: list[str], *, n: int | None = None, s
     """The asked ``metrics`` (of :data:`AUDIO_SAMPLE_METRICS`) of ``n`` clips sampled from ``run``, with
     the floor, n, the classifier's identity and the sampling speed. ``accuracy`` needs a
     class-conditional run; ``sampler``/``steps``/``guidance`` apply to diffusion runs."""
-    import torch
-
     from twopaths.data.registry import load_splits
     from twopaths.eval.audio_features import audio_scores, load_audio_feature_net
-    from twopaths.eval.images import sample_model
+    from twopaths.eval.images import balanced_labels, sample_model
 
     classes = int(getattr(run.model, "num_classes", 0) or 0)
     if "accuracy" in metrics and not classes:
@@ -53,7 +51,7 @@ def audio_sample_report(run: Any, metrics: list[str], *, n: int | None = None, s
     fake = sample_model(run.model, n, batch_size=batch_size, sampler=sampler, steps=steps, guidance=guidance,
                         seed=seed)  # (n, 1, L)
     seconds = time.perf_counter() - start
-    labels = torch.arange(n) % classes if classes else None  # sample_model's order
+    labels = balanced_labels(run.model, n)  # sample_model's order
     scores = audio_scores(net, fake, real[:n], labels=labels)
     keep = {"fd": ("fd",), "is": ("is", "mis"), "accuracy": ("accuracy",)}
     out = {key: scores[key] for m in metrics for key in keep[m]}

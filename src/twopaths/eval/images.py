@@ -117,6 +117,13 @@ def evaluate_images(fake: torch.Tensor | None, real_eval: torch.Tensor, real_flo
 
 
 @torch.no_grad()
+def balanced_labels(model: Any, n: int) -> torch.Tensor | None:
+    """The classes :func:`sample_model` asks a class-conditional model for, every class in turn (so the
+    class histogram matches a balanced test split); None for an unconditional model."""
+    classes = int(getattr(model, "num_classes", 0) or 0)
+    return torch.arange(n) % classes if classes else None
+
+
 def sample_model(model: Any, n: int, batch_size: int = 500, sampler: str | None = None, steps: int | None = None,
                  guidance: float = 1.0, seed: int = 0, progress: bool = True, spacing: str = "leading",
                  generator: torch.Generator | None = None) -> torch.Tensor:
@@ -137,8 +144,7 @@ def sample_model(model: Any, n: int, batch_size: int = 500, sampler: str | None 
     from twopaths.paradigms.latent import LatentDiffusion
 
     gen = generator if generator is not None else torch.Generator().manual_seed(seed)
-    classes = int(getattr(model, "num_classes", 0) or 0)
-    labels = torch.arange(n) % classes if classes else None
+    labels = balanced_labels(model, n)
     out = []
     with tqdm(total=n, desc="sampling", unit="sample", disable=not progress, leave=False) as bar:
         for i in range(0, n, batch_size):
