@@ -30,7 +30,7 @@ import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 SPEED_RATIO = 1.2  # exact-count ratios below this are "about the same"
 Z = 1.96  # two-sided 95% normal interval
@@ -331,16 +331,24 @@ def _family_rep(results: dict[str, Any], suite: str, family: str) -> tuple[str, 
 NEEDS_IMAGE_PAIR = "needs trained and sampled diffusion and autoregressive image contenders"
 
 
-def _sampled_image_pair(results: dict[str, Any]) -> tuple[tuple[str, dict, dict], tuple[str, dict, dict]] | None:
-    """(name, entry, main quality) of the diffusion and the autoregressive representative on fashion-mnist,
-    both with samples; else None."""
+class Side(NamedTuple):
+    """One contender of the image pair: its name, its results entry and the quality of its main setting."""
+    name: str
+    entry: dict
+    quality: dict
+
+    @property
+    def named(self) -> tuple[str, dict]:
+        """(name, entry), as the learned-data rules take it."""
+        return self.name, self.entry
+
+
+def _sampled_image_pair(results: dict[str, Any]) -> tuple[Side, Side] | None:
+    """The diffusion and the autoregressive representative on fashion-mnist, both with samples; else None."""
     diff, ar = _family_rep(results, "fashion-mnist", "diffusion"), _family_rep(results, "fashion-mnist", "autoregressive")
     if not diff or not ar or not main_quality(diff[1]) or not main_quality(ar[1]):
         return None
-    return (*diff, main_quality(diff[1])), (*ar, main_quality(ar[1]))
-
-
-Side = tuple[str, dict, dict]  # (name, results entry, main-setting quality) of one contender
+    return Side(*diff, main_quality(diff[1])), Side(*ar, main_quality(ar[1]))
 
 
 def _image_pair_rule(aspect: str) -> Callable[[Callable[[str, Side, Side], Row]], Callable[[dict[str, Any]], Row]]:
@@ -357,11 +365,10 @@ def _image_pair_rule(aspect: str) -> Callable[[Callable[[str, Side, Side], Row]]
 
 
 @_image_pair_rule("Core mechanism")
-def core_mechanism(aspect: str, diffusion: Side, autoregressive: Side) -> Row:
-    (d_name, d, dq), (a_name, _, aq) = diffusion, autoregressive
-    d_calls, a_calls = dq.get("sequential_calls", 0), aq.get("sequential_calls", 0)
-    evidence = (f"{d_name}: denoises the whole image {d_calls} times (NFE {d['quality'].get('main_nfe')}); "
-                f"{a_name}: predicts one token per network call, {a_calls} calls per image")
+def core_mechanism(aspect: str, d: Side, a: Side) -> Row:
+    d_calls, a_calls = d.quality.get("sequential_calls", 0), a.quality.get("sequential_calls", 0)
+    evidence = (f"{d.name}: denoises the whole image {d_calls} times (NFE {d.entry['quality'].get('main_nfe')}); "
+                f"{a.name}: predicts one token per network call, {a_calls} calls per image")
     if not (d_calls and a_calls):
         return _missing(aspect, "network calls were not counted")
     verdict = (f"iterative refinement vs sequential generation: the diffusion model makes "
@@ -446,35 +453,33 @@ def training_stability(results: dict[str, Any], families: tuple[str, ...] = ("di
 
 
 @_image_pair_rule("Sampling speed")
-def sampling_speed(aspect: str, diffusion: Side, autoregressive: Side) -> Row:
-    (d_name, d, dq), (a_name, a, aq) = diffusion, autoregressive
-    evidence = (f"{d_name} (NFE {d['quality'].get('main_nfe')}): {fmt(dq['samples_per_s'])} images/s, "
-                f"{fmt(dq['latency_s'])} s per image alone; {a_name}: {fmt(aq['samples_per_s'])} images/s, "
-                f"{fmt(aq['latency_s'])} s per image alone")
-    return _latency_compare(aspect, evidence, d_name, dq, a_name, aq, "image", [(d_name, d), (a_name, a)])
+def sampling_speed(aspect: str, d: Side, a: Side) -> Row:
+    nfe = f" (NFE {d.entry['quality'].get('main_nfe')})"
+    evidence = "; ".join(f"{s.name}{nfe if s is d else ''}: {fmt(s.quality['samples_per_s'])} images/s, "
+                         f"{fmt(s.quality['latency_s'])} s per image alone" for s in (d, a))
+    return _latency_compare(aspect, evidence, d.name, d.quality, a.name, a.quality, "image", [d.named, a.named])
 
 
 @_image_pair_rule("Computational cost")
-def computational_cost(aspect: str, diffusion: Side, autoregressive: Side) -> Row:
-    (d_name, d, dq), (a_name, a, aq) = diffusion, autoregressive
-    evidence = (f"training FLOPs in the budget: {d_name} {fmt(d['runs'][0]['total_flops'] / 1e12)} TFLOP, "
-                f"{a_name} {fmt(a['runs'][0]['total_flops'] / 1e12)} TFLOP; sampling: "
-                f"{fmt(dq['flops_per_sample'] / 1e9)} vs {fmt(aq['flops_per_sample'] / 1e9)} GFLOP per image")
-    return _count_compare(aspect, evidence, d_name, dq["flops_per_sample"], a_name, aq["flops_per_sample"],
-                          "FLOPs per generated image", "image", [(d_name, d), (a_name, a)])
+def computational_cost(aspect: str, d: Side, a: Side) -> Row:
+    training = ", ".join(f"{s.name} {fmt(s.entry['runs'][0]['total_flops'] / 1e12)} TFLOP" for s in (d, a))
+    d_flops, a_flops = d.quality["flops_per_sample"], a.quality["flops_per_sample"]
+    evidence = (f"training FLOPs in the budget: {training}; sampling: {fmt(d_flops / 1e9)} vs "
+                f"{fmt(a_flops / 1e9)} GFLOP per image")
+    return _count_compare(aspect, evidence, d.name, d_flops, a.name, a_flops, "FLOPs per generated image", "image",
+                          [d.named, a.named])
 
 
 @_image_pair_rule("Parallel processing")
-def parallel_processing(aspect: str, diffusion: Side, autoregressive: Side) -> Row:
-    (d_name, d, dq), (a_name, a, aq) = diffusion, autoregressive
-    d_run, a_run = d["runs"][0], a["runs"][0]
-    d_calls, a_calls = dq["sequential_calls"], aq["sequential_calls"]
-    evidence = (f"training (all positions at once for both): {d_name} {fmt(d_run['items_per_s'])} "
-                f"{d_run['item_name']}/s, {a_name} {fmt(a_run['items_per_s'])} {a_run['item_name']}/s; "
+def parallel_processing(aspect: str, d: Side, a: Side) -> Row:
+    d_run, a_run = d.entry["runs"][0], a.entry["runs"][0]
+    d_calls, a_calls = d.quality["sequential_calls"], a.quality["sequential_calls"]
+    evidence = (f"training (all positions at once for both): {d.name} {fmt(d_run['items_per_s'])} "
+                f"{d_run['item_name']}/s, {a.name} {fmt(a_run['items_per_s'])} {a_run['item_name']}/s; "
                 f"sampling depth: {d_calls} vs {a_calls} sequential calls per image")
     if not d_calls or not a_calls:
         return _missing(aspect, "network calls were not counted")
-    deeper, shallower = (a_name, d_name) if a_calls > d_calls else (d_name, a_name)
+    deeper, shallower = (a.name, d.name) if a_calls > d_calls else (d.name, a.name)
     ratio = max(a_calls, d_calls) / min(a_calls, d_calls)
     verdict = ("both parallelise equally at sampling time" if ratio < SPEED_RATIO else
                f"both train in parallel; at sampling {shallower} parallelises over the whole image while "
@@ -482,40 +487,63 @@ def parallel_processing(aspect: str, diffusion: Side, autoregressive: Side) -> R
     return Row(aspect, evidence, verdict, status="measured", metric="sequential calls", ratio=ratio)
 
 
+def _speed_at_equal_quality(aspect: str, results: dict[str, Any], suite: str, kind: str, *, needs: str,
+                            evidence: Callable[[str, dict, str, list[tuple[Any, dict]]], str],
+                            matches: Callable[[dict, dict], bool], learners: str, quality: str, short_of: str,
+                            compare: Callable[[str, str, Any, dict, str, dict, str, dict], Row]) -> Row:
+    """The frame of the speed-at-equal-quality rows: the diffusion and autoregressive contenders of
+    ``suite`` (else missing: ``needs``), both learned (else inconclusive), then the fewest diffusion steps
+    ``k`` whose quality ``matches(m_k, m_ar)``; where none does the AR model wins on ``quality`` (the
+    diffusion model falls ``short_of`` it), else ``compare(evidence, d_name, k, m_k, a_name, m_ar, aspect,
+    context)`` names the faster one there."""
+    pair = paradigm_pair(results, suite)
+    if pair is None:
+        return _missing(aspect, needs)
+    (d_name, d), (a_name, a) = pair
+    am, steps = main_quality(a), by_steps(d)
+    text = evidence(a_name, am, d_name, steps)
+    not_learned = _not_learned(kind, [(a_name, a), (d_name, d)])
+    if not_learned:
+        return _inconclusive(aspect, text, f"speed at equal quality needs {learners}; not learned: "
+                                           + "; ".join(not_learned))
+    matched = [(k, m) for k, m in steps if matches(m, am)]
+    if not matched:
+        return _winner(aspect, text, f"{a_name} wins: at no measured step count does {d_name} {short_of}", a_name,
+                       quality, None, None)
+    k, m = matched[0]
+    return compare(text, d_name, k, m, a_name, am, aspect, {"pair": [(a_name, a), (d_name, d)]})
+
+
 def text_generation(results: dict[str, Any]) -> Row:
     """The seeds' claim that diffusion LMs can generate faster: the fewest denoising steps at which the
     diffusion LM's gen-PPL is within 20% of the autoregressive model's at no less than 90% of its
     sample entropy, and whether it makes fewer sequential network calls there. Both must have learned
     the text (perplexity well below the unigram perplexity)."""
-    aspect = "Text generation: speed at equal quality"
-    pair = paradigm_pair(results, "fortunes")
-    if pair is None:
-        return _missing(aspect, "needs an autoregressive and a diffusion language model on the same text")
-    (d_name, d), (a_name, a) = pair
-    am, steps = main_quality(a), by_steps(d)
-    evidence = (f"{a_name}: gen-PPL {fmt(am.get('gen_ppl'))}, entropy {fmt(am.get('entropy_per_sample'))}, "
+    def evidence(a_name: str, am: dict, d_name: str, steps: list[tuple[Any, dict]]) -> str:
+        return (f"{a_name}: gen-PPL {fmt(am.get('gen_ppl'))}, entropy {fmt(am.get('entropy_per_sample'))}, "
                 f"{fmt(am.get('tokens_per_s'))} tokens/s; {d_name} at T = "
                 + ", ".join(f"{k}: {fmt(m.get('gen_ppl'))} / {fmt(m.get('entropy_per_sample'))} / "
                             f"{fmt(m.get('tokens_per_s'))} tok/s" for k, m in steps))
-    not_learned = _not_learned("text", [(a_name, a), (d_name, d)])
-    if not_learned:
-        return _inconclusive(aspect, evidence, "speed at equal quality needs language models that learned the text; "
-                                               "not learned: " + "; ".join(not_learned))
-    matched = [(k, m) for k, m in steps if m.get("gen_ppl") is not None and am.get("gen_ppl") is not None
-               and m["gen_ppl"] <= 1.2 * am["gen_ppl"]
-               and (m.get("entropy_per_sample") or 0) >= 0.9 * (am.get("entropy_per_sample") or 0)]
-    if not matched:
-        return _winner(aspect, evidence, f"{a_name} wins: at no measured step count does {d_name} come within 20% "
-                                         f"of its gen-PPL at similar entropy", a_name, "gen-PPL", None, None)
-    k, m = matched[0]
-    calls_a, calls_d = am.get("sequential_calls") or 0, m.get("sequential_calls") or 0
-    if not calls_a or not calls_d:
-        return Row(aspect, evidence, f"{d_name} matches {a_name}'s quality from T = {k}", status="measured")
-    ratio = max(calls_a, calls_d) / min(calls_a, calls_d)
-    faster = d_name if calls_d < calls_a else a_name
-    return _winner(aspect, evidence, f"{d_name} matches {a_name}'s quality from T = {k}; there {faster} makes "
+
+    def matches(m: dict, am: dict) -> bool:
+        return (m.get("gen_ppl") is not None and am.get("gen_ppl") is not None and m["gen_ppl"] <= 1.2 * am["gen_ppl"]
+                and (m.get("entropy_per_sample") or 0) >= 0.9 * (am.get("entropy_per_sample") or 0))
+
+    def fewer_calls(text: str, d_name: str, k: Any, m: dict, a_name: str, am: dict, aspect: str, _: dict) -> Row:
+        calls_a, calls_d = am.get("sequential_calls") or 0, m.get("sequential_calls") or 0
+        if not calls_a or not calls_d:
+            return Row(aspect, text, f"{d_name} matches {a_name}'s quality from T = {k}", status="measured")
+        ratio = max(calls_a, calls_d) / min(calls_a, calls_d)
+        faster = d_name if calls_d < calls_a else a_name
+        return _winner(aspect, text, f"{d_name} matches {a_name}'s quality from T = {k}; there {faster} makes "
                                      f"{ratio:.1f}x fewer sequential network calls (exact counts)", faster,
-                   "sequential calls at equal quality", ratio, (ratio, ratio))
+                       "sequential calls at equal quality", ratio, (ratio, ratio))
+
+    return _speed_at_equal_quality(
+        "Text generation: speed at equal quality", results, "fortunes", "text",
+        needs="needs an autoregressive and a diffusion language model on the same text", evidence=evidence,
+        matches=matches, learners="language models that learned the text", quality="gen-PPL",
+        short_of="come within 20% of its gen-PPL at similar entropy", compare=fewer_calls)
 
 
 def _rank_by_proportion(aspect: str, results: dict[str, Any], suite: str, kind: str, metric: str,
@@ -581,29 +609,26 @@ def audio_speed(results: dict[str, Any]) -> Row:
     denoising steps at which the diffusion model's digit accuracy is not below the autoregressive model's
     beyond the noise (its 95% interval reaches that accuracy), and which is faster there, by the latency of
     one clip alone over repeated timings (its real-time factor; exact network-call counts beside)."""
-    aspect = "Audio: generation speed at equal quality"
-    pair = paradigm_pair(results, AUDIO_SUITE)
-    if pair is None:
-        return _missing(aspect, "needs an autoregressive and a diffusion audio model on spoken digits")
-    (d_name, d), (a_name, a) = pair
-    am, steps = main_quality(a), by_steps(d)
-    evidence = (f"{a_name}: accuracy {fmt(am.get('accuracy'))}, real-time factor {fmt(am.get('real_time_factor'))} "
+    def evidence(a_name: str, am: dict, d_name: str, steps: list[tuple[Any, dict]]) -> str:
+        return (f"{a_name}: accuracy {fmt(am.get('accuracy'))}, real-time factor {fmt(am.get('real_time_factor'))} "
                 f"({fmt(am.get('sequential_calls'))} calls); {d_name} at "
                 + ", ".join(f"{k} steps: {fmt(m.get('accuracy'))}, {fmt(m.get('real_time_factor'))}" for k, m in steps))
-    not_learned = _not_learned("audio", [(a_name, a), (d_name, d)])
-    if not_learned:
-        return _inconclusive(aspect, evidence, "speed at equal quality needs audio models that learned the digits; "
-                                               "not learned: " + "; ".join(not_learned))
-    matched = [(k, m) for k, m in steps if m.get("accuracy") is not None and am.get("accuracy") is not None
-               and wilson(m["accuracy"] * m["n"], int(m["n"]))[1] >= am["accuracy"]]
-    if not matched:
-        return _winner(aspect, evidence, f"{a_name} wins: at no measured step count does {d_name} reach its "
-                                         f"accuracy", a_name, "accuracy", None, None)
-    k, m = matched[0]
-    row = _latency_compare(aspect, evidence, d_name, m, a_name, am, "audio", [(a_name, a), (d_name, d)])
-    if not row.missing:
-        row.verdict = f"{d_name} matches {a_name}'s accuracy from {k} steps; there " + row.verdict
-    return row
+
+    def matches(m: dict, am: dict) -> bool:
+        return (m.get("accuracy") is not None and am.get("accuracy") is not None
+                and wilson(m["accuracy"] * m["n"], int(m["n"]))[1] >= am["accuracy"])
+
+    def faster(text: str, d_name: str, k: Any, m: dict, a_name: str, am: dict, aspect: str, ctx: dict) -> Row:
+        row = _latency_compare(aspect, text, d_name, m, a_name, am, "audio", ctx["pair"])
+        if not row.missing:
+            row.verdict = f"{d_name} matches {a_name}'s accuracy from {k} steps; there " + row.verdict
+        return row
+
+    return _speed_at_equal_quality(
+        "Audio: generation speed at equal quality", results, AUDIO_SUITE, "audio",
+        needs="needs an autoregressive and a diffusion audio model on spoken digits", evidence=evidence,
+        matches=matches, learners="audio models that learned the digits", quality="accuracy",
+        short_of="reach its accuracy", compare=faster)
 
 
 #: the arena's video suite (moving objects)
