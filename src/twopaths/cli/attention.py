@@ -11,26 +11,28 @@ from twopaths.errors import TwopathsError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = command(sub, "attention", help="draw a ViT's attention rollout over test images",
-                description="Attention rollout (Abnar & Zuidema 2020) of a vit run: --n images of a split, "
-                            "each shown plain and with the heat map of what its class token draws on "
-                            "through all layers (heads averaged, identity added for the residual, rows "
-                            "renormalised, layers multiplied), titled with the predicted and true class. "
-                            "Writes one PNG.",
-                examples=("twopaths attention runs/vit --n 8 --out attention.png",
-                          "twopaths attention runs/vit --n 16 --split val --seed 3",
-                          "twopaths attention runs/vit --no-residual   # raw attention products, for comparison"),
-                run="run directory of a vit model")
+    p = command(sub, "attention", cmd_attention, run="run directory of a vit model")
     p.add_argument("--n", type=count, default=8, help="number of images (default 8; 8 per row)")
     p.add_argument("--split", choices=["val", "test", "train"], default="test", help="where the images come from")
     p.add_argument("--seed", type=natural, default=0, help="which images: a random pick with this seed")
     p.add_argument("--out", type=Path, help="PNG to write (default RUN/attention.png)")
     p.add_argument("--no-residual", action="store_true",
                    help="multiply the head-averaged attention alone, without the identity for the residual")
-    p.set_defaults(func=cmd_attention)
 
 
 def cmd_attention(args: argparse.Namespace) -> int:
+    """draw a ViT's attention rollout over test images
+
+    Attention rollout (Abnar & Zuidema 2020) of a vit run: --n images of a split, each shown plain and with
+    the heat map of what its class token draws on through all layers (heads averaged, identity added for the
+    residual, rows renormalised, layers multiplied), titled with the predicted and true class. Writes one
+    PNG.
+
+    examples:
+      twopaths attention runs/vit --n 8 --out attention.png
+      twopaths attention runs/vit --n 16 --split val --seed 3
+      twopaths attention runs/vit --no-residual   # raw attention products, for comparison
+    """
     return attention_maps(load(args, with_data=True), n=args.n, split=args.split, seed=args.seed, out=args.out,
                           residual=not args.no_residual)
 

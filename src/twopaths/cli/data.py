@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from twopaths.cli.options import command
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="list datasets, or fetch Fashion-MNIST",
@@ -12,19 +14,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "'fetch fashion-mnist' downloads the IDX files from the official mirror "
                                    "into the cache (checksums verified); it is the only network access.")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True, help="list or fetch")
-    q = data_sub.add_parser("list", help="show every dataset and where it was found",
-                            description="Show every dataset, where it was found, its size and shapes. Pair datasets "
-                                        "(numbers-LANG, pairs) go from source to target; --set data.reverse=true swaps "
-                                        "the two (numbers-fr: French words -> digits).")
+    q = command(data_sub, "list", cmd_data_list)
     q.add_argument("--path", help="an explicit Fashion-MNIST folder to check")
-    q.set_defaults(func=cmd_data_list)
-    q = data_sub.add_parser("fetch", help="download a dataset (only fashion-mnist needs it)")
+    q = command(data_sub, "fetch", cmd_data_fetch)
     q.add_argument("name", choices=["fashion-mnist"], help="dataset to download (the others are local or procedural)")
     q.add_argument("--dest", type=Path, help="folder to download into (default: the cache, see TWOPATHS_CACHE)")
-    q.set_defaults(func=cmd_data_fetch)
 
 
 def cmd_data_list(args: argparse.Namespace) -> int:
+    """show every dataset and where it was found
+
+    Show every dataset, where it was found, its size and shapes. Pair datasets (numbers-LANG, pairs) go from
+    source to target; --set data.reverse=true swaps the two (numbers-fr: French words -> digits).
+    """
     from twopaths.data.registry import inventory
 
     rows = inventory(args.path)
@@ -38,6 +40,7 @@ def cmd_data_list(args: argparse.Namespace) -> int:
 
 
 def cmd_data_fetch(args: argparse.Namespace) -> int:
+    """download a dataset (only fashion-mnist needs it)"""
     from twopaths.data.images import download_fashion_mnist
 
     path = download_fashion_mnist(args.dest)

@@ -23,49 +23,7 @@ from twopaths.eval.video_sampling import VIDEO_SAMPLE_METRICS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = command(sub, "eval", help="evaluate a trained run: loss, likelihood, FID/KID/precision-recall",
-                description="Evaluate a run's newest checkpoint. loss and nll score a data split; "
-                            "fid, kid, pr and classes (images) and modes (2-D mixtures) score N samples "
-                            "drawn from the model against N test-split items, always beside the "
-                            "real-vs-real floor (N other real items scored the same way). Prints a table "
-                            "and, with --json, writes the numbers to a file.",
-                epilog="metrics:\n"
-                       "  loss     mean training loss on the split (text: also perplexity, bits per token)\n"
-                       "  nll      diffusion: bits/dim from the full variational bound (T evaluations per batch)\n"
-                       "  fid      Frechet distance of feature-net features (Heusel et al. 2017)\n"
-                       "  kid      kernel inception distance, mean and std over 100 subsets (Binkowski et al. "
-                       "2018)\n"
-                       "  pr       precision, recall (k=3) and density, coverage (k=5)\n"
-                       "  classes  predicted-class entropy (1 = all classes equally) and Inception Score\n"
-                       "  modes    2-D mixtures: modes covered and high-quality fraction (3 sigma)\n"
-                       "  recon    autoencoder, ldm: reconstruction MSE and PSNR of N split images, and FID of "
-                       "the reconstructions beside the same images' own (floor)\n"
-                       "  accuracy classifiers (vit): test accuracy, per class, beside the evaluation CNN's; "
-                       "writes RUN/confusion-SPLIT.png\n"
-                       "  bleu, chrf, exact  seq2seq: corpus BLEU, chrF (sacrebleu, 0-100) and exact-match % of "
-                       "the translations of the split (default test: unseen numbers)\n"
-                       "  moses    text runs on moses/moses-small: N sampled molecules' validity, uniqueness, "
-                       "novelty, IntDiv, filters, FCD/SNN/Frag/Scaf against the test split and property distances "
-                       "(Polykovskiy et al. 2020; FCD with ChemNet as fcd_torch)\n"
-                       "  fd, is, accuracy  audio runs (wavenet, diffwave): N sampled clips scored by the spoken-digit "
-                       "classifier: Frechet distance in its features (with the real-vs-real floor), Inception "
-                       "score and modified IS, and the accuracy of class-conditional samples; plus samples/s and "
-                       "the real-time factor\n"
-                       "  fid, motion, identity  video runs (video-ddpm, video-ar; their default): N sampled clips "
-                       "(default 1,000) against N test clips, with the floor of N train clips: per-frame FID, "
-                       "temporal consistency (px off the best constant-velocity-with-bounces path of the tracked "
-                       "object) and identity drift (feature distance of the item, first frame vs last); plus the "
-                       "network calls, FLOPs and seconds of one clip",
-                examples=("twopaths eval runs/ddpm --metrics fid,kid,pr,classes --n 10000 --sampler dpmpp --steps 20",
-                          "twopaths eval runs/ddpm --metrics fid --n 2000 --guidance 3 --json fid.json",
-                          "twopaths eval --real-vs-real fashion-mnist --n 10000",
-                          "twopaths eval runs/mix --metrics modes --n 4000",
-                          "twopaths eval runs/gpt --split test",
-                          "twopaths eval runs/vit --metrics accuracy",
-                          "twopaths eval runs/fr --metrics bleu,chrf,exact --beam 4 --length-penalty 0.6",
-                          "twopaths eval runs/mol --metrics moses --n 1000",
-                          "twopaths eval runs/diffwave --metrics fd,is,accuracy --n 500 --steps 6",
-                          "twopaths eval runs/video-ddpm --n 500 --steps 10   # per-frame FID, motion, identity"))
+    p = command(sub, "eval", cmd_eval)
     p.add_argument("run", type=Path, nargs="?", help="run directory (omit with --real-vs-real)")
     p.add_argument("--real-vs-real", metavar="DATASET",
                    help="no run: print the floor of the sample metrics for DATASET at --n")
@@ -97,7 +55,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_decoding_args(g)
     p.add_argument("--json", type=Path, help="also write the metrics to this JSON file")
     p.add_argument("--force", action="store_true", help=f"allow --n above {MAX_N:,}")
-    p.set_defaults(func=cmd_eval)
 
 
 LOSS_METRICS = ("loss", "nll")
@@ -112,6 +69,55 @@ VIDEO_METRICS = tuple(VIDEO_SAMPLE_METRICS)  # video runs: fid (per frame), moti
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    """evaluate a trained run: loss, likelihood, FID/KID/precision-recall
+
+    Evaluate a run's newest checkpoint. loss and nll score a data split; fid, kid, pr and classes (images)
+    and modes (2-D mixtures) score N samples drawn from the model against N test-split items, always beside
+    the real-vs-real floor (N other real items scored the same way). Prints a table and, with --json, writes
+    the numbers to a file.
+
+    metrics:
+      loss     mean training loss on the split (text: also perplexity, bits per token)
+      nll      diffusion: bits/dim from the full variational bound (T evaluations per batch)
+      fid      Frechet distance of feature-net features (Heusel et al. 2017)
+      kid      kernel inception distance, mean and std over 100 subsets (Binkowski et al. 2018)
+      pr       precision, recall (k=3) and density, coverage (k=5)
+      classes  predicted-class entropy (1 = all classes equally) and Inception Score
+      modes    2-D mixtures: modes covered and high-quality fraction (3 sigma)
+      recon    autoencoder, ldm: reconstruction MSE and PSNR of N split images, and FID of the
+               reconstructions beside the same images' own (floor)
+      accuracy classifiers (vit): test accuracy, per class, beside the evaluation CNN's; writes
+               RUN/confusion-SPLIT.png
+      bleu, chrf, exact
+               seq2seq: corpus BLEU, chrF (sacrebleu, 0-100) and exact-match % of the translations of
+               the split (default test: unseen numbers)
+      moses    text runs on moses/moses-small: N sampled molecules' validity, uniqueness, novelty,
+               IntDiv, filters, FCD/SNN/Frag/Scaf against the test split and property distances
+               (Polykovskiy et al. 2020; FCD with ChemNet as fcd_torch)
+      fd, is, accuracy
+               audio runs (wavenet, diffwave): N sampled clips scored by the spoken-digit classifier:
+               Frechet distance in its features (with the real-vs-real floor), Inception score and
+               modified IS, and the accuracy of class-conditional samples; plus samples/s and the
+               real-time factor
+      fid, motion, identity
+               video runs (video-ddpm, video-ar; their default): N sampled clips (default 1,000) against
+               N test clips, with the floor of N train clips: per-frame FID, temporal consistency (px off
+               the best constant-velocity-with-bounces path of the tracked object) and identity drift
+               (feature distance of the item, first frame vs last); plus the network calls, FLOPs and
+               seconds of one clip
+
+    examples:
+      twopaths eval runs/ddpm --metrics fid,kid,pr,classes --n 10000 --sampler dpmpp --steps 20
+      twopaths eval runs/ddpm --metrics fid --n 2000 --guidance 3 --json fid.json
+      twopaths eval --real-vs-real fashion-mnist --n 10000
+      twopaths eval runs/mix --metrics modes --n 4000
+      twopaths eval runs/gpt --split test
+      twopaths eval runs/vit --metrics accuracy
+      twopaths eval runs/fr --metrics bleu,chrf,exact --beam 4 --length-penalty 0.6
+      twopaths eval runs/mol --metrics moses --n 1000
+      twopaths eval runs/diffwave --metrics fd,is,accuracy --n 500 --steps 6
+      twopaths eval runs/video-ddpm --n 500 --steps 10   # per-frame FID, motion, identity
+    """
     from twopaths.data.registry import dataset_kind
 
     if (args.run is None) == (args.real_vs_real is None):

@@ -8,17 +8,21 @@ from twopaths.cli.options import command
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = command(sub, "models", help="show which backbone works under which paradigm, and the named models",
-                description="A model is a paradigm (how it learns and samples) on a backbone (a network with a "
-                            "contract). This prints the matrix: every paradigm with the backbones it takes and the "
-                            "named models ('twopaths train NAME') of each cell; --markdown prints it as the grid of "
-                            "docs/architecture.md.",
-                examples=("twopaths models", "twopaths models --markdown"))
+    p = command(sub, "models", cmd_models)
     p.add_argument("--markdown", action="store_true", help="a markdown table: backbones x paradigms")
-    p.set_defaults(func=cmd_models)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    """show which backbone works under which paradigm, and the named models
+
+    A model is a paradigm (how it learns and samples) on a backbone (a network with a contract). This prints
+    the matrix: every paradigm with the backbones it takes and the named models ('twopaths train NAME') of
+    each cell; --markdown prints it as the grid of docs/architecture.md.
+
+    examples:
+      twopaths models
+      twopaths models --markdown
+    """
     print(markdown_matrix() if args.markdown else text_matrix())
     return 0
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 import os
+import re
+import shutil
+import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from twopaths.errors import TwopathsError
+from twopaths.paradigms import PARADIGMS
 
 # ----------------------------------------------------------------------------- numbers, checked at the edge
 # argparse calls these on the text of an option; an ArgumentTypeError becomes one 'error:' line, exit 2
@@ -86,26 +91,38 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message} (see '{self.prog} --help')\n")
 
 
-# --sampler values, spelled here so building the parser does not import torch; a test checks they
-# match the samplers of twopaths.paradigms (gaussian / mdlm_sampling.SAMPLERS)
-GAUSSIAN_SAMPLERS = ("ddpm", "ddim", "dpmpp", "euler", "heun", "diffwave")
-MASKED_SAMPLERS = ("ancestral", "remask", "block")
+# --sampler values from the paradigm registry, which building the parser reads without importing torch
+GAUSSIAN_SAMPLERS = PARADIGMS["gaussian"].samplers
+MASKED_SAMPLERS = PARADIGMS["mdlm"].samplers
 
 
-def command(sub: argparse._SubParsersAction, name: str, *, help: str, description: str, epilog: str = "",
-            examples: tuple[str, ...] = (), run: str | None = None) -> argparse.ArgumentParser:
-    """A command's parser whose epilog is ``epilog``, then a blank line and ``examples:`` with one
-    indented command line per item; such a parser keeps the line breaks of its description and epilog.
+def command(sub: argparse._SubParsersAction, name: str, handler: Callable[[argparse.Namespace], int], *,
+            epilog: str = "", run: str | None = None) -> argparse.ArgumentParser:
+    """The parser of command ``name``, which ``handler`` runs, documented by the handler's docstring: its
+    first line is the one-line help of 'twopaths --help', the paragraphs after it the description, and from
+    the first section heading on (a line such as ``examples:`` or ``metrics:``) the text is the epilog, kept
+    line for line after ``epilog`` (help that is computed, such as the list of models).
     ``run``: the command reads a trained run; its first argument is the run directory (``run`` is that
     argument's help) and it takes the checkpoint options (:func:`add_checkpoint_args`)."""
-    if examples:
-        epilog = (epilog + "\n\n" if epilog else "") + "examples:\n" + "\n".join(f"  {line}" for line in examples)
-    p = sub.add_parser(name, help=help, description=description, **(
-        {"epilog": epilog, "formatter_class": argparse.RawDescriptionHelpFormatter} if epilog else {}))
+    help, description, sections = _split_docstring(handler)
+    epilog = "\n\n".join(part for part in (epilog, sections) if part)
+    p = sub.add_parser(name, help=help, description=description, epilog=epilog or None,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(func=handler)
     if run is not None:
         p.add_argument("run", type=Path, help=run)
         add_checkpoint_args(p)
     return p
+
+
+def _split_docstring(handler: Callable) -> tuple[str, str, str]:
+    """(help, description refilled to the terminal's width, the sections verbatim) of a handler's docstring."""
+    blocks = inspect.cleandoc(handler.__doc__ or "").split("\n\n")
+    heading = next((i for i, block in enumerate(blocks) if re.fullmatch(r"[a-z][\w ,]*:", block.split("\n")[0])),
+                   len(blocks))
+    width = min(shutil.get_terminal_size().columns - 2, 100)
+    paragraphs = [textwrap.fill(" ".join(block.split()), width, break_on_hyphens=False) for block in blocks[1:heading]]
+    return " ".join(blocks[0].split()), "\n\n".join(paragraphs), "\n\n".join(blocks[heading:])
 
 
 def add_checkpoint_args(p: argparse.ArgumentParser) -> None:

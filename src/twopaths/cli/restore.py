@@ -17,27 +17,11 @@ from typing import Any
 
 from twopaths.cli.options import GAUSSIAN_SAMPLERS, check_steps, command, count, finite, load, natural
 from twopaths.errors import TwopathsError
+from twopaths.paradigms import REPAINT_SAMPLERS
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = command(sub, "inpaint", help="fill a region of an image with a diffusion model (RePaint)",
-                description="Fill the masked region of an image with a trained Gaussian diffusion image run "
-                            "(ddpm, dit), RePaint style (Lugmayr et al. 2022): at every reverse step the known "
-                            "pixels come from the noised input and the hole from the model, and each block of "
-                            "JUMP steps is re-noised and denoised again RESAMPLE times so the two agree. The "
-                            "known pixels of the result equal the input exactly. The image must be the run's "
-                            "size (28x28 for Fashion-MNIST); colour is converted to the run's channels. "
-                            "MASK: a PNG of the same size where WHITE marks the region to FILL and black the "
-                            "pixels to keep (as in image editors). With a .png --out, writes a side-by-side "
-                            "picture (input with the hole grey | mask | results) and each raw result beside it "
-                            "(OUT_result.png, or OUT_result_K.png with --n > 1); with .npz, the arrays.",
-                examples=("twopaths inpaint runs/ddpm --image shirt.png --box 8,8,20,20 --out filled.png",
-                          "twopaths inpaint runs/ddpm --image shirt.png --mask hole.png --n 4 --out filled.png",
-                          "twopaths inpaint runs/ddpm --image shirt.png --box 0,14,28,28 --steps 250 "
-                          "--resample 10 --jump 10 --out f.png",
-                          "twopaths inpaint runs/ddpm --image shoe.png --box 0,0,14,28 --class Sneaker "
-                          "--guidance 3 --out f.png"),
-                run="run directory of a Gaussian diffusion image model")
+    p = command(sub, "inpaint", cmd_inpaint, run="run directory of a Gaussian diffusion image model")
     p.add_argument("--image", type=Path, required=True, help="the image to complete (PNG/JPEG, the run's size)")
     p.add_argument("--mask", type=Path, help="mask image of the same size: white = fill, black = keep")
     p.add_argument("--box", metavar="x0,y0,x1,y1",
@@ -50,27 +34,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="RePaint r: passes through each block of steps (1 = no resampling; default 5; "
                         "costs about r times the network evaluations)")
     p.add_argument("--jump", type=count, default=5, help="RePaint j: steps per block before jumping back (default 5)")
-    p.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddpm",
+    p.add_argument("--sampler", choices=REPAINT_SAMPLERS, default="ddpm",
                    help="reverse step for the hole: DDPM ancestral (RePaint's choice, default) or DDIM")
     p.add_argument("--seed", type=natural, default=0, help="random seed (same seed, same result)")
     p.add_argument("--class", dest="class_", metavar="C",
                    help="class name or number for class-conditional models (default: unconditional)")
     p.add_argument("--guidance", type=finite, default=1.0, help="classifier-free guidance scale with --class")
-    p.set_defaults(func=cmd_inpaint)
 
-    p = command(sub, "upscale", help="upscale a small image with a super-resolution run (sr3)",
-                description="Upscale an image by an sr3 run's factor (Saharia et al. 2022): the model denoises "
-                            "the large image conditioned on the bicubic-upsampled input. The image must be the "
-                            "run's resolution / factor (7x7 for x4 on Fashion-MNIST). The result is projected "
-                            "so that average-pooling it gives back the input exactly (and it stays in range). "
-                            "Writes the upscaled image (OUT, or OUT_K.png with --n > 1) and a comparison strip "
-                            "OUT_compare.png: input (nearest) | bilinear | sr3.",
-                examples=("twopaths train sr3 --data fashion-mnist --out runs/sr3 --set arch.factor=4",
-                          "twopaths upscale runs/sr3 --image small.png --out big.png",
-                          "twopaths upscale runs/sr3 --image small.png --n 4 --steps 250 --out big.png",
-                          "twopaths upscale runs/sr3 --image small.png --sampler dpmpp --steps 20 "
-                          "--consistency every --out big.png"),
-                run="run directory of an sr3 model")
+    p = command(sub, "upscale", cmd_upscale, run="run directory of an sr3 model")
     p.add_argument("--image", type=Path, required=True, help="the low-resolution image (PNG/JPEG)")
     p.add_argument("--out", help="the upscaled image, .png (default RUN/samples/upscale.png)")
     p.add_argument("--n", type=count, default=1, help="number of different upscalings (default 1)")
@@ -82,10 +53,26 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="project the result so downsample(result) == input: final (default), every step too "
                         "(ILVR; ddpm, ddim, dpmpp), or none")
     p.add_argument("--seed", type=natural, default=0, help="random seed (same seed, same result)")
-    p.set_defaults(func=cmd_upscale)
 
 
 def cmd_inpaint(args: argparse.Namespace) -> int:
+    """fill a region of an image with a diffusion model (RePaint)
+
+    Fill the masked region of an image with a trained Gaussian diffusion image run (ddpm, dit), RePaint
+    style (Lugmayr et al. 2022): at every reverse step the known pixels come from the noised input and the
+    hole from the model, and each block of JUMP steps is re-noised and denoised again RESAMPLE times so the
+    two agree. The known pixels of the result equal the input exactly. The image must be the run's size
+    (28x28 for Fashion-MNIST); colour is converted to the run's channels. MASK: a PNG of the same size where
+    WHITE marks the region to FILL and black the pixels to keep (as in image editors). With a .png --out,
+    writes a side-by-side picture (input with the hole grey | mask | results) and each raw result beside it
+    (OUT_result.png, or OUT_result_K.png with --n > 1); with .npz, the arrays.
+
+    examples:
+      twopaths inpaint runs/ddpm --image shirt.png --box 8,8,20,20 --out filled.png
+      twopaths inpaint runs/ddpm --image shirt.png --mask hole.png --n 4 --out filled.png
+      twopaths inpaint runs/ddpm --image shirt.png --box 0,14,28,28 --steps 250 --resample 10 --jump 10 --out f.png
+      twopaths inpaint runs/ddpm --image shoe.png --box 0,0,14,28 --class Sneaker --guidance 3 --out f.png
+    """
     run = load(args)
     check_steps(run, args.steps)
     return inpaint_image(run, image=args.image, mask=args.mask, box=args.box, out=args.out, n=args.n,
@@ -94,6 +81,20 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:
+    """upscale a small image with a super-resolution run (sr3)
+
+    Upscale an image by an sr3 run's factor (Saharia et al. 2022): the model denoises the large image
+    conditioned on the bicubic-upsampled input. The image must be the run's resolution / factor (7x7 for x4
+    on Fashion-MNIST). The result is projected so that average-pooling it gives back the input exactly (and
+    it stays in range). Writes the upscaled image (OUT, or OUT_K.png with --n > 1) and a comparison strip
+    OUT_compare.png: input (nearest) | bilinear | sr3.
+
+    examples:
+      twopaths train sr3 --data fashion-mnist --out runs/sr3 --set arch.factor=4
+      twopaths upscale runs/sr3 --image small.png --out big.png
+      twopaths upscale runs/sr3 --image small.png --n 4 --steps 250 --out big.png
+      twopaths upscale runs/sr3 --image small.png --sampler dpmpp --steps 20 --consistency every --out big.png
+    """
     run = load(args)
     check_steps(run, args.steps)
     return upscale_image(run, image=args.image, out=args.out, n=args.n, sampler=args.sampler,

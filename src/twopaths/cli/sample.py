@@ -15,20 +15,7 @@ from twopaths.errors import TwopathsError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = command(sub, "sample", help="generate from a trained run",
-                description="Generate from a run's newest checkpoint (EMA weights unless --no-ema). "
-                            "Text models stream tokens to stdout; diffusion models write a PNG grid "
-                            "(or a scatter plot for 2-D points) or NPZ arrays; molecule runs (moses) print "
-                            "SMILES or write them to .smi, or draw them into a .png; video runs write an "
-                            "animated GIF and a frame strip.",
-                examples=('twopaths sample runs/gpt --prompt "The secret of" --n 3 --top-p 0.9',
-                          "twopaths sample runs/ddpm --n 64 --sampler dpmpp --steps 20 --out grid.png",
-                          "twopaths sample runs/ddpm --class Sneaker --guidance 3 --trajectory traj.png",
-                          "twopaths sample runs/moses-gpt --n 1000 --out mols.smi   # molecules: .smi, or .png drawings",
-                          "twopaths sample runs/diffwave --class seven --n 8 --out seven.wav   # a folder of WAVs",
-                          "twopaths sample runs/video-ddpm --n 4 --out clips.gif   # animated GIF + clips.png strip",
-                          "twopaths sample runs/video-ar --n 4 --context-frames 2 --out next.gif   # continue test clips"),
-                run="run directory")
+    p = command(sub, "sample", cmd_sample, run="run directory")
     p.add_argument("--n", type=count, default=None,
                    help="number of samples (text: 1, molecules: 100, audio: 8, video: 8, images: 64)")
     p.add_argument("--seed", type=natural, default=0, help="random seed (same seed, same samples)")
@@ -73,10 +60,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "run's frames) and write the ground truth beside (X_truth.png). Video --out: .gif (an "
                         "animation, the clips side by side, and X.png, one row per clip and one column per "
                         "frame) or .png (that strip alone); default RUN/samples/sample.gif")
-    p.set_defaults(func=cmd_sample)
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    """generate from a trained run
+
+    Generate from a run's newest checkpoint (EMA weights unless --no-ema). Text models stream tokens to
+    stdout; diffusion models write a PNG grid (or a scatter plot for 2-D points) or NPZ arrays; molecule
+    runs (moses) print SMILES or write them to .smi, or draw them into a .png; video runs write an animated
+    GIF and a frame strip.
+
+    examples:
+      twopaths sample runs/gpt --prompt "The secret of" --n 3 --top-p 0.9
+      twopaths sample runs/ddpm --n 64 --sampler dpmpp --steps 20 --out grid.png
+      twopaths sample runs/ddpm --class Sneaker --guidance 3 --trajectory traj.png
+      twopaths sample runs/moses-gpt --n 1000 --out mols.smi   # molecules: .smi, or .png drawings
+      twopaths sample runs/diffwave --class seven --n 8 --out seven.wav   # a folder of WAVs
+      twopaths sample runs/video-ddpm --n 4 --out clips.gif   # animated GIF + clips.png strip
+      twopaths sample runs/video-ar --n 4 --context-frames 2 --out next.gif   # continue test clips
+    """
     run = load(args)
     if run.spec.sample is None:
         raise TwopathsError(f"model '{run.cfg.model}' has no sampler")

@@ -14,30 +14,13 @@ from twopaths.errors import DataError, TwopathsError
 
 
 def add_fill_parser(sub: argparse._SubParsersAction) -> None:
-    p = command(sub, "fill", help="fill the [MASK]s of a sentence with a masked language model (bert)",
-                description="Ask a bert run for the tokens behind each [MASK] of TEXT: prints, for every "
-                            "[MASK], the --top-k most likely tokens with their probabilities, then TEXT with "
-                            "each [MASK] replaced by its most likely token. Each [MASK] is one token, "
-                            "predicted independently from the visible text in one forward pass.",
-                examples=('twopaths fill runs/bert "the [MASK] of the matter"',
-                          'twopaths fill runs/bert "A bird in the [MASK] is worth two in the [MASK]." --top-k 10'),
-                run="run directory of a bert model")
+    p = command(sub, "fill", cmd_fill, run="run directory of a bert model")
     p.add_argument("text", help="the sentence, with one or more [MASK]")
     p.add_argument("--top-k", type=count, default=5, help="predictions listed per [MASK] (default 5)")
-    p.set_defaults(func=cmd_fill)
 
 
 def add_translate_parser(sub: argparse._SubParsersAction) -> None:
-    p = command(sub, "translate", help="translate text with a sequence-to-sequence run (seq2seq)",
-                description="Translate each source with a seq2seq run's newest checkpoint (EMA weights unless "
-                            "--no-ema) by beam search (default: the run's arch.beam = 4 beams and length "
-                            "penalty 0.6) or --greedy decoding, with the decoder's KV cache. Prints one "
-                            "translation per line, in the order given.",
-                examples=("twopaths translate runs/fr 4321 17 80",
-                          "twopaths translate runs/fr 4321 --greedy",
-                          "twopaths translate runs/fr --file numbers.txt --beam 8 --length-penalty 1 --show-source",
-                          'twopaths translate runs/back "quatre mille trois cent vingt et un"  # data.reverse=true'),
-                run="run directory of a seq2seq model")
+    p = command(sub, "translate", cmd_translate, run="run directory of a seq2seq model")
     p.add_argument("texts", nargs="*", metavar="TEXT", help="source texts to translate")
     p.add_argument("--file", metavar="FILE", help="also translate every non-empty line of FILE ('-': stdin)")
     add_decoding_args(p)
@@ -45,14 +28,35 @@ def add_translate_parser(sub: argparse._SubParsersAction) -> None:
                    help="most target tokens per translation (default: the context)")
     p.add_argument("--batch-size", type=count, default=256, help="sources decoded together (default 256)")
     p.add_argument("--show-source", action="store_true", help="print SOURCE<TAB>TRANSLATION lines")
-    p.set_defaults(func=cmd_translate)
 
 
 def cmd_fill(args: argparse.Namespace) -> int:
+    """fill the [MASK]s of a sentence with a masked language model (bert)
+
+    Ask a bert run for the tokens behind each [MASK] of TEXT: prints, for every [MASK], the --top-k most
+    likely tokens with their probabilities, then TEXT with each [MASK] replaced by its most likely token.
+    Each [MASK] is one token, predicted independently from the visible text in one forward pass.
+
+    examples:
+      twopaths fill runs/bert "the [MASK] of the matter"
+      twopaths fill runs/bert "A bird in the [MASK] is worth two in the [MASK]." --top-k 10
+    """
     return fill(load(args), args.text, top_k=args.top_k)
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
+    """translate text with a sequence-to-sequence run (seq2seq)
+
+    Translate each source with a seq2seq run's newest checkpoint (EMA weights unless --no-ema) by beam
+    search (default: the run's arch.beam = 4 beams and length penalty 0.6) or --greedy decoding, with the
+    decoder's KV cache. Prints one translation per line, in the order given.
+
+    examples:
+      twopaths translate runs/fr 4321 17 80
+      twopaths translate runs/fr 4321 --greedy
+      twopaths translate runs/fr --file numbers.txt --beam 8 --length-penalty 1 --show-source
+      twopaths translate runs/back "quatre mille trois cent vingt et un"  # data.reverse=true
+    """
     if args.batch_size < 1:
         raise TwopathsError("--batch-size must be >= 1")
     if args.max_len is not None and args.max_len < 1:

@@ -7,29 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from twopaths.errors import TwopathsError
+from twopaths.cli.options import command
 from twopaths.config import PRESETS
-
-EXAMPLES_TRAIN = """\
-examples:
-  twopaths train gpt-nano --data fortunes --out runs/gpt
-  twopaths train gpt-char --out runs/char --set data.tokenizer=char
-  twopaths train mlp-lm --data fortunes --out runs/mlp
-  twopaths train mlp-lm --out runs/mlp --set train.max_steps=2000 --set optim.lr=1e-3
-  twopaths train mlp-lm --out runs/mlp --config my.yaml --dry-run   # the plan and the time it will take
-  twopaths train ddpm --out runs/ddpm --preset gpu --set train.max_time=2h   # the full model, 2 hours at most
-  twopaths train --resume runs/mlp --set train.max_steps=4000     # continue, exactly where it stopped
-  torchrun --nproc_per_node 2 -m twopaths train mlp-lm --out runs/ddp   # data parallel
-
-config keys (--set KEY=VALUE; the value is YAML, e.g. 3e-4, true, [0.9,0.95]):
-  data.*   name path seed val_fraction test_fraction tokenizer vocab_size context
-           resolution channels size max_number reverse
-  optim.*  lr min_lr_ratio warmup_steps weight_decay betas eps grad_clip
-  train.*  max_steps max_time batch_size grad_accum seed device precision compile ema_decay
-           ema_warmup log_every eval_every eval_batches sample_every ckpt_every
-           ckpt_minutes keep_last num_workers progress
-  arch.*   the model's own settings (shown by --dry-run and saved in RUN/config.yaml)
-"""
+from twopaths.errors import TwopathsError
 
 
 def _models_help() -> str:
@@ -39,11 +19,7 @@ def _models_help() -> str:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model (or resume a run)",
-                       description="Train a named model on a dataset, writing checkpoints, metrics.jsonl "
-                                   "and the resolved config.yaml into the run directory.",
-                       epilog=_models_help() + "\n\n" + EXAMPLES_TRAIN,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command(sub, "train", cmd_train, epilog=_models_help())
     p.add_argument("model", nargs="?", help="model name (see below); omit with --resume")
     p.add_argument("--data", help="dataset name (see 'twopaths data list'); same as --set data.name=...")
     p.add_argument("--out", type=Path, help="run directory to create (refuses one that already has checkpoints)")
@@ -58,10 +34,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="resolve the config, load data, build the model, run one forward/backward pass, "
                         "print the plan; write nothing")
-    p.set_defaults(func=cmd_train)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """train a model (or resume a run)
+
+    Train a named model on a dataset, writing checkpoints, metrics.jsonl and the resolved config.yaml into
+    the run directory.
+
+    examples:
+      twopaths train gpt-nano --data fortunes --out runs/gpt
+      twopaths train gpt-char --out runs/char --set data.tokenizer=char
+      twopaths train mlp-lm --data fortunes --out runs/mlp
+      twopaths train mlp-lm --out runs/mlp --set train.max_steps=2000 --set optim.lr=1e-3
+      twopaths train mlp-lm --out runs/mlp --config my.yaml --dry-run   # the plan and the time it will take
+      twopaths train ddpm --out runs/ddpm --preset gpu --set train.max_time=2h   # the full model, 2 hours at most
+      twopaths train --resume runs/mlp --set train.max_steps=4000     # continue, exactly where it stopped
+      torchrun --nproc_per_node 2 -m twopaths train mlp-lm --out runs/ddp   # data parallel
+
+    config keys (--set KEY=VALUE; the value is YAML, e.g. 3e-4, true, [0.9,0.95]):
+      data.*   name path seed val_fraction test_fraction tokenizer vocab_size context
+               resolution channels size max_number reverse
+      optim.*  lr min_lr_ratio warmup_steps weight_decay betas eps grad_clip
+      train.*  max_steps max_time batch_size grad_accum seed device precision compile ema_decay
+               ema_warmup log_every eval_every eval_batches sample_every ckpt_every
+               ckpt_minutes keep_last num_workers progress
+      arch.*   the model's own settings (shown by --dry-run and saved in RUN/config.yaml)
+    """
     from twopaths.data.registry import load_splits
     from twopaths.runs import build_trainer, train_run, training_config
 

@@ -15,14 +15,17 @@ class ParadigmEntry:
     contracts: tuple[str, ...]  # backbone contracts it takes
     module: str  # where it lives, under twopaths.paradigms
     summary: str
+    samplers: tuple[str, ...] = ()  # its sampler names, first the default; each module's registry is checked against them
 
 
 PARADIGMS: dict[str, ParadigmEntry] = {
     "gaussian": ParadigmEntry("diffusion", ("denoiser",), "gaussian",
-                              "Gaussian diffusion: DDPM/DDIM/DPM-Solver++/Euler/Heun samplers, CFG"),
+                              "Gaussian diffusion: DDPM/DDIM/DPM-Solver++/Euler/Heun samplers, CFG",
+                              ("ddpm", "ddim", "dpmpp", "euler", "heun", "diffwave")),
     "latent": ParadigmEntry("diffusion", ("autoencoder", "denoiser"), "latent",
                             "Gaussian diffusion in an autoencoder's latent space (LDM)"),
-    "mdlm": ParadigmEntry("diffusion", ("token model",), "mdlm", "masked diffusion over tokens (MDLM)"),
+    "mdlm": ParadigmEntry("diffusion", ("token model",), "mdlm", "masked diffusion over tokens (MDLM)",
+                          ("ancestral", "remask", "block")),
     "autoregressive": ParadigmEntry("autoregressive", ("token model",), "autoregressive",
                                     "next-token prediction; sampling with a KV cache"),
     "sample-autoregressive": ParadigmEntry("autoregressive", ("token model",), "sample_autoregressive",
@@ -43,4 +46,8 @@ PARADIGMS: dict[str, ParadigmEntry] = {
     "classifier": ParadigmEntry("other", ("image classifier",), "classifier", "cross-entropy classification"),
 }
 
-__all__ = ["PARADIGMS", "ParadigmEntry"]
+#: the Gaussian samplers whose state is x_t, which RePaint's known-pixel replacement and re-noising need
+#: (:mod:`twopaths.restore.inpaint`)
+REPAINT_SAMPLERS = ("ddpm", "ddim")
+
+__all__ = ["PARADIGMS", "REPAINT_SAMPLERS", "ParadigmEntry"]

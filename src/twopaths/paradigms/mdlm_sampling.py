@@ -28,6 +28,8 @@ from typing import Literal
 
 import torch
 
+from twopaths.paradigms import PARADIGMS
+
 Predict = Callable[[torch.Tensor], torch.Tensor]  # x (B, L) -> logits (B, L, V) over real tokens
 
 
@@ -143,7 +145,7 @@ def block(predict: Predict, x: torch.Tensor, mask_id: int, steps: int, block_siz
     return x
 
 
-SAMPLERS = ("ancestral", "remask", "block")
+SAMPLERS = PARADIGMS["mdlm"].samplers  # ancestral, remask, block: the functions above
 
 #: an MDLM sampler's name as configs spell it, built from ``SAMPLERS``
 MDLMSamplerName = Literal[SAMPLERS]  # type: ignore[valid-type]

@@ -637,8 +637,9 @@ class DiffWaveFast(Sampler):
 # ----------------------------------------------------------------------------- registry
 
 
-SAMPLERS: dict[str, type[Sampler]] = {"ddpm": DDPM, "ddim": DDIM, "dpmpp": DPMSolverPP2M, "euler": Euler, "heun": Heun,
-                                      "diffwave": DiffWaveFast}
+#: the samplers by name; the paradigm registry spells the same names (``PARADIGMS["gaussian"].samplers``)
+#: for the command line, which reads them without importing torch (a test checks the two agree)
+SAMPLERS: dict[str, type[Sampler]] = {cls.name: cls for cls in (DDPM, DDIM, DPMSolverPP2M, Euler, Heun, DiffWaveFast)}
 
 #: a sampler's name as configs spell it, built from the registry so the two cannot drift apart
 SamplerName = Literal[tuple(SAMPLERS)]  # type: ignore[valid-type]

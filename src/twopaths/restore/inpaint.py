@@ -32,12 +32,11 @@ from typing import Callable
 
 import torch
 
+from twopaths.paradigms import REPAINT_SAMPLERS
 from twopaths.paradigms.gaussian import GaussianDiffusion
 from twopaths.paradigms.samplers import Spacing, make_sampler
 from twopaths.paradigms.schedule import q_sample, to_x0
 
-#: samplers whose state is x_t itself and whose step uses no history: the walk can go back up
-INPAINT_SAMPLERS = ("ddpm", "ddim")
 REPAINT_STEPS = 100  # default levels of the walk (each resampled and jumped: see network_evaluations)
 
 
@@ -118,9 +117,9 @@ def inpaint(model: GaussianDiffusion, image: torch.Tensor, mask: torch.Tensor, s
     Returns:
         (N, C, H, W): equal to ``image`` wherever ``mask`` is 1 (to float rounding), generated elsewhere.
     """
-    if sampler not in INPAINT_SAMPLERS:
+    if sampler not in REPAINT_SAMPLERS:
         raise ValueError(f"inpainting walks back up the chain, which needs a sampler without history; "
-                         f"choose one of {', '.join(INPAINT_SAMPLERS)}, got '{sampler}'")
+                         f"choose one of {', '.join(REPAINT_SAMPLERS)}, got '{sampler}'")
     if len(model.sample_shape) != 3:
         raise ValueError(f"inpainting needs an image model, this one makes items of shape {model.sample_shape}")
     device = next(model.parameters()).device
