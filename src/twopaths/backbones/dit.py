@@ -127,6 +127,32 @@ def dit_preset(name: str, **overrides) -> DiTConfig:
     return dataclasses.replace(DIT_SIZES[name], **overrides)
 
 
+def sized_dit(cfg: DiTConfig, size: str, resolution: int, key: str = "arch") -> DiTConfig:
+    """``cfg`` with the shape fields (:data:`SIZE_FIELDS`) of the named ``size`` (``"custom"``: ``cfg``'s
+    own), checked to tile ``resolution`` x ``resolution`` images with its patches. A shape field of ``cfg``
+    changed from both the default and the size's value is an error rather than silently overruled;
+    ``key`` is where the config holds ``dit_size`` and ``dit``, for the messages."""
+    if size != "custom":
+        if size not in DIT_SIZES:
+            raise ConfigError(f"config key '{key}.dit_size': unknown DiT size {size!r}; choose one of: "
+                              + ", ".join(DIT_SIZES) + f", custom ({key}.dit's own fields)")
+        named, default = DIT_SIZES[size], DiTConfig()
+        for field in SIZE_FIELDS:
+            value = getattr(cfg, field)
+            if value not in (getattr(default, field), getattr(named, field)):
+                raise ConfigError(f"config key '{key}.dit.{field}' is {value}, but {key}.dit_size={size} sets it "
+                                  f"to {getattr(named, field)}; add --set {key}.dit_size=custom to size the DiT "
+                                  f"from {key}.dit alone")
+        cfg = dataclasses.replace(cfg, **{field: getattr(named, field) for field in SIZE_FIELDS})
+    if resolution % cfg.patch_size:
+        fits = [name for name, named in DIT_SIZES.items() if resolution % named.patch_size == 0]
+        raise ConfigError(f"{size if size != 'custom' else key + '.dit'} cuts images into "
+                          f"{cfg.patch_size}x{cfg.patch_size} patches, which do not tile this data's "
+                          f"{resolution}x{resolution} images; choose {key}.dit_size from: {', '.join(fits)} "
+                          f"(or {key}.dit.patch_size dividing {resolution} with {key}.dit_size=custom)")
+    return cfg
+
+
 # ----------------------------------------------------------------------------- patches and positions
 
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from twopaths.backbones.dit import DIT_SIZES, SIZE_FIELDS, DiT, DiTConfig, dit_preset
+from twopaths.backbones.dit import DiT, DiTConfig, dit_preset, sized_dit
 from twopaths.backbones.mlp import MLPDenoiser, MLPDenoiserConfig
 from twopaths.backbones.text_encoder import TextEncoder, TextEncoderConfig
 from twopaths.backbones.unet import UNet, UNetConfig, unet_preset
@@ -34,7 +34,11 @@ from twopaths.viz import save_trajectory, write_captions, write_samples
 
 
 @dataclass
-class DDPMArch:
+class GaussianArch:
+    """The Gaussian paradigm on one denoiser backbone: ``diffusion`` configures the paradigm
+    (:class:`~twopaths.paradigms.gaussian.GaussianConfig`), ``backbone`` picks the network for images
+    (``unet`` or ``dit``; 2-D points always use ``mlp``), and the field of that name configures it. The
+    other backbones' fields stay in the config so that ``--set arch.backbone=dit`` is all it takes to switch."""
     diffusion: GaussianConfig = field(default_factory=GaussianConfig)  # schedule, objective, weighting, CFG dropout
     backbone: Literal["unet", "dit"] = "unet"  # for images: the U-Net (arch.unet) or a DiT (arch.dit); points: arch.mlp
     unet: UNetConfig = field(default_factory=lambda: unet_preset("unet-small"))  # image backbone
@@ -50,7 +54,7 @@ class DDPMArch:
     sample_guidance: float = 1.0  # its classifier-free guidance scale (conditional models; 1: none)
 
 
-def image_denoiser(a: DDPMArch, in_channels: int, resolution: int, out_channels: int,
+def image_denoiser(a: GaussianArch, in_channels: int, resolution: int, out_channels: int,
                    num_classes: int = 0, context_dim: int = 0) -> nn.Module:
     """The image backbone of ``a`` for (in_channels, resolution, resolution) inputs: ``net(x, t, y)``,
     with cross-attention to a (B, S, context_dim) context when ``context_dim`` > 0.
@@ -71,28 +75,11 @@ def image_denoiser(a: DDPMArch, in_channels: int, resolution: int, out_channels:
     return _announce(UNet(unet), in_channels, resolution, context_dim, a)
 
 
-def dit_config(a: DDPMArch, in_channels: int, resolution: int, out_channels: int, num_classes: int = 0,
+def dit_config(a: GaussianArch, in_channels: int, resolution: int, out_channels: int, num_classes: int = 0,
                context_dim: int = 0) -> DiTConfig:
-    """``a.dit`` with the size named by ``a.dit_size`` and the data's image fields."""
-    cfg = a.dit
-    if a.dit_size != "custom":
-        if a.dit_size not in DIT_SIZES:
-            raise ConfigError(f"config key 'arch.dit_size': unknown DiT size {a.dit_size!r}; choose one of: "
-                              + ", ".join(DIT_SIZES) + ", custom (arch.dit's own fields)")
-        size, default = DIT_SIZES[a.dit_size], DiTConfig()
-        for key in SIZE_FIELDS:  # a changed arch.dit size field would be overruled silently: say so instead
-            value = getattr(cfg, key)
-            if value not in (getattr(default, key), getattr(size, key)):
-                raise ConfigError(f"config key 'arch.dit.{key}' is {value}, but arch.dit_size={a.dit_size} sets it "
-                                  f"to {getattr(size, key)}; add --set arch.dit_size=custom to size the DiT from "
-                                  f"arch.dit alone")
-        cfg = dataclasses.replace(cfg, **{key: getattr(size, key) for key in SIZE_FIELDS})
-    if resolution % cfg.patch_size:
-        fits = [name for name, size in DIT_SIZES.items() if resolution % size.patch_size == 0]
-        raise ConfigError(f"{a.dit_size if a.dit_size != 'custom' else 'arch.dit'} cuts images into "
-                          f"{cfg.patch_size}x{cfg.patch_size} patches, which do not tile this data's "
-                          f"{resolution}x{resolution} images; choose arch.dit_size from: {', '.join(fits)} "
-                          f"(or arch.dit.patch_size dividing {resolution} with arch.dit_size=custom)")
+    """``a.dit`` with the size named by ``a.dit_size`` (:func:`~twopaths.backbones.dit.sized_dit`) and the data's
+    image fields."""
+    cfg = sized_dit(a.dit, a.dit_size, resolution, key="arch")
     return dataclasses.replace(cfg, image_size=resolution, in_channels=in_channels, out_channels=out_channels,
                                num_classes=num_classes, context_dim=context_dim)
 
@@ -298,7 +285,7 @@ DIFFUSION_MODELS = [
     ModelSpec(name="ddpm", paradigm="gaussian", backbones=("unet", "dit", "mlp"),
               summary="Gaussian diffusion (Ho et al. 2020) on a U-Net (images) or an MLP (2-D points), "
                       "class-conditional with classifier-free guidance",
-              data_kinds=("image", "points"), arch_cls=DDPMArch, build=_build_ddpm, preset=image_diffusion_preset(),
+              data_kinds=("image", "points"), arch_cls=GaussianArch, build=_build_ddpm, preset=image_diffusion_preset(),
               cpu_presets={"image": image_diffusion_cpu_preset(unet=CPU_UNET)},
               kind_presets={"points": {"optim": {"lr": 1e-3, "warmup_steps": 100},
                                        "train": {"batch_size": 256, "max_steps": 4000, "eval_every": 1000,
@@ -307,7 +294,7 @@ DIFFUSION_MODELS = [
     ModelSpec(name="dit", paradigm="gaussian", backbones=("dit",),
               summary="Gaussian diffusion on a Diffusion Transformer (Peebles & Xie 2023): patches as tokens, "
                       "adaLN-Zero conditioning, sizes DiT-T/4 (default) ... DiT-XL/2 (arch.dit_size)",
-              data_kinds=("image",), arch_cls=DDPMArch, build=_build_ddpm,
+              data_kinds=("image",), arch_cls=GaussianArch, build=_build_ddpm,
               # The paper's optimiser (sec. 5): AdamW at a constant 1e-4, no weight decay, no warmup. Its
               # EMA decay of 0.9999 averages over ~10k steps, 2.5% of its 400k-step runs; over our 20k
               # steps that would be half the run, so we keep ddpm's 0.9995 (~2k steps), which also keeps a
@@ -320,7 +307,7 @@ DIFFUSION_MODELS = [
     ModelSpec(name="ddpm-text", paradigm="gaussian", backbones=("unet",),
               summary="text-to-image: ddpm whose U-Net cross-attends to a caption encoder trained with it "
                       "(shapes captions), classifier-free guidance on prompts",
-              data_kinds=("image",), arch_cls=DDPMArch, build=_build_ddpm, sample_hook=diffusion_sample_hook,
+              data_kinds=("image",), arch_cls=GaussianArch, build=_build_ddpm, sample_hook=diffusion_sample_hook,
               sample=sample_diffusion, evaluation="diffusion",
               # ddpm with arch.conditioning=text, sized to reach the prompt-fidelity goal on CPU
               # (benchmarks/text_to_image.py): 32x32 shapes, a 3-level U-Net of 16-32-32 channels with

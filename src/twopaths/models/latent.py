@@ -4,7 +4,7 @@ Rombach et al. 2022, "High-Resolution Image Synthesis with Latent Diffusion Mode
 :mod:`twopaths.backbones.autoencoder` for the autoencoder and :mod:`twopaths.paradigms.latent`
 for the two-phase training. ``ldm``'s latent denoiser is built by
 :func:`twopaths.models.diffusion.image_denoiser` from the same fields as ``ddpm``'s (its arch is
-a :class:`~twopaths.models.diffusion.DDPMArch` with the autoencoder's fields added), so every
+a :class:`~twopaths.models.diffusion.GaussianArch` with the autoencoder's fields added), so every
 backbone ``ddpm`` can use runs in latent space too. ``twopaths sample`` on an ``autoencoder`` run
 writes test images beside their reconstructions; on an ``ldm`` run it works as for ``ddpm``.
 """
@@ -25,8 +25,8 @@ from twopaths.backbones.unet import UNetConfig
 from twopaths.config import RunConfig, build_config, read_yaml
 from twopaths.data.registry import run_meta
 from twopaths.errors import ConfigError, TwopathsError
-from twopaths.models.diffusion import (DDPMArch, image_diffusion_cpu_preset, conditioning_classes, diffusion_sample_hook, image_denoiser,
-                                       image_diffusion_preset, sample_diffusion)
+from twopaths.models.diffusion import (GaussianArch, conditioning_classes, diffusion_sample_hook, image_denoiser,
+                                       image_diffusion_cpu_preset, image_diffusion_preset, sample_diffusion)
 from twopaths.models.spec import HookFn, ModelSpec, image_preset
 from twopaths.nn.functional import psnr
 from twopaths.paradigms.base import Paradigm
@@ -51,7 +51,7 @@ def _latent_unet() -> UNetConfig:
 
 
 @dataclass
-class LDMArch(DDPMArch):
+class LDMArch(GaussianArch):
     # everything of ddpm (diffusion, unet and any other backbone of image_denoiser, conditioning,
     # sampler, sample_steps) now describes the diffusion over latents; mlp is unused (images only)
     unet: UNetConfig = field(default_factory=_latent_unet)  # latent denoiser; its image_size is the latent side

@@ -21,7 +21,7 @@ import torch
 
 from twopaths.config import RunConfig
 from twopaths.errors import ConfigError, TwopathsError
-from twopaths.models.diffusion import (CPU_UNET, DDPMArch, conditioning_classes, image_denoiser,
+from twopaths.models.diffusion import (CPU_UNET, GaussianArch, conditioning_classes, image_denoiser,
                                        image_diffusion_cpu_preset, image_diffusion_preset)
 from twopaths.models.spec import HookFn, ModelSpec
 from twopaths.nn.functional import psnr
@@ -32,8 +32,8 @@ from twopaths.viz import save_grid
 
 
 @dataclass
-class SR3Arch(DDPMArch):
-    # diffusion, unet, sampler, sample_steps: as ddpm (DDPMArch); the U-Net takes 2x the image's channels
+class SR3Arch(GaussianArch):
+    # diffusion, unet, sampler, sample_steps: as ddpm (GaussianArch); the U-Net takes 2x the image's channels
     conditioning: Literal["auto", "class", "none"] = "none"  # SR3 is conditioned on the image, not the class
     factor: int = 4  # upsampling factor: the low-res input is (H / factor, W / factor); 28 -> 7, 32 -> 8
     upsample: Literal["bicubic", "bilinear"] = "bicubic"  # how the low-res input is upsampled for the network
