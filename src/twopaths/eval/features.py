@@ -31,11 +31,29 @@ from tqdm.auto import tqdm
 from twopaths.errors import TwopathsError
 
 __all__ = ["SHIPPED", "WEIGHTS_DIR", "FeatureNet", "extract", "file_sha256", "load_feature_net", "load_verified",
-           "read_card", "verified_card"]
+           "read_card", "verified_card", "vgg_blocks"]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 #: names of the feature networks that ship with the package (``WEIGHTS_DIR/NAME.safetensors``)
 SHIPPED: tuple[str, ...] = ("fashion-mnist", "shapes")
+
+
+def vgg_blocks(in_channels: int, resolution: int, widths: Sequence[int], convs: int,
+               owner: str) -> tuple[nn.Sequential, int]:
+    """VGG's body (Simonyan & Zisserman 2015): per width, ``convs`` x (conv3x3-BN-ReLU) then a 2x2 max-pool;
+    returns it and the side of its output feature map. ``owner`` names the network in the error for a
+    ``resolution`` too small to pool that often."""
+    layers: list[nn.Module] = []
+    c, r = in_channels, resolution
+    for w in widths:
+        for _ in range(convs):
+            layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+            c = w
+        layers.append(nn.MaxPool2d(2))
+        r //= 2
+    if r < 1:
+        raise TwopathsError(f"{owner}: resolution {resolution} is too small for {len(widths)} pooling blocks")
+    return nn.Sequential(*layers), r
 
 
 class FeatureNet(nn.Module):
@@ -54,18 +72,8 @@ class FeatureNet(nn.Module):
         super().__init__()
         self.arch = {"in_channels": in_channels, "num_classes": num_classes, "resolution": resolution,
                      "widths": list(widths), "convs": convs, "dim": dim, "dropout": dropout}
-        layers: list[nn.Module] = []
-        c, r = in_channels, resolution
-        for w in widths:
-            for _ in range(convs):
-                layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
-                c = w
-            layers.append(nn.MaxPool2d(2))
-            r //= 2
-        if r < 1:
-            raise TwopathsError(f"FeatureNet: resolution {resolution} is too small for {len(widths)} pooling blocks")
-        self.body = nn.Sequential(*layers)
-        self.embed = nn.Linear(c * r * r, dim)
+        self.body, r = vgg_blocks(in_channels, resolution, widths, convs, "FeatureNet")
+        self.embed = nn.Linear(widths[-1] * r * r, dim)
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(dim, num_classes)
         self.dim = dim  # D, the feature dimension

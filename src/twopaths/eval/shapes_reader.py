@@ -38,7 +38,7 @@ from torch import nn
 
 from twopaths.data.shapes import COLOUR_NAMES, SHAPE_NAMES, SIZE_NAMES, ShapesData
 from twopaths.errors import TwopathsError
-from twopaths.eval.features import load_verified
+from twopaths.eval.features import load_verified, vgg_blocks
 
 __all__ = ["SHIPPED_READER", "Scenes", "ShapesReader", "compare_scenes", "load_shapes_reader", "read_scenes",
            "scenes_from_data"]
@@ -96,19 +96,8 @@ class ShapesReader(nn.Module):
         super().__init__()
         # constructor arguments, saved in the card so the weights can be rebuilt
         self.arch = {"resolution": resolution, "widths": list(widths), "convs": convs, "dim": dim}
-        layers: list[nn.Module] = []
-        c, r = 3, resolution
-        for w in widths:
-            for _ in range(convs):
-                layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
-                c = w
-            layers.append(nn.MaxPool2d(2))
-            r //= 2
-        if r < 1:
-            raise TwopathsError(f"ShapesReader: resolution {resolution} is too small for {len(widths)} pooling "
-                                f"blocks")
-        self.body = nn.Sequential(*layers)
-        self.embed = nn.Linear(c * r * r, dim)
+        self.body, r = vgg_blocks(3, resolution, widths, convs, "ShapesReader")
+        self.embed = nn.Linear(widths[-1] * r * r, dim)
         self.head = nn.Linear(dim, len(COLOUR_NAMES) * _OUTPUTS)
         self.resolution = resolution
         self.identity = "ShapesReader (untrained)"  # set by load_shapes_reader
