@@ -43,6 +43,7 @@ channels as the last axis without a copy when the input is channels-last).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -134,6 +135,54 @@ class EmbedSequential(nn.Sequential):
         return x
 
 
+def check_levels(cfg: UNetConfig, *attention_fields: str) -> None:
+    """A ValueError unless ``cfg.image_size`` halves once between each pair of levels and every size listed
+    in the config fields ``attention_fields`` is the feature-map size of a level."""
+    sizes, levels = cfg.resolutions, len(cfg.channel_mults)
+    if cfg.image_size % 2 ** (levels - 1):
+        raise ValueError(f"image_size {cfg.image_size} does not divide by 2**{levels - 1} "
+                         f"(one halving between each of the {levels} levels)")
+    for name in attention_fields:
+        missing = [r for r in getattr(cfg, name) if r not in sizes]
+        if missing:
+            raise ValueError(f"{name} {missing} match no level: for image_size {cfg.image_size} "
+                             f"and {levels} levels the feature maps are {sizes}")
+
+
+def unet_levels(cfg: UNetConfig, res: Callable[..., nn.Module], attention: Callable[..., list[nn.Module]],
+                sequential: type[nn.Sequential]) -> tuple[nn.ModuleList, nn.Sequential, nn.ModuleList, int]:
+    """The U-Net's level layout (Ronneberger et al. 2015, as in Ho et al. 2020 and ADM), shared by the
+    image and the space-time U-Net: the contracting path (per level ``num_res_blocks`` residual blocks,
+    each followed by ``attention(width, feature-map size)``, then a downsampling block between levels),
+    the middle (Res, ``attention(width, size, middle=True)``, Res) and the expansive path, whose blocks
+    take the previous output concatenated with the skip saved at the same depth. ``res(c_in, c_out,
+    resample=None)`` makes a residual block; ``sequential`` chains one block's layers. Returns (down,
+    mid, up, the output width); the first skip is the input convolution's output."""
+    base, sizes = cfg.base_channels, cfg.resolutions
+    ch = base * cfg.channel_mults[0]
+    skips = [ch]  # the width of every output that a skip connection will carry
+    down = nn.ModuleList()
+    for level, mult in enumerate(cfg.channel_mults):
+        for _ in range(cfg.num_res_blocks):
+            down.append(sequential(res(ch, base * mult), *attention(base * mult, sizes[level])))
+            ch = base * mult
+            skips.append(ch)
+        if level < len(cfg.channel_mults) - 1:
+            down.append(sequential(res(ch, ch, "down") if cfg.resblock_updown else Downsample(ch)))
+            skips.append(ch)
+    mid = sequential(res(ch, ch), *attention(ch, sizes[-1], middle=True), res(ch, ch))  # at the lowest resolution
+    up = nn.ModuleList()
+    for level, mult in reversed(list(enumerate(cfg.channel_mults))):
+        for i in range(cfg.num_res_blocks + 1):
+            layers = [res(ch + skips.pop(), base * mult), *attention(base * mult, sizes[level])]
+            ch = base * mult
+            if level > 0 and i == cfg.num_res_blocks:
+                layers.append(res(ch, ch, "up") if cfg.resblock_updown else Upsample(ch))
+            up.append(sequential(*layers))
+    assert not skips, "every saved skip is consumed"
+    return down, mid, up, ch
+
+
 class UNet(nn.Module):
     """Noisy images x_t (B, C, H, W), timesteps t (B,) float, labels y (B,) or None, and with
     ``context_dim`` a context (B, S, context_dim) with its key mask (B, S) (True = real token)
@@ -148,14 +197,7 @@ class UNet(nn.Module):
     def __init__(self, cfg: UNetConfig):
         super().__init__()
         self.cfg = cfg
-        sizes = cfg.resolutions
-        if cfg.image_size % 2 ** (len(cfg.channel_mults) - 1):
-            raise ValueError(f"image_size {cfg.image_size} does not divide by 2**{len(cfg.channel_mults) - 1} "
-                             f"(one halving between each of the {len(cfg.channel_mults)} levels)")
-        missing = [r for r in cfg.attention_resolutions if r not in sizes]
-        if missing:
-            raise ValueError(f"attention_resolutions {missing} match no level: for image_size {cfg.image_size} "
-                             f"and {len(cfg.channel_mults)} levels the feature maps are {sizes}")
+        check_levels(cfg, "attention_resolutions")
         self.out_channels = cfg.out_channels or cfg.in_channels
         base, emb_dim, g = cfg.base_channels, cfg.time_embed_mult * cfg.base_channels, cfg.groups
 
@@ -170,38 +212,11 @@ class UNet(nn.Module):
         if cfg.context_dim and cfg.context_pool:  # the pooled context joins it (Imagen, sec. 2.4)
             self.context_embed = nn.Linear(cfg.context_dim, emb_dim)
 
-        # contracting path: remember the width of every output that a skip connection will carry
-        ch = base * cfg.channel_mults[0]
-        self.conv_in = conv3x3(cfg.in_channels, ch)
-        skips = [ch]
-        self.down = nn.ModuleList()
-        for level, mult in enumerate(cfg.channel_mults):
-            for _ in range(cfg.num_res_blocks):
-                layers: list[nn.Module] = [res(ch, base * mult)]
-                ch = base * mult
-                if sizes[level] in cfg.attention_resolutions:
-                    layers.append(attn(ch))
-                self.down.append(EmbedSequential(*layers))
-                skips.append(ch)
-            if level < len(cfg.channel_mults) - 1:
-                self.down.append(EmbedSequential(res(ch, ch, "down") if cfg.resblock_updown else Downsample(ch)))
-                skips.append(ch)
+        def attention(c: int, size: int, middle: bool = False) -> list[nn.Module]:
+            return [attn(c)] if middle or size in cfg.attention_resolutions else []
 
-        # middle, at the lowest resolution: Res, Attn, Res
-        self.mid = EmbedSequential(res(ch, ch), attn(ch), res(ch, ch))
-
-        # expansive path: each block takes the previous output concatenated with one saved skip
-        self.up = nn.ModuleList()
-        for level, mult in reversed(list(enumerate(cfg.channel_mults))):
-            for i in range(cfg.num_res_blocks + 1):
-                layers = [res(ch + skips.pop(), base * mult)]
-                ch = base * mult
-                if sizes[level] in cfg.attention_resolutions:
-                    layers.append(attn(ch))
-                if level > 0 and i == cfg.num_res_blocks:
-                    layers.append(res(ch, ch, "up") if cfg.resblock_updown else Upsample(ch))
-                self.up.append(EmbedSequential(*layers))
-        assert not skips, "every saved skip is consumed"
+        self.conv_in = conv3x3(cfg.in_channels, base * cfg.channel_mults[0])
+        self.down, self.mid, self.up, ch = unet_levels(cfg, res, attention, EmbedSequential)
 
         self.norm_out = group_norm(ch, g)
         self.conv_out = zero_init(conv3x3(ch, self.out_channels))

@@ -39,9 +39,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import twopaths.nn.attention as shared_attention
-from twopaths.backbones.unet import UNetConfig
-from twopaths.nn.blocks import (AttentionBlock, Downsample, ResBlock, Upsample, attention_heads, conv3x3, group_norm,
-                                 zero_init)
+from twopaths.backbones.unet import UNetConfig, check_levels, unet_levels
+from twopaths.nn.blocks import AttentionBlock, ResBlock, attention_heads, conv3x3, group_norm, zero_init
 from twopaths.nn.embeddings import TimestepClassEmbedding
 
 __all__ = ["TemporalAttention", "VideoUNet", "VideoUNetConfig"]
@@ -131,14 +130,7 @@ class VideoUNet(nn.Module):
     def __init__(self, cfg: VideoUNetConfig):
         super().__init__()
         self.cfg = cfg
-        sizes = cfg.resolutions
-        if cfg.image_size % 2 ** (len(cfg.channel_mults) - 1):
-            raise ValueError(f"image_size {cfg.image_size} does not divide by 2**{len(cfg.channel_mults) - 1}")
-        for name in ("attention_resolutions", "temporal_attention_resolutions"):
-            missing = [r for r in getattr(cfg, name) if r not in sizes]
-            if missing:
-                raise ValueError(f"{name} {missing} match no level: for image_size {cfg.image_size} and "
-                                 f"{len(cfg.channel_mults)} levels the feature maps are {sizes}")
+        check_levels(cfg, "attention_resolutions", "temporal_attention_resolutions")
         self.out_channels = cfg.out_channels or cfg.in_channels
         base, emb_dim, g = cfg.base_channels, cfg.time_embed_mult * cfg.base_channels, cfg.groups
 
@@ -155,28 +147,8 @@ class VideoUNet(nn.Module):
             return layers
 
         self.cond = TimestepClassEmbedding(base, emb_dim, cfg.num_classes, owner="video U-Net")
-        ch = base * cfg.channel_mults[0]
-        self.conv_in = conv3x3(cfg.in_channels, ch)
-        skips = [ch]
-        self.down = nn.ModuleList()
-        for level, mult in enumerate(cfg.channel_mults):
-            for _ in range(cfg.num_res_blocks):
-                self.down.append(SpaceTimeSequential(res(ch, base * mult), *attention(base * mult, sizes[level])))
-                ch = base * mult
-                skips.append(ch)
-            if level < len(cfg.channel_mults) - 1:
-                self.down.append(SpaceTimeSequential(res(ch, ch, "down") if cfg.resblock_updown else Downsample(ch)))
-                skips.append(ch)
-        self.mid = SpaceTimeSequential(res(ch, ch), *attention(ch, sizes[-1], middle=True), res(ch, ch))
-        self.up = nn.ModuleList()
-        for level, mult in reversed(list(enumerate(cfg.channel_mults))):
-            for i in range(cfg.num_res_blocks + 1):
-                layers = [res(ch + skips.pop(), base * mult), *attention(base * mult, sizes[level])]
-                ch = base * mult
-                if level > 0 and i == cfg.num_res_blocks:
-                    layers.append(res(ch, ch, "up") if cfg.resblock_updown else Upsample(ch))
-                self.up.append(SpaceTimeSequential(*layers))
-        assert not skips, "every saved skip is consumed"
+        self.conv_in = conv3x3(cfg.in_channels, base * cfg.channel_mults[0])
+        self.down, self.mid, self.up, ch = unet_levels(cfg, res, attention, SpaceTimeSequential)
         self.norm_out = group_norm(ch, g)
         self.conv_out = zero_init(conv3x3(ch, self.out_channels))
 
