@@ -6,13 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from twopaths.arena.suites import SUITES
 from twopaths.cli.options import command, count, positive
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = command(sub, "arena", cmd_arena)
-    p.add_argument("--suite", choices=["quick", "standard", "full", "sequence", "molecules", "audio", "video"],
-                   default="quick", help="which suite (default quick)")
+    p.add_argument("--suite", choices=list(SUITES), default="quick", help="which suite (default quick)")
     p.add_argument("--out", type=Path, required=True, help="output directory (runs, results.json, report.*)")
     p.add_argument("--only", action="append", default=[], metavar="SUITE[/CONTENDER]",
                    help="run only this suite or contender; repeatable")

@@ -91,7 +91,7 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message} (see '{self.prog} --help')\n")
 
 
-# --sampler values from the paradigm registry, which building the parser reads without importing torch
+# --sampler values: the names of the paradigm registry (a table, no torch), which the samplers are checked against
 GAUSSIAN_SAMPLERS = PARADIGMS["gaussian"].samplers
 MASKED_SAMPLERS = PARADIGMS["mdlm"].samplers
 

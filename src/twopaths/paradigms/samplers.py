@@ -638,7 +638,7 @@ class DiffWaveFast(Sampler):
 
 
 #: the samplers by name; the paradigm registry spells the same names (``PARADIGMS["gaussian"].samplers``)
-#: for the command line, which reads them without importing torch (a test checks the two agree)
+#: for the command line and configs, as plain data (a test checks the two agree)
 SAMPLERS: dict[str, type[Sampler]] = {cls.name: cls for cls in (DDPM, DDIM, DPMSolverPP2M, Euler, Heun, DiffWaveFast)}
 
 #: a sampler's name as configs spell it, built from the registry so the two cannot drift apart
