@@ -35,7 +35,7 @@ data:
 
 # one pytest worker per core (each computes on one thread): the suite takes about half as long
 test: setup
-	$(PY) -m pytest -q -n auto --dist loadfile
+	$(PY) -m pytest -q -n auto --dist loadfile --durations=15
 
 demo: setup
 	$(TP) data list
