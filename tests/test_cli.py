@@ -39,6 +39,12 @@ def test_every_command_has_help(capsys):
         assert done.value.code == 0 and "usage: twopaths " + " ".join(command) in out
         if command == ["train"]:
             assert "mlp-lm" in out and "--resume" in out and "train.max_steps" in out
+            import dataclasses
+
+            from twopaths.config import DataConfig, OptimConfig, TrainConfig
+            listed = set(out.split("config keys", 1)[1].split("arch.*", 1)[0].split())  # data.* ... train.* lines
+            fields = {f.name for cls in (DataConfig, OptimConfig, TrainConfig) for f in dataclasses.fields(cls)}
+            assert fields <= listed, f"train --help does not list the config keys {sorted(fields - listed)}"
     # every option of every (sub)command carries a help string
     import argparse
 

@@ -51,6 +51,8 @@ class DataConfig:
     resolution: int = 32  # shapes, image folders and moving-fashion clips (Fashion-MNIST is always 28)
     channels: int = 3  # image folders: 1 (grey) or 3 (RGB)
     size: int = 10_000  # items generated for procedural datasets (shapes, mixture2d; moving-fashion: train clips)
+    # audio folders (data.name=audio; spoken-digits clips are always 1 s, the digit classifier's input)
+    seconds: float = 1.0  # clip length: each WAV is resampled to 8 kHz and cut or padded to this, centred
     # video (moving-fashion; the canvas side is data.resolution)
     frames: int = 8  # frames per clip, 2..64
     objects: int = 1  # Fashion-MNIST items per clip, 1 or 2
@@ -342,6 +344,8 @@ def validate(cfg: RunConfig) -> None:
                           f"train.grad_accum ({t.grad_accum})")
     if not 2 <= d.frames <= 64:
         raise ConfigError(f"config key 'data.frames' must be in 2..64 (frames per clip), got {d.frames}")
+    if not 0.05 <= d.seconds <= 30:
+        raise ConfigError(f"config key 'data.seconds' must be in 0.05..30 (seconds per audio clip), got {d.seconds}")
     if d.objects not in (1, 2):
         raise ConfigError(f"config key 'data.objects' must be 1 or 2 (objects per clip), got {d.objects}")
     if d.channels not in (1, 3):

@@ -42,7 +42,8 @@ def test_tiny_audio_suite_end_to_end(tones, tmp_path):
     from twopaths.arena.verdicts import comparison_rows
 
     tiny = ("train.progress=false", "train.eval_every=0", "train.sample_every=0", "train.batch_size=4",
-            f"data.path={tones}", "data.test_fraction=0.34", "data.val_fraction=0.17", "arch.conditioning=class")
+            f"data.path={tones}", "data.test_fraction=0.34", "data.val_fraction=0.17", "arch.conditioning=class",
+            "data.seconds=0.25")  # 2,000 samples: a quarter of the sequential steps of a 1-s clip
     suite = Suite("spoken-digits", "audio", "audio", budget_flops=5e9, n_eval=4, n_curve=4, overrides=tiny,
                   contenders=(
                       Contender("diffwave", "diffwave", "diffusion", ("arch.wavenet.channels=8",
@@ -62,7 +63,7 @@ def test_tiny_audio_suite_end_to_end(tones, tmp_path):
         assert (tmp_path / q["grid"]).is_file() and [p["step"] for p in q["curve"]][-1] == \
             entry["contenders"][name]["runs"][0]["steps"] and q["curve"][-1]["fd"] is not None
     wavenet = entry["contenders"]["wavenet"]["quality"]["by_nfe"]["single"]
-    assert wavenet["sequential_calls"] == 8000  # one call per sample of a 1-second clip
+    assert wavenet["sequential_calls"] == 2000  # one call per sample of a 0.25-s clip
     md, page = write_report(results, tmp_path)
     text = md.read_text()
     assert "| contender | digit accuracy ↑ | FD ↓ | floor |" in text and "[0_low]" not in text
@@ -80,7 +81,7 @@ def test_tiny_audio_suite_end_to_end(tones, tmp_path):
     ready = re.search(r'data-audio-ready="(\d+)/(\d+)"', dom)
     assert ready and ready.groups() == ("8", "8"), ready and ready.groups()  # every clip decoded its header
     durations = [float(d) for d in re.search(r'data-audio-durations="([^"]*)"', dom).group(1).split()]
-    assert durations == pytest.approx([1.0] * 8)  # 1-second clips
+    assert durations == pytest.approx([0.25] * 8)  # 0.25-second clips
 
 
 def _contrived(wavenet_acc: float, diffwave_acc: dict[int, float], n: int = 200, wavenet_latency: float = 10.0,

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import scipy.io.wavfile
 
-from twopaths.config import DataConfig
+from twopaths.config import DataConfig, RunConfig, validate
 from twopaths.data import audio
 from twopaths.data.audio import (DIGITS, fit_clip, generate_spoken_digits, read_manifest, read_wav,
                                  spoken_digit_splits, spoken_digits_folder, write_wav)
 from twopaths.data.registry import dataset_kind, load_splits
-from twopaths.errors import DataError
+from twopaths.errors import ConfigError, DataError
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                   reason="spoken-digits is synthesised by espeak-ng: apt-get install espeak-ng")
@@ -103,6 +103,13 @@ def test_a_folder_of_wav_files_is_an_audio_dataset(tmp_path, capsys):
     assert splits.meta["class_names"] == ["bird", "frog"] and splits.meta["sample_rate"] == 8000
     assert splits.train[0]["audio"].shape == (1, 8000)
     assert "note: 20 of 20 WAV files are at 16,000 Hz, not 8,000 Hz; they were resampled" in capsys.readouterr().err
+    half = load_splits(DataConfig(name="audio", path=str(tmp_path), val_fraction=0.1, test_fraction=0.1,
+                                  seconds=0.5))
+    assert half.train[0]["audio"].shape == (1, 4000) and half.meta["length"] == 4000  # data.seconds
+    with pytest.raises(ConfigError, match="spoken-digits clips are 1 s"):
+        load_splits(DataConfig(name="spoken-digits", seconds=0.5))
+    with pytest.raises(ConfigError, match="data.seconds' must be in 0.05..30"):
+        validate(RunConfig(model="wavenet", data=DataConfig(name="audio", seconds=float("nan"))))
     (tmp_path / "frog" / "9.wav").write_bytes(b"RIFF....")
     with pytest.raises(DataError, match="9.wav: not a readable WAV file"):
         load_splits(DataConfig(name="audio", path=str(tmp_path)))

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from twopaths.errors import TwopathsError
-from twopaths.eval.audio_features import AudioFeatureNet, LogMel, audio_scores, inception_scores, load_audio_feature_net
+from twopaths.eval.audio_features import (AudioFeatureNet, LogMel, audio_scores, fit_length, inception_scores,
+                                          load_audio_feature_net)
 
 FRONT = {"n_fft": 256, "hop": 122, "n_mels": 64, "samples": 8000}
 NET = {"in_channels": 1, "num_classes": 10, "resolution": 64, "widths": [8, 8, 8, 8], "convs": 1, "dim": 16,
@@ -30,6 +31,13 @@ def test_inception_scores_of_contrived_probabilities():
     p = torch.softmax(torch.randn(7, k, generator=torch.Generator().manual_seed(0)), 1).double()
     kl = [[float((p[i] * (p[i].log() - p[j].log())).sum()) for j in range(7)] for i in range(7)]
     assert inception_scores(p)[1] == pytest.approx(math.exp(np.mean(kl)), rel=1e-9)
+
+
+def test_clips_of_another_length_are_centred_in_the_classifiers():
+    x = torch.arange(1.0, 7.0).view(1, 1, 6)
+    assert fit_length(x, 4).flatten().tolist() == [2, 3, 4, 5]  # the middle
+    assert fit_length(x, 9).flatten().tolist() == [0, 1, 2, 3, 4, 5, 6, 0, 0]  # silence on both sides
+    assert torch.equal(fit_length(x, 6), x)
 
 
 def test_log_mel_shapes_and_a_tone_lands_in_its_band():

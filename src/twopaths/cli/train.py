@@ -53,8 +53,8 @@ def cmd_train(args: argparse.Namespace) -> int:
       torchrun --nproc_per_node 2 -m twopaths train mlp-lm --out runs/ddp   # data parallel
 
     config keys (--set KEY=VALUE; the value is YAML, e.g. 3e-4, true, [0.9,0.95]):
-      data.*   name path seed val_fraction test_fraction tokenizer vocab_size context
-               resolution channels size max_number reverse
+      data.*   name path seed val_fraction test_fraction tokenizer vocab_size context rows
+               resolution channels size frames objects seconds max_number reverse
       optim.*  lr min_lr_ratio warmup_steps weight_decay betas eps grad_clip
       train.*  max_steps max_time batch_size grad_accum seed device precision compile ema_decay
                ema_warmup log_every eval_every eval_batches sample_every ckpt_every

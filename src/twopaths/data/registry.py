@@ -37,7 +37,7 @@ from twopaths.config import DataConfig
 from twopaths.data import audio, images, molecules, pairs, recall, shapes, text, toy, video
 from twopaths.data.base import DatasetSummary, Splits
 from twopaths.data.tokenizers import Tokenizer, load_tokenizer, run_tokenizer, train_tokenizer
-from twopaths.errors import DataError, TwopathsError
+from twopaths.errors import ConfigError, DataError, TwopathsError
 
 IMAGE_DATASETS = ("fashion-mnist", "shapes", "images")
 POINT_DATASETS = ("mixture2d", "mixture2d-ring8", "mixture2d-grid25")
@@ -180,11 +180,16 @@ def _pair_splits(cfg: DataConfig, run_dir: Path | None = None) -> Splits:
 
 def _audio_splits(cfg: DataConfig) -> Splits:
     if cfg.name == "spoken-digits":
+        if cfg.seconds != audio.CLIP_SECONDS:
+            raise ConfigError(f"config key 'data.seconds' is {cfg.seconds:g}, but spoken-digits clips are "
+                              f"{audio.CLIP_SECONDS:g} s (the digit classifier's input); data.seconds is for "
+                              "folders of WAV files (data.name=audio)")
         split, source = audio.spoken_digit_splits(cfg.path)
     else:
         if not cfg.path:
             raise DataError("dataset 'audio' needs a folder of WAV files: --set data.path=/path/to/clips")
-        split, source = audio.audio_folder_splits(cfg.path, cfg.seed, cfg.val_fraction, cfg.test_fraction)
+        split, source = audio.audio_folder_splits(cfg.path, cfg.seed, cfg.val_fraction, cfg.test_fraction,
+                                                  seconds=cfg.seconds)
     train = split["train"]
     return Splits(train, split["val"], split["test"], {"source": source, "class_names": train.class_names,
                                                        "sample_rate": train.rate, "length": train.audio.shape[-1]})

@@ -28,7 +28,7 @@ from torch import nn
 from twopaths.errors import TwopathsError
 from twopaths.eval.features import FeatureNet, load_verified
 
-__all__ = ["AUDIO_SHIPPED", "AudioFeatureNet", "LogMel", "audio_scores", "inception_scores",
+__all__ = ["AUDIO_SHIPPED", "AudioFeatureNet", "LogMel", "audio_scores", "fit_length", "inception_scores",
            "load_audio_feature_net"]
 
 #: names of the audio feature networks that ship with the package (``eval/weights/NAME.safetensors``)
@@ -131,13 +131,23 @@ def inception_scores(probs: torch.Tensor) -> tuple[float, float]:
 
 
 @torch.no_grad()
+def fit_length(x: torch.Tensor, length: int) -> torch.Tensor:
+    """Clips ``(N, 1, L)`` centred in ``length`` samples: the middle ``length`` of longer clips, shorter ones
+    padded with silence on both sides (as :func:`twopaths.data.audio.fit_clip` fits recordings)."""
+    extra = x.shape[-1] - length
+    if extra >= 0:
+        return x[..., extra // 2:extra // 2 + length]
+    return torch.nn.functional.pad(x, ((-extra) // 2, -extra - (-extra) // 2))
+
+
 def audio_scores(net: AudioFeatureNet, fake: torch.Tensor, real: torch.Tensor, labels: torch.Tensor | None = None,
                  batch_size: int = 250) -> dict[str, float]:
     """Every sample metric of generated clips ``fake`` (N, 1, L) against real ones ``real`` (M, 1, L):
     ``fd`` (Fréchet distance in the classifier's features), ``fd_floor`` (real vs real: the real clips
     split in two halves, the floor's usual estimate at n = M / 2), ``is`` and ``mis`` of the fake clips,
     and ``accuracy`` (the classifier names each clip's ``labels``, when given: class-conditional
-    samples)."""
+    samples). Clips of another length than the classifier hears are centred in it, cut or padded with
+    silence (:func:`fit_length`), the generated and the real alike."""
     from twopaths.eval.features import extract
     from twopaths.eval.fid import fid_from_features
 
@@ -146,8 +156,10 @@ def audio_scores(net: AudioFeatureNet, fake: torch.Tensor, real: torch.Tensor, l
                             f"{len(real)}")
     if not torch.isfinite(fake).all():
         raise TwopathsError("the generated clips contain NaN or infinite samples")
-    f_fake, logits = extract(net, fake.float().clamp(-1, 1), batch_size, with_logits=True, progress=False)
-    f_real = extract(net, real.float(), batch_size, progress=False)
+    length = net.front.arch["samples"]
+    fake, real = fit_length(fake.float().clamp(-1, 1), length), fit_length(real.float(), length)
+    f_fake, logits = extract(net, fake, batch_size, with_logits=True, progress=False)
+    f_real = extract(net, real, batch_size, progress=False)
     half = len(f_real) // 2
     out = {"fd": fid_from_features(f_fake, f_real), "fd_floor": fid_from_features(f_real[:half], f_real[half:])}
     out["is"], out["mis"] = inception_scores(torch.softmax(logits, 1))

@@ -42,10 +42,6 @@ def audio_sample_report(run: Any, metrics: list[str], *, n: int | None = None, s
                             f"this run's are {', '.join(names) or 'none'} (fd and is still apply)")
     real_split = split or "test"
     real = getattr(load_splits(run.cfg.data), real_split).audio  # (M, 1, L)
-    length = net.front.arch["samples"]
-    if real.shape[-1] != length:
-        raise TwopathsError(f"the classifier hears {length}-sample clips (1 s at 8 kHz); this run's clips have "
-                            f"{real.shape[-1]} samples")
     n = n or len(real)
     start = time.perf_counter()
     fake = sample_model(run.model, n, batch_size=batch_size, sampler=sampler, steps=steps, guidance=guidance,
@@ -57,5 +53,6 @@ def audio_sample_report(run: Any, metrics: list[str], *, n: int | None = None, s
     out = {key: scores[key] for m in metrics for key in keep[m]}
     return {"metrics": out, "floor": {"fd": scores["fd_floor"]} if "fd" in metrics else {}, "n": n,
             "real": min(n, len(real)), "real_split": real_split, "feature_net": net.identity,
-            "samples_per_s": n * length / seconds, "real_time_factor": seconds / (n * length / 8000),
+            "samples_per_s": n * fake.shape[-1] / seconds,
+            "real_time_factor": seconds / (n * fake.shape[-1] / int(run.meta.get("sample_rate", 8000))),
             "sampling_seconds": seconds}
