@@ -46,3 +46,31 @@ def test_every_sample_function_takes_the_options_of_twopaths_sample():
         if spec.sample is not None:
             inspect.signature(spec.sample).bind(object(), **options)  # TypeError if one is missing or unknown
         assert spec.evaluation in ("samples", "diffusion", "classifier"), name
+
+
+def test_every_command_of_the_readme_and_docs_parses():
+    """Each ``twopaths ...`` line of the README and docs/ is a valid command line for today's parser (a
+    renamed option or command would make a documented command fail)."""
+    import shlex
+
+    from twopaths.cli import build_parser
+
+    root = Path(__file__).resolve().parents[1]
+    parser, checked = build_parser(), 0
+    for doc in [root / "README.md", *sorted((root / "docs").glob("**/*.md"))]:
+        fenced = False
+        for line in doc.read_text(encoding="utf-8").splitlines():
+            line = line.strip()
+            if line.startswith("```"):
+                fenced = not fenced
+            if not fenced or not line.startswith("twopaths "):
+                continue  # commands in code blocks
+            words = shlex.split(line, comments=True)[1:]
+            if any("..." in w or "<" in w for w in words):
+                continue  # a placeholder, not a command
+            try:
+                parser.parse_args(words)
+            except SystemExit as exc:
+                raise AssertionError(f"{doc.relative_to(root)}: '{line}' does not parse") from exc
+            checked += 1
+    assert checked >= 50
