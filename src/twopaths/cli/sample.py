@@ -67,7 +67,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     Generate from a run's newest checkpoint (EMA weights unless --no-ema). Text models stream tokens to
     stdout; diffusion models write a PNG grid (or a scatter plot for 2-D points) or NPZ arrays; molecule
-    runs (moses) print SMILES or write them to .smi, or draw them into a .png; video runs write an animated
+    runs (moses) print SMILES or write them to .smi, or draw them into a .png; audio runs (wavenet,
+    diffwave) write a WAV file, or a folder of them with a spectrogram grid; video runs write an animated
     GIF and a frame strip.
 
     examples:
