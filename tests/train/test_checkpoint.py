@@ -28,13 +28,13 @@ class Net(nn.Module):
         self.head.weight = self.embed.weight  # tied weights must survive safetensors
 
 
-def _save(root: Path, step: int, model: nn.Module, keep_last: int = 3) -> Path:
+def _save(root: Path, step: int, model: nn.Module, keep_last: int = 3, every: int = 1) -> Path:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     loss = model.head(model.body(model.embed(torch.tensor([1, 2])))).sum()
     loss.backward()
     opt.step()
     return save_checkpoint(root, step, model, opt, EMA(model, 0.9).state_dict(),
-                           {"rng": [capture_rng()], "world_size": 1}, keep_last)
+                           {"rng": [capture_rng()], "world_size": 1}, keep_last, every)
 
 
 def test_round_trip_with_tied_weights(tmp_path):
@@ -62,6 +62,17 @@ def test_keep_last_prunes_oldest(tmp_path):
     for step in (1, 2, 3, 4, 5):
         _save(tmp_path / "ckpt", step, net, keep_last=2)
     assert [p.name for p in list_checkpoints(tmp_path / "ckpt")] == ["step_00000004", "step_00000005"]
+
+
+def test_checkpoints_off_the_schedule_do_not_push_scheduled_ones_out(tmp_path):
+    """Every 10 steps, the last 3 kept; 13, 17, 24 were written for time (a slow run): each goes once a newer
+    one exists, and the scheduled 10, 20, 30 all stay (the arena's quality curve reads them)."""
+    net, root = Net(), tmp_path / "ckpt"
+    for step in (10, 13, 17, 20, 24, 30):
+        _save(root, step, net, keep_last=3, every=10)
+    assert [p.name for p in list_checkpoints(root)] == ["step_00000010", "step_00000020", "step_00000030"]
+    _save(root, 33, net, keep_last=3, every=10)  # the newest is kept whatever its step
+    assert [p.name for p in list_checkpoints(root)] == ["step_00000020", "step_00000030", "step_00000033"]
 
 
 def test_rng_round_trip():

@@ -117,8 +117,12 @@ def clean_partial(ckpt_root: Path) -> list[Path]:
 
 
 def save_checkpoint(ckpt_root: Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    ema_state: dict[str, torch.Tensor] | None, extra: dict[str, Any], keep_last: int) -> Path:
-    """Write checkpoint ``step`` atomically and keep only the newest ``keep_last``.
+                    ema_state: dict[str, torch.Tensor] | None, extra: dict[str, Any], keep_last: int,
+                    every: int = 1) -> Path:
+    """Write checkpoint ``step`` atomically and keep the newest ``keep_last`` of those on the schedule
+    (steps that are multiples of ``every``). A checkpoint written off the schedule (for time, a stop
+    signal or the run's last step) is removed once a newer one exists: it was there for a crash, and it
+    must not push a scheduled one out (the arena reads its quality curve from those).
 
     ``extra`` must be JSON-able (data position, per-rank RNG states, anything a resume needs).
     """
@@ -152,9 +156,16 @@ def save_checkpoint(ckpt_root: Path, step: int, model: nn.Module, optimizer: tor
         tmp.rename(final)
     _fsync_dir(ckpt_root)
 
-    for stale in list_checkpoints(ckpt_root)[:-keep_last]:
+    *older, newest = list_checkpoints(ckpt_root)
+    off_schedule = [p for p in older if _step_of(p) % every]
+    on_schedule = [p for p in [*older, newest] if p not in off_schedule]
+    for stale in off_schedule + on_schedule[:-keep_last]:
         shutil.rmtree(stale, ignore_errors=True)
     return final
+
+
+def _step_of(path: Path) -> int:
+    return int(_STEP_DIR.match(path.name).group(1))
 
 
 # ----------------------------------------------------------------------------- reading

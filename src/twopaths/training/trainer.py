@@ -179,7 +179,8 @@ class Trainer:
                      "rng": rng_states, "world_size": self.dist.world_size}
             self.last_checkpoint = save_checkpoint(
                 self.run_dir / "checkpoints", self.step, self.model, self.optimizer,
-                self.ema.state_dict() if self.ema is not None else None, extra, self.tc.keep_last)
+                self.ema.state_dict() if self.ema is not None else None, extra, self.tc.keep_last,
+                self.tc.ckpt_every)
         distributed.barrier(self.dist)
         self._last_save = time.perf_counter()
 
