@@ -383,11 +383,22 @@ def _param_note(suite: dict[str, Any]) -> str:
             + f" (largest/smallest {ratio:.2f}, {ok} the suite's match factor {suite.get('param_match_factor')}).")
 
 
+def _duration(results: dict[str, Any]) -> str:
+    """How long the arena ran; when it reused cached contenders, also their training time, which the last
+    invocation alone does not show."""
+    ran = results.get("arena_seconds")
+    trained = sum(run.get("train_seconds") or 0 for suite in results.get("suites", {}).values()
+                  for entry in suite.get("contenders", {}).values() for run in entry.get("runs", []))
+    if ran is not None and trained > ran:
+        return (f"this invocation ran for {_fmt(ran)} s and reused contenders finished before it (cached; "
+                f"their training alone took {_fmt(trained)} s, on the machine and load of their own runs)")
+    return f"the arena ran for {_fmt(ran)} s"
+
+
 def build_blocks(results: dict[str, Any], out: Path) -> list[Block]:
     env = results.get("environment", {})
     blocks: list[Block] = [Heading(f"twopaths arena — suite '{results.get('suite')}'", 1),
-                           Para(f"Created {results.get('created')}; the arena ran for "
-                                f"{_fmt(results.get('arena_seconds'))} s.")]
+                           Para(f"Created {results.get('created')}; {_duration(results)}.")]
     seeds_rows, base_rows = comparison_rows(results)
     blocks += [Heading("Diffusion vs transformers: the seeds' comparison, measured"),
                Para("Every verdict is computed from the measurements beside it by a fixed rule "
