@@ -122,8 +122,8 @@ def test_gpt_nano_learns_well_below_unigram_entropy(tmp_path):
 
     corpus = write_corpus(tmp_path / "slice.txt", n_docs=400)
     cfg = resolve_config("gpt-nano", data="text", overrides=[
-        f"data.path={corpus}", "data.context=64", "train.batch_size=16", "train.max_steps=300",
-        "train.eval_every=0", "train.progress=false", "train.sample_every=0", "optim.warmup_steps=30",
+        f"data.path={corpus}", "data.context=64", "train.batch_size=16", "train.max_steps=120",
+        "train.eval_every=0", "train.progress=false", "train.sample_every=0", "optim.warmup_steps=12",
         "optim.lr=3e-3"])
     splits = load_splits(cfg.data, tmp_path / "run")
     tokens = splits.train.tokens.tolist()
@@ -137,7 +137,7 @@ def test_gpt_nano_learns_well_below_unigram_entropy(tmp_path):
     val = trainer.evaluate(max_batches=20)["loss"]
     print(f"unigram entropy {entropy:.3f} nats, gpt-nano validation loss {val:.3f} nats")
     assert entropy > 2.5  # the text is not trivial
-    assert val < 0.5 * entropy  # measured: 0.64 vs 3.09 nats
+    assert val < 0.5 * entropy  # measured: 0.87 vs 3.09 nats after 120 steps
 
 
 def test_sample_follows_the_paradigm_contract():
