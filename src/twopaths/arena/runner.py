@@ -558,13 +558,13 @@ def _quality_curve(run: Any, suite: Suite, contender: Contender, nfe: int | None
     The final point reuses the final model's samples (or its validation loss); earlier checkpoints
     are loaded (EMA weights where kept) and sampled with the same seed.
     """
-    from twopaths.training.checkpoint import list_checkpoints, open_checkpoint
+    from twopaths.training.checkpoint import list_checkpoints, open_checkpoint, step_of
 
     arena = read_json(run_dir / "arena.json")
     logged = [(step, seconds) for step, seconds, _ in arena["loss_curve"]]
     total, flops_per_step = arena["steps"], arena["flops_per_step"]
     wanted = sorted({max(1, round(f * total)) for f in CURVE_FRACTIONS})
-    by_step = {int(p.name.split("_")[-1]): p for p in list_checkpoints(run_dir / "checkpoints")}
+    by_step = {step_of(p): p for p in list_checkpoints(run_dir / "checkpoints")}
     sampled = suite.kind in SAMPLED_KINDS
     n = min(suite.n_curve, suite.n_eval)
     points = []

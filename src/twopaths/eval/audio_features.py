@@ -130,7 +130,6 @@ def inception_scores(probs: torch.Tensor) -> tuple[float, float]:
     return inception, modified
 
 
-@torch.no_grad()
 def fit_length(x: torch.Tensor, length: int) -> torch.Tensor:
     """Clips ``(N, 1, L)`` centred in ``length`` samples: the middle ``length`` of longer clips, shorter ones
     padded with silence on both sides (as :func:`twopaths.data.audio.fit_clip` fits recordings)."""
@@ -140,6 +139,7 @@ def fit_length(x: torch.Tensor, length: int) -> torch.Tensor:
     return torch.nn.functional.pad(x, ((-extra) // 2, -extra - (-extra) // 2))
 
 
+@torch.no_grad()
 def audio_scores(net: AudioFeatureNet, fake: torch.Tensor, real: torch.Tensor, labels: torch.Tensor | None = None,
                  batch_size: int = 250) -> dict[str, float]:
     """Every sample metric of generated clips ``fake`` (N, 1, L) against real ones ``real`` (M, 1, L):

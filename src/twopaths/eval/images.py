@@ -116,7 +116,6 @@ def evaluate_images(fake: torch.Tensor | None, real_eval: torch.Tensor, real_flo
     return out
 
 
-@torch.no_grad()
 def balanced_labels(model: Any, n: int) -> torch.Tensor | None:
     """The classes :func:`sample_model` asks a class-conditional model for, every class in turn (so the
     class histogram matches a balanced test split); None for an unconditional model."""
@@ -124,6 +123,7 @@ def balanced_labels(model: Any, n: int) -> torch.Tensor | None:
     return torch.arange(n) % classes if classes else None
 
 
+@torch.no_grad()
 def sample_model(model: Any, n: int, batch_size: int = 500, sampler: str | None = None, steps: int | None = None,
                  guidance: float = 1.0, seed: int = 0, progress: bool = True, spacing: str = "leading",
                  generator: torch.Generator | None = None) -> torch.Tensor:

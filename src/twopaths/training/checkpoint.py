@@ -98,6 +98,11 @@ def step_dir_name(step: int) -> str:
     return f"step_{step:08d}"
 
 
+def step_of(path: Path) -> int:
+    """The step of a checkpoint directory from its name (``step_00000042`` -> 42): step_dir_name's inverse."""
+    return int(_STEP_DIR.match(path.name).group(1))
+
+
 def list_checkpoints(ckpt_root: Path) -> list[Path]:
     """Complete checkpoints under ``ckpt_root``, oldest first."""
     if not ckpt_root.is_dir():
@@ -157,15 +162,11 @@ def save_checkpoint(ckpt_root: Path, step: int, model: nn.Module, optimizer: tor
     _fsync_dir(ckpt_root)
 
     *older, newest = list_checkpoints(ckpt_root)
-    off_schedule = [p for p in older if _step_of(p) % every]
+    off_schedule = [p for p in older if step_of(p) % every]
     on_schedule = [p for p in [*older, newest] if p not in off_schedule]
     for stale in off_schedule + on_schedule[:-keep_last]:
         shutil.rmtree(stale, ignore_errors=True)
     return final
-
-
-def _step_of(path: Path) -> int:
-    return int(_STEP_DIR.match(path.name).group(1))
 
 
 # ----------------------------------------------------------------------------- reading
