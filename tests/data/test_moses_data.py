@@ -106,6 +106,9 @@ def test_a_gpt_trains_and_samples_on_moses_small(tmp_path, capsys):
 
     metrics = json.loads((tmp_path / "m.json").read_text())["moses"]["metrics"]
     assert 0 <= metrics["valid"] <= 1 and set(metrics) >= {"valid", "IntDiv", "Filters", "logP"}
+    # --temperature is moses' alone: elsewhere one line, before the run is even read
+    assert main(["eval", str(run), "--metrics", "loss", "--temperature", "0.5"]) == 2
+    assert "--temperature is the sampling temperature of --metrics moses" in capsys.readouterr().err
 
 
 def test_moses_metrics_on_a_run_of_other_text_is_one_line(tmp_path):
@@ -153,7 +156,21 @@ def test_mdlm_samples_molecules_and_fills_a_scaffold(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 3 and all(m.startswith("c1ccc(") and m.endswith(")cc1") for m in out), out
     assert main(["eval", str(run), "--metrics", "moses", "--n", "8"]) == 0
-    assert "MOSES metrics of 8 sampled molecules" in capsys.readouterr().out
+    assert "MOSES metrics of 8 sampled molecules (temperature 1;" in capsys.readouterr().out
+    # eval's --steps and --temperature reach the sampler: its molecules are sample's at the same options
+    import json
+
+    from twopaths.eval.smiles_sampling import sample_smiles
+    from twopaths.runs import load_run
+
+    assert main(["eval", str(run), "--metrics", "moses", "--n", "8", "--steps", "2", "--temperature", "0.5",
+                 "--json", str(tmp_path / "m.json")]) == 0
+    assert "(temperature 0.5, 2 steps;" in capsys.readouterr().out
+    report = json.loads((tmp_path / "m.json").read_text())["moses"]
+    assert (report["temperature"], report["steps"]) == (0.5, 2)
+    loaded = load_run(run, None, use_ema=True)
+    assert report["examples"] == sample_smiles(loaded, 8, temperature=0.5, steps=2)[:5]
+    assert report["examples"] != sample_smiles(loaded, 8, temperature=0.5)[:5]
 
 
 def test_molecules_drawn_and_written(tmp_path):
@@ -179,7 +196,21 @@ def test_seq_vae_trains_samples_and_scores_molecules(tmp_path, capsys):
     assert main(["sample", str(run), "--n", "4", "--out", str(smi)]) == 0
     assert len(smi.read_text().splitlines()) == 4
     assert main(["eval", str(run), "--metrics", "moses", "--n", "8"]) == 0
-    assert "MOSES metrics of 8 sampled molecules" in capsys.readouterr().out
+    assert "MOSES metrics of 8 sampled molecules (temperature 1;" in capsys.readouterr().out
+    # eval's --steps and --temperature reach the sampler: its molecules are sample's at the same options
+    import json
+
+    from twopaths.eval.smiles_sampling import sample_smiles
+    from twopaths.runs import load_run
+
+    assert main(["eval", str(run), "--metrics", "moses", "--n", "8", "--steps", "2", "--temperature", "0.5",
+                 "--json", str(tmp_path / "m.json")]) == 0
+    assert "(temperature 0.5, 2 steps;" in capsys.readouterr().out
+    report = json.loads((tmp_path / "m.json").read_text())["moses"]
+    assert (report["temperature"], report["steps"]) == (0.5, 2)
+    loaded = load_run(run, None, use_ema=True)
+    assert report["examples"] == sample_smiles(loaded, 8, temperature=0.5, steps=2)[:5]
+    assert report["examples"] != sample_smiles(loaded, 8, temperature=0.5)[:5]
     assert main(["train", "seq-vae", "--data", "moses-small", "--out", str(tmp_path / "w"), "--set", "data.size=300",
                  "--set", "data.rows=windows", "--set", "train.max_steps=1"]) == 2
     assert "'data.rows' must be 'documents'" in capsys.readouterr().err.strip().splitlines()[-1]

@@ -15,7 +15,7 @@ from typing import Any
 
 from twopaths.cli.options import (GAUSSIAN_SAMPLERS, MAX_N, add_checkpoint_args, add_decoding_args, check_n,
                                   check_steps, check_writable, command, count, decoding_options, finite, load,
-                                  natural)
+                                  natural, non_negative)
 from twopaths.cli.options import weights as run_weights
 from twopaths.errors import TwopathsError
 from twopaths.eval.audio_sampling import AUDIO_SAMPLE_METRICS
@@ -47,6 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "not the run's own sampler)")
     g.add_argument("--guidance", type=finite, default=1.0, help="classifier-free guidance scale (1 = plain conditional)")
     g.add_argument("--seed", type=natural, default=0, help="sampling seed (same seed, same samples, same numbers)")
+    g.add_argument("--temperature", type=non_negative, default=None,
+                   help="moses: softmax temperature of the sampled tokens (default 1, as MOSES samples; lower "
+                        "trades diversity for validity)")
     g.add_argument("--batch-size", type=count, default=500, help="samples generated per batch (default 500)")
     g.add_argument("--feature-net", metavar="NAME_OR_PATH",
                    help="feature network: a shipped name (fashion-mnist, shapes) or a .safetensors file with "
@@ -151,6 +154,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.metrics is None and _is_video_run(args.run):  # a video run's default: its sample metrics
         metrics_asked = list(VIDEO_METRICS)
+    if args.temperature is not None and "moses" not in metrics_asked:
+        raise TwopathsError("--temperature is the sampling temperature of --metrics moses (molecules); the other "
+                            "metrics sample at the model's own distribution")
     # the splits are read (and tokenized) only for metrics that score them; sample metrics draw their own
     # real items, and --metrics moses reads the molecules as strings
     needs_splits = any(m in LOSS_METRICS + CLASSIFIER_METRICS + PAIR_METRICS + RECON_METRICS for m in metrics_asked)
@@ -223,9 +229,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if "moses" in metrics_asked:
         from twopaths.eval.smiles_sampling import moses_report
 
-        result = moses_report(run, args.n or 10_000, seed=args.seed, batch_size=args.batch_size)
+        temperature = 1.0 if args.temperature is None else args.temperature
+        result = moses_report(run, args.n or 10_000, seed=args.seed, batch_size=args.batch_size,
+                              temperature=temperature, steps=args.steps)
+        how = f"temperature {temperature:g}" + (f", {args.steps} steps" if args.steps else "")
         print(f"{run.cfg.model} on {run.cfg.data.name}, checkpoint step {run.checkpoint.step} ({weights} weights): "
-              f"MOSES metrics of {result['n']:,} sampled molecules (novelty against {result['train']:,} training "
+              f"MOSES metrics of {result['n']:,} sampled molecules ({how}; novelty against {result['train']:,} training "
               f"molecules, the rest against {result['test']:,} test molecules)")
         for key, value in result["metrics"].items():
             print(f"  {key:<14} {_fmt(value):>10}")

@@ -109,9 +109,11 @@ def write_molecules(smiles: list[str], out: str | Path, per_row: int = 8, max_dr
     return f"{len(smiles)} molecules, {len(valid)} valid ({len(valid) / len(smiles):.1%}) -> {out}"
 
 
-def moses_report(run: Any, n: int, seed: int = 0, batch_size: int = 500) -> dict[str, Any]:
+def moses_report(run: Any, n: int, seed: int = 0, batch_size: int = 500, temperature: float = 1.0,
+                 steps: int | None = None) -> dict[str, Any]:
     """MOSES metrics of ``n`` molecules sampled from ``run`` against its data's train (novelty) and test
-    splits (SNN, Frag, Scaf, property distances); unique@k for each k in (1,000, 10,000) up to ``n``."""
+    splits (SNN, Frag, Scaf, property distances); unique@k for each k in (1,000, 10,000) up to ``n``.
+    ``temperature`` and ``steps`` (an MDLM's) are :func:`sample_smiles`'; MOSES samples at temperature 1."""
     from twopaths.data.registry import text_documents
     from twopaths.eval.molecules import moses_metrics
 
@@ -119,9 +121,9 @@ def moses_report(run: Any, n: int, seed: int = 0, batch_size: int = 500) -> dict
         raise TwopathsError(f"--metrics moses scores molecules; run {run.run_dir} was trained on "
                             f"'{run.cfg.data.name}', not on {' or '.join(MOLECULE_DATASETS)}")
     docs, _ = text_documents(run.cfg.data)
-    generated = sample_smiles(run, n, seed=seed, batch_size=batch_size)
+    generated = sample_smiles(run, n, seed=seed, batch_size=batch_size, temperature=temperature, steps=steps)
     metrics = moses_metrics(generated, docs["train"], docs["test"], n_unique=tuple(k for k in (1000, 10000) if k <= n))
-    return {"n": n, "seed": seed, "train": len(docs["train"]), "test": len(docs["test"]), "metrics": metrics,
+    return {"n": n, "seed": seed, "temperature": temperature, "steps": steps, "train": len(docs["train"]), "test": len(docs["test"]), "metrics": metrics,
             "examples": generated[:5]}
 
 
