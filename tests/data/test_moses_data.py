@@ -109,6 +109,8 @@ def test_a_gpt_trains_and_samples_on_moses_small(tmp_path, capsys):
     # --temperature is moses' alone: elsewhere one line, before the run is even read
     assert main(["eval", str(run), "--metrics", "loss", "--temperature", "0.5"]) == 2
     assert "--temperature is the sampling temperature of --metrics moses" in capsys.readouterr().err
+    assert main(["eval", str(run), "--metrics", "moses", "--n", "4", "--steps", "8"]) == 2
+    assert "'gpt-nano' samples a molecule token by token" in capsys.readouterr().err
 
 
 def test_moses_metrics_on_a_run_of_other_text_is_one_line(tmp_path):

@@ -44,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="diffusion sampler (default: the run's own, its arch.sampler)")
     g.add_argument("--steps", type=count, default=None,
                    help="sampling steps (default: the run's arch.sample_steps, or T for ddpm when that is "
-                        "not the run's own sampler)")
+                        "not the run's own sampler; an mdlm's moses samples: one per token)")
     g.add_argument("--guidance", type=finite, default=1.0, help="classifier-free guidance scale (1 = plain conditional)")
     g.add_argument("--seed", type=natural, default=0, help="sampling seed (same seed, same samples, same numbers)")
     g.add_argument("--temperature", type=non_negative, default=None,
@@ -162,6 +162,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     needs_splits = any(m in LOSS_METRICS + CLASSIFIER_METRICS + PAIR_METRICS + RECON_METRICS for m in metrics_asked)
     run = load(args, with_data=needs_splits)
     check_steps(run, args.steps)
+    if "moses" in metrics_asked and args.steps is not None and not run.spec.samplers:
+        raise TwopathsError(f"--steps counts the denoising steps of a masked diffusion model (mdlm); "
+                            f"'{run.cfg.model}' samples a molecule token by token")
     kind = dataset_kind(run.cfg.data.name)
     classifier = run.spec.evaluation == "classifier"
     if classifier and args.metrics is None:

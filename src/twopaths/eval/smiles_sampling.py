@@ -123,8 +123,8 @@ def moses_report(run: Any, n: int, seed: int = 0, batch_size: int = 500, tempera
     docs, _ = text_documents(run.cfg.data)
     generated = sample_smiles(run, n, seed=seed, batch_size=batch_size, temperature=temperature, steps=steps)
     metrics = moses_metrics(generated, docs["train"], docs["test"], n_unique=tuple(k for k in (1000, 10000) if k <= n))
-    return {"n": n, "seed": seed, "temperature": temperature, "steps": steps, "train": len(docs["train"]), "test": len(docs["test"]), "metrics": metrics,
-            "examples": generated[:5]}
+    return {"n": n, "seed": seed, "temperature": temperature, "steps": steps, "train": len(docs["train"]),
+            "test": len(docs["test"]), "metrics": metrics, "examples": generated[:5]}
 
 
 __all__ = ["MAX_TOKENS", "is_molecule_run", "moses_report", "sample_smiles", "write_molecules"]
