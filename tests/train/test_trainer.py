@@ -14,6 +14,7 @@ from twopaths.config import RunConfig, apply_overrides
 from twopaths.errors import DataError, TrainingDiverged
 from twopaths.paradigms.base import Paradigm
 from twopaths.training.checkpoint import list_checkpoints, open_checkpoint
+from twopaths.training.clock import WARMUP_STEPS
 from twopaths.training.metrics import read_metrics
 from twopaths.training.sampler import ResumableBatchSampler
 from twopaths.training.trainer import Hook, Trainer
@@ -184,11 +185,13 @@ def test_max_time_ends_the_run_with_a_checkpoint_and_the_schedule_fitted(tmp_pat
     slow = Hook("slow", 1, lambda trainer, step: __import__("time").sleep(0.01) or None)  # >= 10 ms per step
     trainer, result = train(tmp_path, hooks=(slow,), **{"train.max_steps": 100_000, "train.max_time": "1.5s",
                                                         "train.ckpt_every": 100_000, "optim.min_lr_ratio": 0.1})
-    assert result["stopped_by_time"] and 20 < result["step"] < 150
+    # the step count depends on the machine's load (>= 10 ms a step: at most 150); the time used does not
+    # much: the run ends where its measured speed says the limit falls, less a 2% reserve
+    assert result["stopped_by_time"] and WARMUP_STEPS < result["step"] < 150
     assert trainer.last_checkpoint.name == f"step_{result['step']:08d}"
     last = [r for r in read_metrics(tmp_path / "run") if "split" not in r][-1]
     assert last["step"] == result["step"] and last["lr"] == pytest.approx(1e-3)  # lr * min_lr_ratio
-    assert last["time"] < 3.0
+    assert 1.0 < last["time"] < 3.0
 
 
 def test_max_time_is_checked_as_a_duration():
