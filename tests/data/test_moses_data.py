@@ -111,6 +111,10 @@ def test_a_gpt_trains_and_samples_on_moses_small(tmp_path, capsys):
     assert "--temperature is the sampling temperature of --metrics moses" in capsys.readouterr().err
     assert main(["eval", str(run), "--metrics", "moses", "--n", "4", "--steps", "8"]) == 2
     assert "'gpt-nano' samples a molecule token by token" in capsys.readouterr().err
+    # unique@1000 of 1,000 samples that are not all valid: not computed on fewer, and the table says so
+    assert main(["eval", str(run), "--metrics", "moses", "--n", "1000"]) == 0
+    rows = [line.strip() for line in capsys.readouterr().out.splitlines() if line.split()[:1] == ["unique@1000"]]
+    assert len(rows) == 1 and rows[0].startswith("unique@1000 needs 1,000 valid molecules and 1,000 samples held")
 
 
 def test_moses_metrics_on_a_run_of_other_text_is_one_line(tmp_path):

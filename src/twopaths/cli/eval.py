@@ -241,6 +241,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
               f"molecules, the rest against {result['test']:,} test molecules)")
         for key, value in result["metrics"].items():
             print(f"  {key:<14} {_fmt(value):>10}")
+        n_valid = round(result["metrics"]["valid"] * result["n"])
+        for k in (k for k in (1000, 10000) if k <= result["n"] and f"unique@{k}" not in result["metrics"]):
+            print(f"  unique@{k} needs {k:,} valid molecules and {result['n']:,} samples held {n_valid:,}: "
+                  f"sample more (MOSES samples 30,000)")
         report["moses"] = result
     sample_asked = [m for m in metrics_asked if m not in LOSS_METRICS + CLASSIFIER_METRICS + PAIR_METRICS + RECON_METRICS
                     + MOLECULE_METRICS + (AUDIO_METRICS if kind == "audio" else ())
