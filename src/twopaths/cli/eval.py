@@ -230,6 +230,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         report["recon"] = reconstruction_report(run, split=args.split, n=args.n, feature_net=args.feature_net,
                                                 seed=args.seed, batch_size=args.batch_size)
     if "moses" in metrics_asked:
+        from twopaths.eval.molecules import UNIQUE_AT
         from twopaths.eval.smiles_sampling import moses_report
 
         temperature = 1.0 if args.temperature is None else args.temperature
@@ -242,7 +243,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for key, value in result["metrics"].items():
             print(f"  {key:<14} {_fmt(value):>10}")
         n_valid = round(result["metrics"]["valid"] * result["n"])
-        for k in (k for k in (1000, 10000) if k <= result["n"] and f"unique@{k}" not in result["metrics"]):
+        for k in (k for k in UNIQUE_AT if k <= result["n"] and f"unique@{k}" not in result["metrics"]):
             print(f"  unique@{k} needs {k:,} valid molecules and {result['n']:,} samples held {n_valid:,}: "
                   f"sample more (MOSES samples 30,000)")
         report["moses"] = result

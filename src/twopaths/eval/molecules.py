@@ -53,6 +53,7 @@ __all__ = [
     "FINGERPRINT_BITS",
     "FINGERPRINT_RADIUS",
     "PROPERTIES",
+    "UNIQUE_AT",
     "canonical",
     "fraction_passes_filters",
     "fraction_unique",
@@ -69,6 +70,7 @@ __all__ = [
 FINGERPRINT_RADIUS = 2  # Morgan radius of the similarity metrics (SNN, IntDiv), as MOSES
 FINGERPRINT_BITS = 1024  # and its folded length
 PROPERTIES = ("logP", "SA", "QED", "weight")  # the distributions compared by property_distances
+UNIQUE_AT = (1000, 10000)  # the k of unique@k, each reported only when at least k molecules are valid
 ALLOWED_ATOMS = frozenset({"C", "N", "S", "O", "F", "Cl", "Br", "H"})  # MOSES filters' atom set
 _CHUNK = 2048  # rows per block of the pairwise Tanimoto matrix (2048 x 2048 float64 = 32 MiB)
 
@@ -494,7 +496,7 @@ def _fcd(gen: _MolSet, ref: _MolSet) -> float:
 
 
 def moses_metrics(gen: Sequence[str], train: Sequence[str] | None, test: Sequence[str],
-                  n_unique: Sequence[int] = (1000, 10000),
+                  n_unique: Sequence[int] = UNIQUE_AT,
                   test_scaffolds: Sequence[str] | None = None, fcd: bool = True) -> dict[str, float]:
     """The MOSES metrics, keyed as MOSES' ``get_all_metrics`` names them.
 
