@@ -46,8 +46,8 @@ def cmd_arena(args: argparse.Namespace) -> int:
       full      larger models and budgets, 3 seeds, plus recall, MOSES, audio and video: one GPU
       sequence  recall (gpt, mdlm, conv-lm): associative-recall accuracy vs distance 4..128,
                 about 10 minutes on 2 CPU cores
-      molecules moses (gpt, mdlm, seq-vae on SMILES; 10,000 molecules each, all MOSES metrics
-                next to the published baselines): about an hour on 2 CPU cores
+      molecules moses (gpt, mdlm, seq-vae on SMILES; 30,000 molecules each, all MOSES metrics
+                next to the published baselines): 5-6 hours on 2 idle CPU cores (resumable)
       audio     spoken-digits (diffwave at 6/12/50 steps, wavenet; class-conditional 1 s clips
                 scored by the digit classifier, real-time factors, playable clips in
                 report.html): about an hour on 2 CPU cores
