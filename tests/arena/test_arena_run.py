@@ -72,6 +72,14 @@ def test_arena_trains_measures_caches_and_resumes(tmp_path):
     with pytest.raises(TwopathsError, match="trained with another recipe"):
         run_arena([changed], tmp_path, "test", "cpu", log=logs.append)
     assert (tmp_path / "runs" / "mixture2d" / "ddpm" / "seed0" / "arena.json").read_bytes() == before
+
+    # a finished contender needs only its records (arena.json, quality.json), not its checkpoints: a folder
+    # carried without them to another machine (docs/arena-molecules/in-progress) resumes with what it had
+    for checkpoints in (tmp_path / "runs").glob("*/*/seed*/checkpoints"):
+        shutil.rmtree(checkpoints)
+    logs.clear()
+    run_arena([tiny_suite()], tmp_path, "test", "cpu", log=logs.append)
+    assert sum("cached" in line for line in logs) == 4 and not any("resuming" in line for line in logs)
     shutil.rmtree(tmp_path / "runs")
 
 
