@@ -115,6 +115,25 @@ def test_a_gpt_trains_and_samples_on_moses_small(tmp_path, capsys):
     assert main(["eval", str(run), "--metrics", "moses", "--n", "1000"]) == 0
     rows = [line.strip() for line in capsys.readouterr().out.splitlines() if line.split()[:1] == ["unique@1000"]]
     assert len(rows) == 1 and rows[0].startswith("unique@1000 needs 1,000 valid molecules and 1,000 samples held")
+    # token by token, each row writes a burn-in molecule and keeps the one after that molecule's tail
+    from twopaths.eval.smiles_sampling import BURN_IN_TAIL, sample_smiles
+    from twopaths.runs import load_run
+
+    loaded = load_run(run, device="cpu", with_data=False)
+    calls, generate = [], loaded.model.generate
+
+    def recorded(prompts, *args, **kwargs):  # the model's own generate, its prompts and outputs noted
+        out = generate(prompts, *args, **kwargs)
+        calls.append((prompts, out))
+        return out
+
+    loaded.model.generate = recorded
+    tokenizer = loaded.meta["tokenizer"]
+    eot = tokenizer.eot_id
+    kept = sample_smiles(loaded, 6, batch_size=3)
+    assert len(calls) == 4 and calls[0][0] == [[eot]] * 3
+    assert calls[1][0] == [[eot, *ids, eot][-BURN_IN_TAIL:] for ids in calls[0][1]]
+    assert kept[:3] == [tokenizer.decode(ids) for ids in calls[1][1]]
 
 
 def test_moses_metrics_on_a_run_of_other_text_is_one_line(tmp_path):
