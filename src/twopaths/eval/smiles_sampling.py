@@ -12,8 +12,8 @@ everywhere else an end token followed the tail of another molecule. Sampled from
 molecules as if in the middle of one more often (an unopened ``)``: 0.7% of molecules against 0.2%
 after a burn-in, for the 384-TFLOP gpt of docs/arena-molecules). So it is sampled as the stream it was
 trained on: each row first writes a molecule that is thrown away, whatever it is, and the kept molecule
-follows that one's last :data:`BURN_IN_TAIL` tokens and its end token (a short tail, so the kept molecule
-fits in the context window as training molecules did). That costs about twice the tokens. A masked diffusion model
+follows the last :data:`BURN_IN_TAIL` tokens of that one, its end token included (a short tail, so the kept
+molecule fits in the context window as training molecules did). That costs about twice the tokens. A masked diffusion model
 (MDLM, Sahoo et al. 2024) denoises a whole window whose first token is fixed to ``<|endoftext|>``, and the
 molecule is read from the window up to the next end token: the window's length (its context) is the
 longest molecule it can make. The molecules are then scored by :func:`twopaths.eval.molecules.moses_metrics`
